@@ -1,0 +1,178 @@
+import type { Logger } from 'pino';
+import { newId } from '../ids.ts';
+import type { ActionRow } from '../store/store.ts';
+import type { Params } from '../stripe/params.ts';
+import { type StripeUpstream, UpstreamNetworkError } from '../stripe/upstream.ts';
+import type { Engine } from './engine.ts';
+
+export interface DispatchOptions {
+  maxAttempts: number;
+  backoffMs: number;
+  maxBackoffMs: number;
+  leaseMs: number;
+  pollMs: number;
+}
+
+export const DEFAULT_DISPATCH: DispatchOptions = {
+  maxAttempts: 6,
+  backoffMs: 250,
+  maxBackoffMs: 10_000,
+  leaseMs: 60_000,
+  pollMs: 500,
+};
+
+/** Statuses worth another try with the same Idempotency-Key; anything else is Stripe's final answer. */
+export function isRetryableStatus(status: number): boolean {
+  return status === 409 || status === 429 || status >= 500;
+}
+
+export function backoffFor(attempt: number, o: Pick<DispatchOptions, 'backoffMs' | 'maxBackoffMs'>): number {
+  const base = Math.min(o.maxBackoffMs, o.backoffMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(base / 2 + Math.random() * (base / 2));
+}
+
+/** Tags the upstream object with the action id where Stripe accepts metadata, so an uncertain outcome can be found. */
+export function upstreamParams(action: ActionRow): Params {
+  const params = JSON.parse(action.params) as Params;
+  if (!action.accepts_metadata) return params;
+  const metadata = params['metadata'];
+  const base = metadata && typeof metadata === 'object' && !Array.isArray(metadata) ? metadata : {};
+  return { ...params, metadata: { ...base, airlock_action: action.id } };
+}
+
+/**
+ * A durable queue over the `pending` rows of the store. Every upstream call carries `Idempotency-Key:
+ * airlock-<action id>`, so a retry after a crash or a timeout can only get Stripe's stored answer, never a second effect.
+ */
+export class Dispatcher {
+  readonly owner = newId('disp');
+  readonly #inFlight = new Map<string, Promise<void>>();
+  #timer: NodeJS.Timeout | null = null;
+  #stopped = false;
+  #ticking = false;
+  readonly #onChange: (c: { id: string; status: string }) => void;
+
+  constructor(
+    readonly engine: Engine,
+    readonly upstream: StripeUpstream,
+    readonly options: DispatchOptions,
+    readonly log: Logger,
+  ) {
+    this.#onChange = (c) => {
+      if (c.status === 'pending' && !this.#stopped) void this.drive(c.id);
+    };
+  }
+
+  start(): void {
+    this.#stopped = false;
+    this.engine.changes.on('change', this.#onChange);
+    const loop = () => {
+      if (this.#stopped) return;
+      this.#timer = setTimeout(async () => {
+        await this.tick();
+        loop();
+      }, this.options.pollMs);
+    };
+    void this.tick();
+    loop();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.engine.changes.off('change', this.#onChange);
+    if (this.#timer) clearTimeout(this.#timer);
+    await Promise.allSettled([...this.#inFlight.values()]);
+  }
+
+  /** One sweep: expire overdue holds, then drive whatever is due (after approvals elsewhere, retries, restarts). */
+  async tick(): Promise<void> {
+    if (this.#ticking) return;
+    this.#ticking = true;
+    try {
+      await this.engine.expireDue();
+      const ids = await this.engine.store.listDispatchable(this.engine.clock.now().toISOString(), 50);
+      for (const id of ids) void this.drive(id);
+    } catch (err) {
+      this.log.error({ err }, 'dispatcher sweep failed');
+    } finally {
+      this.#ticking = false;
+    }
+  }
+
+  /** Drives one action to completed or failed, retrying within the budget. Concurrent calls share one run. */
+  drive(id: string): Promise<void> {
+    const running = this.#inFlight.get(id);
+    if (running) return running;
+    const run = this.#run(id)
+      .catch((err) => this.log.error({ err, action: id }, 'dispatch failed unexpectedly'))
+      .finally(() => this.#inFlight.delete(id));
+    this.#inFlight.set(id, run);
+    return run;
+  }
+
+  async #run(id: string): Promise<void> {
+    for (;;) {
+      if (this.#stopped) return;
+      const action = await this.engine.claim(id, this.owner, this.options.leaseMs);
+      if (!action) return;
+      if (!(await this.engine.approvalsBindTo(action))) {
+        await this.engine.fail(id, this.owner, null, undefined, 'approval does not match this request');
+        return;
+      }
+      let error: string;
+      let code: number | null = null;
+      let body: unknown;
+      try {
+        const res = await this.upstream.send({
+          method: action.method,
+          path: action.path,
+          params: upstreamParams(action),
+          idempotencyKey: `airlock-${action.id}`,
+          stripeAccount: action.stripe_account,
+          stripeVersion: action.stripe_version,
+        });
+        if (res.status >= 200 && res.status < 300) {
+          await this.engine.complete(id, this.owner, res.status, res.body);
+          return;
+        }
+        code = res.status;
+        body = res.body;
+        error = `upstream answered ${res.status}: ${errorMessage(res.body)}`;
+        if (!isRetryableStatus(res.status)) {
+          await this.engine.fail(id, this.owner, code, body, error);
+          return;
+        }
+      } catch (err) {
+        if (!(err instanceof UpstreamNetworkError)) throw err;
+        error = `upstream unreachable: ${err.message}`;
+      }
+      if (action.attempts >= this.options.maxAttempts) {
+        await this.engine.fail(
+          id,
+          this.owner,
+          code,
+          body,
+          `${error} (gave up after ${action.attempts} attempts)`,
+        );
+        return;
+      }
+      const delay = backoffFor(action.attempts, this.options);
+      this.log.warn(
+        { action: id, attempt: action.attempts, delay, error },
+        'upstream attempt failed; retrying',
+      );
+      await this.engine.scheduleRetry(
+        id,
+        this.owner,
+        error,
+        new Date(this.engine.clock.now().getTime() + delay),
+      );
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+function errorMessage(body: unknown): string {
+  const e = (body as { error?: { message?: unknown } } | null)?.error;
+  return typeof e?.message === 'string' ? e.message : 'no error message';
+}

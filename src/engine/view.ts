@@ -1,0 +1,75 @@
+import type { ActionRow, ApprovalRow } from '../store/store.ts';
+import type { StoredDecision } from './engine.ts';
+
+export interface ActionObject {
+  id: string;
+  object: 'action';
+  status: string;
+  kind: string;
+  read: boolean;
+  shadow: boolean;
+  method: string;
+  path: string;
+  url: string | null;
+  params: unknown;
+  amount: number | null;
+  currency: string | null;
+  amount_usd: number | null;
+  agent: { id: string; name: string } | null;
+  stripe_account: string | null;
+  idempotency_key: string | null;
+  decision: StoredDecision;
+  approvals: { reviewer: string; decision: string; note: string | null; at: string; changes: unknown }[];
+  approvals_required: number;
+  expires_at: string | null;
+  response_code: number | null;
+  response_body: unknown;
+  last_error: string | null;
+  attempts: number;
+  created_at: string;
+  decided_at: string | null;
+  completed_at: string | null;
+}
+
+/** The public shape of an action (PRODUCT.md). Built from stored columns only, which never hold secrets. */
+export function toActionObject(
+  row: ActionRow,
+  approvals: ApprovalRow[],
+  agent: { id: string; name: string } | null,
+): ActionObject {
+  return {
+    id: row.id,
+    object: 'action',
+    status: row.status,
+    kind: row.kind,
+    read: row.read === 1,
+    shadow: row.shadow === 1,
+    method: row.method,
+    path: row.path,
+    url: row.url,
+    params: JSON.parse(row.params),
+    amount: row.amount === null ? null : Number(row.amount),
+    currency: row.currency,
+    amount_usd: row.amount_usd,
+    agent,
+    stripe_account: row.stripe_account,
+    idempotency_key: row.idempotency_key,
+    decision: JSON.parse(row.decision) as StoredDecision,
+    approvals: approvals.map((a) => ({
+      reviewer: a.reviewer_email,
+      decision: a.decision,
+      note: a.note,
+      at: a.at,
+      changes: a.changes ? JSON.parse(a.changes) : null,
+    })),
+    approvals_required: row.approvals_required,
+    expires_at: row.expires_at,
+    response_code: row.response_code,
+    response_body: row.response_body ? JSON.parse(row.response_body) : null,
+    last_error: row.last_error,
+    attempts: row.attempts,
+    created_at: row.created_at,
+    decided_at: row.decided_at,
+    completed_at: row.completed_at,
+  };
+}

@@ -1,0 +1,84 @@
+import type { FastifyReply } from 'fastify';
+import { AirlockError, type ErrorCode } from '../errors.ts';
+import { ParamError } from '../stripe/classify.ts';
+
+interface WireError {
+  status: number;
+  type: 'invalid_request_error' | 'api_error' | 'idempotency_error';
+  shouldRetry?: boolean;
+}
+
+// The one table from error codes to HTTP. Bodies always take Stripe's shape, which the official client parses.
+const WIRE: Record<ErrorCode, WireError> = {
+  approval_required: { status: 403, type: 'invalid_request_error', shouldRetry: false },
+  action_blocked: { status: 403, type: 'invalid_request_error', shouldRetry: false },
+  action_rejected: { status: 403, type: 'invalid_request_error', shouldRetry: false },
+  action_expired: { status: 403, type: 'invalid_request_error', shouldRetry: false },
+  action_cancelled: { status: 403, type: 'invalid_request_error', shouldRetry: false },
+  action_in_progress: { status: 409, type: 'invalid_request_error', shouldRetry: true },
+  upstream_unreachable: { status: 502, type: 'api_error', shouldRetry: false },
+  authentication_required: { status: 401, type: 'invalid_request_error' },
+  invalid_api_key: { status: 401, type: 'invalid_request_error' },
+  forbidden: { status: 403, type: 'invalid_request_error', shouldRetry: false },
+  resource_missing: { status: 404, type: 'invalid_request_error' },
+  parameter_invalid: { status: 400, type: 'invalid_request_error' },
+  parameter_invalid_integer: { status: 400, type: 'invalid_request_error' },
+  parameter_missing: { status: 400, type: 'invalid_request_error' },
+  idempotency_error: { status: 400, type: 'idempotency_error' },
+  invalid_transition: { status: 409, type: 'invalid_request_error' },
+  already_decided: { status: 409, type: 'invalid_request_error' },
+  self_approval: { status: 403, type: 'invalid_request_error' },
+  store_unavailable: { status: 503, type: 'api_error', shouldRetry: false },
+  body_too_large: { status: 413, type: 'invalid_request_error' },
+  unsupported_media_type: { status: 415, type: 'invalid_request_error' },
+  malformed_body: { status: 400, type: 'invalid_request_error' },
+  unknown_path: { status: 404, type: 'invalid_request_error' },
+  policy_invalid: { status: 500, type: 'api_error' },
+  config_invalid: { status: 500, type: 'api_error' },
+};
+
+/** Turns anything thrown by a handler (ours, Fastify's, the driver's) into a specific answer; never a crash. */
+export function toAirlockError(err: unknown): AirlockError {
+  if (err instanceof AirlockError) return err;
+  if (err instanceof ParamError) return new AirlockError(err.code, err.message, { param: err.param });
+  const fe = err as { statusCode?: number; code?: string; message?: string };
+  switch (fe.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new AirlockError('body_too_large', 'Request body is larger than this server accepts');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new AirlockError(
+        'unsupported_media_type',
+        'Unsupported Content-Type: send application/x-www-form-urlencoded (v1) or application/json (v2 and /api)',
+      );
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new AirlockError('malformed_body', 'The request body is not valid JSON');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new AirlockError('malformed_body', 'Content-Length does not match the body');
+  }
+  if (fe.statusCode === 400 && fe.message) return new AirlockError('malformed_body', fe.message);
+  if (fe.statusCode === 413)
+    return new AirlockError('body_too_large', 'Request body is larger than this server accepts');
+  if (fe.statusCode === 415)
+    return new AirlockError('unsupported_media_type', fe.message ?? 'Unsupported Content-Type');
+  return new AirlockError('store_unavailable', 'Internal error; nothing was forwarded', { cause: err });
+}
+
+export function sendError(reply: FastifyReply, error: AirlockError): FastifyReply {
+  const wire = WIRE[error.code];
+  if (wire.shouldRetry !== undefined) reply.header('Stripe-Should-Retry', String(wire.shouldRetry));
+  if (error.actionId) reply.header('Airlock-Action', error.actionId);
+  return reply.code(wire.status).send({
+    error: {
+      type: wire.type,
+      code: error.code,
+      message: error.message,
+      ...(error.param ? { param: error.param } : {}),
+      ...(error.actionId ? { airlock_action: error.actionId } : {}),
+    },
+  });
+}
+
+export function isInternal(error: AirlockError): boolean {
+  return WIRE[error.code].status >= 500;
+}

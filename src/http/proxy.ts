@@ -1,0 +1,206 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import {
+  AGENT_KEY_PREFIX,
+  credentialFrom,
+  hashCredential,
+  REVIEWER_TOKEN_PREFIX,
+} from '../auth/credentials.ts';
+import type { Dispatcher } from '../engine/dispatcher.ts';
+import type { Agent, Engine } from '../engine/engine.ts';
+import { assertNever, isStatus, type Status } from '../engine/status.ts';
+import { AirlockError } from '../errors.ts';
+import type { ActionRow } from '../store/store.ts';
+import { classify, isValidStripePath } from '../stripe/classify.ts';
+import { type Params, parseQuery } from '../stripe/params.ts';
+import type { StripeUpstream } from '../stripe/upstream.ts';
+import { sendError } from './errors.ts';
+
+export interface ProxyDeps {
+  engine: Engine;
+  dispatcher: Dispatcher;
+  upstream: StripeUpstream;
+  log: Logger;
+}
+
+const MAX_WAIT_SECONDS = 300;
+// How long a repeat of an in-flight request waits for the first one's answer before being told to retry.
+const REPEAT_WAIT_MS = 15_000;
+
+/** Caches agent-key look-ups briefly: the hot path should not hit the store for every request's credential. */
+class AgentKeyCache {
+  readonly #entries = new Map<string, { agent: Agent | null; until: number }>();
+  constructor(
+    readonly engine: Engine,
+    readonly ttlMs = 10_000,
+  ) {}
+  async lookup(key: string): Promise<Agent | null> {
+    const hash = hashCredential(key);
+    const hit = this.#entries.get(hash);
+    if (hit && hit.until > Date.now()) return hit.agent;
+    const agent = (await this.engine.store.findAgentByKeyHash(hash)) ?? null;
+    if (this.#entries.size > 10_000) this.#entries.clear();
+    this.#entries.set(hash, { agent, until: Date.now() + this.ttlMs });
+    return agent;
+  }
+}
+
+export async function authenticateAgent(cache: AgentKeyCache, header: string | undefined): Promise<Agent> {
+  const key = credentialFrom(header);
+  if (!key) {
+    throw new AirlockError(
+      'authentication_required',
+      'You did not provide an API key. Use your Airlock agent key (ak_…) as the Stripe API key.',
+    );
+  }
+  if (key.startsWith(REVIEWER_TOKEN_PREFIX)) {
+    throw new AirlockError(
+      'forbidden',
+      'Reviewer credentials cannot call the Stripe proxy; agents use agent keys (ak_…).',
+    );
+  }
+  const agent = key.startsWith(AGENT_KEY_PREFIX) ? await cache.lookup(key) : null;
+  if (!agent) throw new AirlockError('invalid_api_key', `Invalid API Key provided: ${redactKey(key)}`);
+  return agent;
+}
+
+export function redactKey(key: string): string {
+  return key.length <= 8 ? '****' : `${key.slice(0, 7)}${'*'.repeat(4)}${key.slice(-4)}`;
+}
+
+export function registerProxy(app: FastifyInstance, deps: ProxyDeps): void {
+  const keys = new AgentKeyCache(deps.engine);
+  const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+    const agent = await authenticateAgent(keys, request.headers.authorization);
+    const method = request.method.toUpperCase();
+    const [path = '', rawQuery = ''] = request.url.split('?', 2) as [string, string?];
+    if (!isValidStripePath(path)) {
+      throw new AirlockError('unknown_path', `Unrecognized request URL (${method}: ${path}).`);
+    }
+    if (method !== 'GET' && method !== 'POST' && method !== 'DELETE') {
+      throw new AirlockError('unknown_path', `Unrecognized request URL (${method}: ${path}).`);
+    }
+    const params = paramsOf(method, rawQuery, request.body);
+    const classification = classify({ method, path, params });
+    const stripeAccount = header(request, 'stripe-account');
+    const stripeVersion = header(request, 'stripe-version');
+    const submission = {
+      agent,
+      method,
+      path,
+      params,
+      stripeAccount,
+      stripeVersion,
+      idempotencyKey: header(request, 'idempotency-key'),
+      classification,
+    };
+
+    // Reads the policy allows go straight through; they are logged, not held in the action store.
+    if (classification.read && deps.engine.decide(submission).outcome === 'allow') {
+      const res = await deps.upstream.send({ method, path, params, rawQuery, stripeAccount, stripeVersion });
+      deps.log.info(
+        { agent: agent.name, method, path, kind: classification.kind, status: res.status },
+        'read forwarded',
+      );
+      return reply.code(res.status).headers(res.headers).send(res.body);
+    }
+
+    const { action, created } = await deps.engine.submit(submission);
+    reply.header('Airlock-Action', action.id);
+    const waitSeconds = parseWait(header(request, 'airlock-wait'));
+    let row = action;
+    if (row.status === 'pending') {
+      if (created) await deps.dispatcher.drive(row.id);
+      row = await deps.engine.waitFor(row.id, settled, created ? 0 : REPEAT_WAIT_MS);
+    } else if (row.status === 'awaiting_approval' && waitSeconds > 0) {
+      row = await deps.engine.waitFor(row.id, (s) => s !== 'awaiting_approval', waitSeconds * 1000);
+      if (row.status === 'pending') row = await deps.engine.waitFor(row.id, settled, MAX_WAIT_SECONDS * 1000);
+    }
+    return answer(reply, row);
+  };
+  for (const prefix of ['/v1/*', '/v2/*']) {
+    app.route({ method: ['GET', 'POST', 'DELETE', 'PUT', 'PATCH'], url: prefix, handler });
+  }
+}
+
+function settled(s: Status): boolean {
+  return s !== 'pending' && s !== 'received';
+}
+
+/** What the agent sees for an action in each status: Stripe's own answer once executed, a Stripe-shaped 403 while held. */
+function answer(reply: FastifyReply, row: ActionRow): FastifyReply {
+  const status = isStatus(row.status) ? row.status : null;
+  if (!status) throw new Error(`unknown status ${row.status}`);
+  const reason = (JSON.parse(row.decision) as { reason?: string }).reason ?? '';
+  switch (status) {
+    case 'completed':
+      return reply.code(row.response_code ?? 200).send(row.response_body);
+    case 'failed':
+      if (row.response_code && row.response_body)
+        return reply.code(row.response_code).send(row.response_body);
+      throw new AirlockError(
+        'upstream_unreachable',
+        `Stripe could not be reached for ${row.id}: ${row.last_error}`,
+        {
+          actionId: row.id,
+        },
+      );
+    case 'awaiting_approval':
+      throw new AirlockError('approval_required', `Held for human approval as ${row.id}. ${reason}`.trim(), {
+        actionId: row.id,
+      });
+    case 'blocked':
+      throw new AirlockError('action_blocked', `Blocked by policy as ${row.id}: ${reason}`, {
+        actionId: row.id,
+      });
+    case 'rejected':
+      throw new AirlockError('action_rejected', `Rejected by a reviewer as ${row.id}`, { actionId: row.id });
+    case 'expired':
+      throw new AirlockError('action_expired', `Expired without a decision as ${row.id}`, {
+        actionId: row.id,
+      });
+    case 'cancelled':
+      throw new AirlockError('action_cancelled', `Cancelled by the requester as ${row.id}`, {
+        actionId: row.id,
+      });
+    case 'received':
+    case 'approved':
+    case 'pending':
+      throw new AirlockError(
+        'action_in_progress',
+        `${row.id} is still being executed; retry with the same Idempotency-Key`,
+        {
+          actionId: row.id,
+        },
+      );
+    default:
+      return assertNever(status);
+  }
+}
+
+function paramsOf(method: string, rawQuery: string, body: unknown): Params {
+  if (method === 'GET' || method === 'DELETE') return rawQuery ? parseQuery(rawQuery) : {};
+  if (body === undefined || body === null || body === '') return rawQuery ? parseQuery(rawQuery) : {};
+  if (typeof body !== 'object' || Array.isArray(body)) {
+    throw new AirlockError('malformed_body', 'The request body must be a set of parameters');
+  }
+  return body as Params;
+}
+
+function header(request: FastifyRequest, name: string): string | null {
+  const v = request.headers[name];
+  const s = Array.isArray(v) ? v[0] : v;
+  return s && s.length > 0 ? s : null;
+}
+
+function parseWait(value: string | null): number {
+  if (!value) return 0;
+  if (!/^\d{1,4}$/.test(value.trim())) {
+    throw new AirlockError('parameter_invalid', 'Airlock-Wait must be a whole number of seconds', {
+      param: 'Airlock-Wait',
+    });
+  }
+  return Math.min(Number(value), MAX_WAIT_SECONDS);
+}
+
+export { sendError };

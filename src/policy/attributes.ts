@@ -1,0 +1,167 @@
+import { toUsd } from './currency.ts';
+import type { AttrValue, Policy } from './types.ts';
+
+export type AttrType = 'number' | 'string' | 'boolean' | 'string[]';
+
+/** Where a value comes from, so the caller knows what it must compute before deciding. */
+export type AttrSource = 'request' | 'clock' | 'upstream' | 'velocity' | 'risk';
+
+export interface AttributeSpec {
+  type: AttrType;
+  source: AttrSource;
+  description: string;
+}
+
+export interface AttributePattern {
+  pattern: RegExp;
+  spec: AttributeSpec;
+}
+
+/**
+ * The attribute names a rule may use, with their types. Exact names, plus patterns for families such as
+ * velocity counters (/^agent_[a-z_]+_(usd|count)_\d+[hd]$/) that are registered with `with()`.
+ */
+export class AttributeRegistry {
+  readonly #exact: ReadonlyMap<string, AttributeSpec>;
+  readonly #patterns: readonly AttributePattern[];
+
+  constructor(exact: Record<string, AttributeSpec>, patterns: readonly AttributePattern[] = []) {
+    this.#exact = new Map(Object.entries(exact));
+    this.#patterns = patterns;
+  }
+
+  lookup(name: string): AttributeSpec | undefined {
+    return this.#exact.get(name) ?? this.#patterns.find((p) => p.pattern.test(name))?.spec;
+  }
+
+  has(name: string): boolean {
+    return this.lookup(name) !== undefined;
+  }
+
+  /** Exact names, in registration order. */
+  names(): string[] {
+    return [...this.#exact.keys()];
+  }
+
+  patterns(): readonly AttributePattern[] {
+    return this.#patterns;
+  }
+
+  /** A new registry with more names or patterns; this one is unchanged. */
+  with(exact: Record<string, AttributeSpec>, patterns: readonly AttributePattern[] = []): AttributeRegistry {
+    return new AttributeRegistry({ ...Object.fromEntries(this.#exact), ...exact }, [
+      ...this.#patterns,
+      ...patterns,
+    ]);
+  }
+}
+
+const req = (type: AttrType, description: string): AttributeSpec => ({
+  type,
+  source: 'request',
+  description,
+});
+const clock = (type: AttrType, description: string): AttributeSpec => ({
+  type,
+  source: 'clock',
+  description,
+});
+
+export const KNOWN_ATTRIBUTES = new AttributeRegistry({
+  kind: req('string', "what the action does, e.g. 'refund.create'"),
+  read: req('boolean', 'true for calls that change nothing'),
+  method: req('string', "HTTP method, upper case: 'POST'"),
+  path: req('string', "request path: '/v1/refunds'"),
+  amount: req('number', 'amount in minor units (cents; yen for JPY)'),
+  currency: req('string', "lower-case ISO code: 'usd'"),
+  amount_in_usd: req('number', 'amount converted to US dollars with the policy currency rates'),
+  agent: req('string', 'name of the calling agent'),
+  stripe_account: req('string', 'connected account (Stripe-Account header)'),
+  customer: req('string', 'customer id'),
+  charge: req('string', 'charge id'),
+  destination: req('string', 'payout or transfer destination'),
+  payment_intent: req('string', 'payment intent id'),
+  hour: clock('number', 'hour of the day 0–23 in the policy timezone'),
+  weekday: clock('string', "day of the week in the policy timezone: 'mon' … 'sun'"),
+  business_hours: clock('boolean', 'inside the policy business hours'),
+  risk_score: { type: 'number', source: 'risk', description: 'risk score 0–100 (not computed yet: missing)' },
+});
+
+export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
+
+/** What the classifier knows about one request. */
+export interface RequestFacts {
+  kind: string;
+  read: boolean;
+  method: string;
+  path: string;
+  amount: number | null;
+  currency: string | null;
+  agent: string | null;
+  stripe_account: string | null;
+  customer: string | null;
+  charge: string | null;
+  destination: string | null;
+  payment_intent: string | null;
+}
+
+// Building an Intl formatter costs far more than using one.
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+function formatterFor(timezone: string): Intl.DateTimeFormat {
+  let f = formatters.get(timezone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone: timezone,
+      weekday: 'short',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+    });
+    formatters.set(timezone, f);
+  }
+  return f;
+}
+
+const SHORT_DAY: Record<string, number> = { Sun: 0, Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6 };
+
+/** Weekday (0 = Sunday), hour and minute of `now` on the wall clock of `timezone`. */
+export function localTime(now: Date, timezone: string): { day: number; hour: number; minute: number } {
+  let day = 0;
+  let hour = 0;
+  let minute = 0;
+  for (const part of formatterFor(timezone).formatToParts(now)) {
+    if (part.type === 'weekday') day = SHORT_DAY[part.value] ?? 0;
+    else if (part.type === 'hour') hour = Number(part.value) % 24;
+    else if (part.type === 'minute') minute = Number(part.value);
+  }
+  return { day, hour, minute };
+}
+
+/** The request and clock attributes every decision can use. Upstream, velocity and risk attributes come later. */
+export function baseAttributes(facts: RequestFacts, now: Date, policy: Policy): Record<string, AttrValue> {
+  const currency = facts.currency === null ? null : facts.currency.toLowerCase();
+  const amountInUsd =
+    facts.amount !== null && currency !== null ? toUsd(facts.amount, currency, policy.currencyRates) : null;
+  const { day, hour, minute } = localTime(now, policy.timezone);
+  const minutes = hour * 60 + minute;
+  const bh = policy.businessHours;
+  return {
+    kind: facts.kind,
+    read: facts.read,
+    method: facts.method,
+    path: facts.path,
+    amount: facts.amount,
+    currency,
+    amount_in_usd: amountInUsd,
+    agent: facts.agent,
+    stripe_account: facts.stripe_account,
+    customer: facts.customer,
+    charge: facts.charge,
+    destination: facts.destination,
+    payment_intent: facts.payment_intent,
+    hour,
+    weekday: WEEKDAYS[day],
+    business_hours: bh.days.includes(day) && minutes >= bh.fromMinutes && minutes < bh.toMinutes,
+  };
+}

@@ -1,0 +1,30 @@
+export {
+  type AttributePattern,
+  AttributeRegistry,
+  type AttributeSpec,
+  type AttrSource,
+  type AttrType,
+  baseAttributes,
+  KNOWN_ATTRIBUTES,
+  localTime,
+  type RequestFacts,
+  WEEKDAYS,
+} from './attributes.ts';
+export { DEFAULT_CURRENCY_RATES, minorUnitExponent, toUsd } from './currency.ts';
+export { PolicyError } from './errors.ts';
+export { decide } from './evaluate.ts';
+export type { Expr, RuleAst } from './parser.ts';
+export { parseRule } from './parser.ts';
+export { loadPolicyFile, type ParseOptions, parsePolicy, STARTER_POLICY_PATH } from './policy.ts';
+export type {
+  Attributes,
+  AttrValue,
+  BusinessHours,
+  CompiledRule,
+  EvalInput,
+  Outcome,
+  Policy,
+  PolicyDecision,
+  PolicyMode,
+  RuleOptions,
+} from './types.ts';

@@ -1,0 +1,143 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+// Migrations are code, versioned by name, and applied in order at start-up. Never edit a shipped one: add the next.
+function migrations(_dialect: Dialect): Record<string, Migration> {
+  return {
+    '0001_core': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('agents')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull().unique())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('agent_keys')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('agent_id', 'text', (c) => c.notNull().references('agents.id'))
+          .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('prefix', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('revoked_at', 'text')
+          .execute();
+        await db.schema
+          .createTable('reviewers')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('email', 'text', (c) => c.notNull().unique())
+          .addColumn('password_hash', 'text')
+          .addColumn('groups', 'text', (c) => c.notNull().defaultTo('[]'))
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('reviewer_tokens')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('reviewer_id', 'text', (c) => c.notNull().references('reviewers.id'))
+          .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('actions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('read', 'integer', (c) => c.notNull())
+          .addColumn('shadow', 'integer', (c) => c.notNull())
+          .addColumn('method', 'text', (c) => c.notNull())
+          .addColumn('path', 'text', (c) => c.notNull())
+          .addColumn('url', 'text')
+          .addColumn('params', 'text', (c) => c.notNull())
+          .addColumn('amount', 'bigint')
+          .addColumn('currency', 'text')
+          .addColumn('amount_usd', 'double precision')
+          .addColumn('agent_id', 'text')
+          .addColumn('stripe_account', 'text')
+          .addColumn('stripe_version', 'text')
+          .addColumn('customer', 'text')
+          .addColumn('idempotency_key', 'text')
+          .addColumn('idempotency_scope', 'text', (c) => c.unique())
+          .addColumn('request_hash', 'text', (c) => c.notNull())
+          .addColumn('accepts_metadata', 'integer', (c) => c.notNull())
+          .addColumn('decision', 'text', (c) => c.notNull())
+          .addColumn('policy_version', 'text', (c) => c.notNull())
+          .addColumn('approvals_required', 'integer', (c) => c.notNull())
+          .addColumn('expires_at', 'text')
+          .addColumn('response_code', 'integer')
+          .addColumn('response_body', 'text')
+          .addColumn('last_error', 'text')
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', 'text')
+          .addColumn('lease_owner', 'text')
+          .addColumn('lease_until', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('decided_at', 'text')
+          .addColumn('completed_at', 'text')
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('actions_status_idx')
+          .on('actions')
+          .columns(['status', 'next_attempt_at'])
+          .execute();
+        await db.schema
+          .createIndex('actions_created_idx')
+          .on('actions')
+          .columns(['created_at', 'id'])
+          .execute();
+        await db.schema
+          .createIndex('actions_agent_kind_idx')
+          .on('actions')
+          .columns(['agent_id', 'kind', 'created_at'])
+          .execute();
+        await db.schema
+          .createTable('approvals')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('action_id', 'text', (c) => c.notNull().references('actions.id'))
+          .addColumn('reviewer_id', 'text', (c) => c.notNull())
+          .addColumn('reviewer_email', 'text', (c) => c.notNull())
+          .addColumn('decision', 'text', (c) => c.notNull())
+          .addColumn('note', 'text')
+          .addColumn('changes', 'text')
+          .addColumn('bound_hash', 'text', (c) => c.notNull())
+          .addColumn('at', 'text', (c) => c.notNull())
+          // One vote per reviewer per action: quorum counts distinct people.
+          .addUniqueConstraint('approvals_action_reviewer_uq', ['action_id', 'reviewer_id'])
+          .execute();
+        await db.schema
+          .createTable('ledger')
+          // seq is assigned from ledger_head inside the appending transaction, so it is gapless by construction.
+          .addColumn('seq', 'integer', (c) => c.primaryKey())
+          .addColumn('action_id', 'text')
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('from_status', 'text')
+          .addColumn('to_status', 'text')
+          .addColumn('actor', 'text', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('at', 'text', (c) => c.notNull())
+          .addColumn('prev_hash', 'text', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('ledger_action_idx').on('ledger').columns(['action_id', 'seq']).execute();
+        // The head row pins the chain's end, so deleting the newest events is detected too.
+        await db.schema
+          .createTable('ledger_head')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('seq', 'integer', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .execute();
+        await sql`insert into ledger_head (id, seq, hash) values (1, 0, ${GENESIS_HASH})`.execute(db);
+      },
+    },
+  };
+}
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+export async function migrateToLatest(db: Kysely<unknown>, dialect: Dialect): Promise<string[]> {
+  const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error;
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

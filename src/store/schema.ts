@@ -1,0 +1,115 @@
+import type { Generated } from 'kysely';
+
+// Times are ISO 8601 UTC strings in both dialects, so ordering and JSON output need no conversion.
+export interface AgentsTable {
+  id: string;
+  name: string;
+  created_at: string;
+}
+
+export interface AgentKeysTable {
+  id: string;
+  agent_id: string;
+  key_hash: string;
+  prefix: string;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+export interface ReviewersTable {
+  id: string;
+  email: string;
+  password_hash: string | null;
+  groups: string; // JSON array
+  created_at: string;
+}
+
+export interface ReviewerTokensTable {
+  id: string;
+  reviewer_id: string;
+  token_hash: string;
+  created_at: string;
+}
+
+export interface ActionsTable {
+  id: string;
+  status: string;
+  kind: string;
+  read: number;
+  shadow: number;
+  method: string;
+  path: string;
+  url: string | null;
+  params: string; // JSON
+  amount: number | null;
+  currency: string | null;
+  amount_usd: number | null;
+  agent_id: string | null;
+  stripe_account: string | null;
+  stripe_version: string | null;
+  customer: string | null;
+  idempotency_key: string | null;
+  // agent id + Stripe-Account + the agent's Idempotency-Key: a repeat finds the same action.
+  idempotency_scope: string | null;
+  request_hash: string;
+  accepts_metadata: number;
+  decision: string; // JSON
+  policy_version: string;
+  approvals_required: number;
+  expires_at: string | null;
+  response_code: number | null;
+  response_body: string | null; // JSON
+  last_error: string | null;
+  attempts: number;
+  next_attempt_at: string | null;
+  lease_owner: string | null;
+  lease_until: string | null;
+  created_at: string;
+  decided_at: string | null;
+  completed_at: string | null;
+  updated_at: string;
+}
+
+export interface ApprovalsTable {
+  id: string;
+  action_id: string;
+  reviewer_id: string;
+  reviewer_email: string;
+  decision: string;
+  note: string | null;
+  changes: string | null;
+  bound_hash: string;
+  at: string;
+}
+
+export interface LedgerTable {
+  seq: number;
+  action_id: string | null;
+  type: string;
+  from_status: string | null;
+  to_status: string | null;
+  actor: string;
+  data: string; // JSON
+  at: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface LedgerHeadTable {
+  id: number;
+  seq: number;
+  hash: string;
+}
+
+export interface Database {
+  agents: AgentsTable;
+  agent_keys: AgentKeysTable;
+  reviewers: ReviewersTable;
+  reviewer_tokens: ReviewerTokensTable;
+  actions: ActionsTable;
+  approvals: ApprovalsTable;
+  ledger: LedgerTable;
+  ledger_head: LedgerHeadTable;
+}
+
+export type SeqColumn = Generated<number>;

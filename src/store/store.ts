@@ -1,0 +1,375 @@
+import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
+import { StoreUnavailable } from '../errors.ts';
+import { sha256Hex } from '../ids.ts';
+import { canonicalJson } from '../stripe/params.ts';
+import { type Dialect, GENESIS_HASH } from './migrations.ts';
+import type { ActionsTable, ApprovalsTable, Database, LedgerTable } from './schema.ts';
+
+export type ActionRow = Selectable<ActionsTable>;
+export type ApprovalRow = Selectable<ApprovalsTable>;
+export type LedgerRow = Selectable<LedgerTable>;
+
+export interface LedgerEventInput {
+  actionId: string | null;
+  type: string;
+  from: string | null;
+  to: string | null;
+  actor: string;
+  data: Record<string, unknown>;
+  at: string;
+}
+
+/** The hash covers every field of the event and the previous hash, so editing, reordering or deleting one breaks the chain. */
+export function ledgerHash(prevHash: string, e: Omit<LedgerRow, 'hash' | 'prev_hash'>): string {
+  return sha256Hex(
+    `${prevHash}\n${canonicalJson({
+      seq: e.seq,
+      action_id: e.action_id,
+      type: e.type,
+      from: e.from_status,
+      to: e.to_status,
+      actor: e.actor,
+      data: e.data,
+      at: e.at,
+    })}`,
+  );
+}
+
+export interface ListActionsQuery {
+  status?: string | undefined;
+  agentId?: string | undefined;
+  limit: number;
+  startingAfter?: string | undefined;
+}
+
+/**
+ * The one persistence interface the engine uses. Kysely keeps the SQL dialect-neutral, so SQLite and PostgreSQL
+ * share this class; only opening a connection differs.
+ */
+export class Store {
+  constructor(
+    readonly db: Kysely<Database>,
+    readonly dialect: Dialect,
+  ) {}
+
+  /** Runs fn in one transaction; any driver failure surfaces as StoreUnavailable so callers fail closed. */
+  async transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+    try {
+      return await this.db
+        .transaction()
+        .execute((trx: Transaction<Database>) => fn(new Store(trx, this.dialect)));
+    } catch (err) {
+      throw asStoreError(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await sql`select 1`.execute(this.db);
+    } catch (err) {
+      throw new StoreUnavailable(err);
+    }
+  }
+
+  // --- agents and reviewers -------------------------------------------------------------------------------------
+
+  async findOrCreateAgent(id: string, name: string, at: string): Promise<{ id: string; name: string }> {
+    const existing = await this.db
+      .selectFrom('agents')
+      .select(['id', 'name'])
+      .where('name', '=', name)
+      .executeTakeFirst();
+    if (existing) return existing;
+    await this.db.insertInto('agents').values({ id, name, created_at: at }).execute();
+    return { id, name };
+  }
+
+  async insertAgentKey(row: {
+    id: string;
+    agent_id: string;
+    key_hash: string;
+    prefix: string;
+    created_at: string;
+  }) {
+    await this.db
+      .insertInto('agent_keys')
+      .values({ ...row, revoked_at: null })
+      .execute();
+  }
+
+  async findAgentByKeyHash(keyHash: string): Promise<{ id: string; name: string } | undefined> {
+    return this.db
+      .selectFrom('agent_keys')
+      .innerJoin('agents', 'agents.id', 'agent_keys.agent_id')
+      .select(['agents.id as id', 'agents.name as name'])
+      .where('agent_keys.key_hash', '=', keyHash)
+      .where('agent_keys.revoked_at', 'is', null)
+      .executeTakeFirst();
+  }
+
+  async getAgent(id: string): Promise<{ id: string; name: string } | undefined> {
+    return this.db.selectFrom('agents').select(['id', 'name']).where('id', '=', id).executeTakeFirst();
+  }
+
+  async upsertReviewer(row: {
+    id: string;
+    email: string;
+    password_hash: string | null;
+    groups: string[];
+    created_at: string;
+  }): Promise<{ id: string; email: string }> {
+    const existing = await this.db
+      .selectFrom('reviewers')
+      .select(['id', 'email'])
+      .where('email', '=', row.email)
+      .executeTakeFirst();
+    if (existing) {
+      await this.db
+        .updateTable('reviewers')
+        .set({
+          groups: JSON.stringify(row.groups),
+          ...(row.password_hash ? { password_hash: row.password_hash } : {}),
+        })
+        .where('id', '=', existing.id)
+        .execute();
+      return existing;
+    }
+    await this.db
+      .insertInto('reviewers')
+      .values({ ...row, groups: JSON.stringify(row.groups) })
+      .execute();
+    return { id: row.id, email: row.email };
+  }
+
+  async insertReviewerToken(row: {
+    id: string;
+    reviewer_id: string;
+    token_hash: string;
+    created_at: string;
+  }) {
+    await this.db.insertInto('reviewer_tokens').values(row).execute();
+  }
+
+  async findReviewerByTokenHash(
+    tokenHash: string,
+  ): Promise<{ id: string; email: string; groups: string[] } | undefined> {
+    const row = await this.db
+      .selectFrom('reviewer_tokens')
+      .innerJoin('reviewers', 'reviewers.id', 'reviewer_tokens.reviewer_id')
+      .select(['reviewers.id as id', 'reviewers.email as email', 'reviewers.groups as groups'])
+      .where('reviewer_tokens.token_hash', '=', tokenHash)
+      .executeTakeFirst();
+    return row ? { id: row.id, email: row.email, groups: JSON.parse(row.groups) as string[] } : undefined;
+  }
+
+  async findReviewerByEmail(
+    email: string,
+  ): Promise<{ id: string; email: string; groups: string[] } | undefined> {
+    const row = await this.db
+      .selectFrom('reviewers')
+      .select(['id', 'email', 'groups'])
+      .where('email', '=', email)
+      .executeTakeFirst();
+    return row ? { id: row.id, email: row.email, groups: JSON.parse(row.groups) as string[] } : undefined;
+  }
+
+  // --- actions --------------------------------------------------------------------------------------------------
+
+  async insertAction(row: ActionRow): Promise<void> {
+    await this.db.insertInto('actions').values(row).execute();
+  }
+
+  async getAction(id: string): Promise<ActionRow | undefined> {
+    return this.db.selectFrom('actions').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async findActionByScope(scope: string): Promise<ActionRow | undefined> {
+    return this.db
+      .selectFrom('actions')
+      .selectAll()
+      .where('idempotency_scope', '=', scope)
+      .executeTakeFirst();
+  }
+
+  /** The guarded update behind every transition: it changes nothing unless the row is still in `from`. */
+  async updateActionFrom(id: string, from: string, patch: Partial<ActionRow>): Promise<boolean> {
+    const res = await this.db
+      .updateTable('actions')
+      .set(patch)
+      .where('id', '=', id)
+      .where('status', '=', from)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  /** Claims a pending action for dispatch unless another dispatcher holds a live lease on it. */
+  async claimAction(id: string, owner: string, now: string, leaseUntil: string): Promise<boolean> {
+    const res = await this.db
+      .updateTable('actions')
+      .set((eb) => ({
+        lease_owner: owner,
+        lease_until: leaseUntil,
+        attempts: eb('attempts', '+', 1),
+        updated_at: now,
+      }))
+      .where('id', '=', id)
+      .where('status', '=', 'pending')
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .where((eb) => eb.or([eb('next_attempt_at', 'is', null), eb('next_attempt_at', '<=', now)]))
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  async releaseLease(id: string, owner: string, patch: Partial<ActionRow>): Promise<boolean> {
+    const res = await this.db
+      .updateTable('actions')
+      .set({ ...patch, lease_owner: null, lease_until: null })
+      .where('id', '=', id)
+      .where('status', '=', 'pending')
+      .where('lease_owner', '=', owner)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  /** A single SQLite process owns its file, so leases left by a crashed run can be released at start-up. */
+  async releaseAllLeases(): Promise<number> {
+    const res = await this.db
+      .updateTable('actions')
+      .set({ lease_owner: null, lease_until: null })
+      .where('status', '=', 'pending')
+      .where('lease_owner', 'is not', null)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows);
+  }
+
+  async listDispatchable(now: string, limit: number): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('actions')
+      .select('id')
+      .where('status', '=', 'pending')
+      .where((eb) => eb.or([eb('next_attempt_at', 'is', null), eb('next_attempt_at', '<=', now)]))
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .orderBy('created_at')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  async listExpiredHolds(now: string, limit: number): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('actions')
+      .select('id')
+      .where('status', '=', 'awaiting_approval')
+      .where('expires_at', '<=', now)
+      .limit(limit)
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  /** Newest first with keyset pagination on (created_at, id), as Stripe lists are. */
+  async listActions(q: ListActionsQuery): Promise<{ rows: ActionRow[]; hasMore: boolean }> {
+    let query = this.db.selectFrom('actions').selectAll();
+    if (q.status) query = query.where('status', '=', q.status);
+    if (q.agentId) query = query.where('agent_id', '=', q.agentId);
+    if (q.startingAfter) {
+      const cursor = await this.getAction(q.startingAfter);
+      if (cursor) {
+        const { created_at: c, id } = cursor;
+        query = query.where((eb) =>
+          eb.or([eb('created_at', '<', c), eb.and([eb('created_at', '=', c), eb('id', '<', id)])]),
+        );
+      }
+    }
+    const rows = await query
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(q.limit + 1)
+      .execute();
+    return { rows: rows.slice(0, q.limit), hasMore: rows.length > q.limit };
+  }
+
+  // --- approvals ------------------------------------------------------------------------------------------------
+
+  async insertApproval(row: ApprovalRow): Promise<void> {
+    await this.db.insertInto('approvals').values(row).execute();
+  }
+
+  async listApprovals(actionId: string): Promise<ApprovalRow[]> {
+    return this.db
+      .selectFrom('approvals')
+      .selectAll()
+      .where('action_id', '=', actionId)
+      .orderBy('at')
+      .execute();
+  }
+
+  // --- ledger ---------------------------------------------------------------------------------------------------
+
+  /** Appends one event to the chain. Must run inside a transaction, together with the change it records. */
+  async appendLedger(e: LedgerEventInput): Promise<void> {
+    let headQuery = this.db.selectFrom('ledger_head').select(['seq', 'hash']).where('id', '=', 1);
+    if (this.dialect === 'postgres') headQuery = headQuery.forUpdate();
+    const head = await headQuery.executeTakeFirstOrThrow();
+    const seq = head.seq + 1;
+    const row = {
+      seq,
+      action_id: e.actionId,
+      type: e.type,
+      from_status: e.from,
+      to_status: e.to,
+      actor: e.actor,
+      data: JSON.stringify(e.data),
+      at: e.at,
+    };
+    const hash = ledgerHash(head.hash, row);
+    await this.db
+      .insertInto('ledger')
+      .values({ ...row, prev_hash: head.hash, hash })
+      .execute();
+    await this.db.updateTable('ledger_head').set({ seq, hash }).where('id', '=', 1).execute();
+  }
+
+  async ledgerForAction(actionId: string): Promise<LedgerRow[]> {
+    return this.db
+      .selectFrom('ledger')
+      .selectAll()
+      .where('action_id', '=', actionId)
+      .orderBy('seq')
+      .execute();
+  }
+
+  async ledgerPage(afterSeq: number, limit: number): Promise<LedgerRow[]> {
+    return this.db
+      .selectFrom('ledger')
+      .selectAll()
+      .where('seq', '>', afterSeq)
+      .orderBy('seq')
+      .limit(limit)
+      .execute();
+  }
+
+  async ledgerHead(): Promise<{ seq: number; hash: string }> {
+    const head = await this.db
+      .selectFrom('ledger_head')
+      .select(['seq', 'hash'])
+      .where('id', '=', 1)
+      .executeTakeFirst();
+    return head ?? { seq: 0, hash: GENESIS_HASH };
+  }
+}
+
+function asStoreError(err: unknown): unknown {
+  if (err instanceof Error && 'code' in err) {
+    const code = String((err as { code: unknown }).code);
+    // Driver-level failures (locked, I/O, disk full, connection refused) mean the store cannot be trusted now.
+    if (/^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|CORRUPT|NOTADB)/.test(code))
+      return new StoreUnavailable(err);
+    if (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|57P0[123]|08\d\d\d)$/.test(code))
+      return new StoreUnavailable(err);
+  }
+  return err;
+}

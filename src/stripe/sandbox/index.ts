@@ -1,0 +1,8 @@
+export { StripeApiError } from './errors.ts';
+export {
+  type Sandbox,
+  type SandboxFaults,
+  type SandboxOptions,
+  type SandboxRequestLog,
+  startSandbox,
+} from './server.ts';

@@ -1,0 +1,169 @@
+import Database from 'better-sqlite3';
+import { resourceMissing } from './errors.ts';
+
+export type StripeObject = Record<string, unknown> & { id: string; object: string };
+
+export interface ListQuery {
+  /** Exact matches on top-level fields; `not` excludes a value instead. */
+  filters?: { field: string; value: string | number | boolean; not?: boolean }[];
+  limit: number;
+  startingAfter?: string | undefined;
+  endingBefore?: string | undefined;
+}
+
+export interface IdempotencyRecord {
+  method: string;
+  path: string;
+  params: string;
+  status: number;
+  body: string;
+  createdMs: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS objects (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  json TEXT NOT NULL,
+  created INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS objects_type_seq ON objects (type, seq);
+CREATE TABLE IF NOT EXISTS idempotency (
+  scope TEXT PRIMARY KEY,
+  method TEXT NOT NULL,
+  path TEXT NOT NULL,
+  params TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  created_ms INTEGER NOT NULL
+);
+`;
+
+const FIELD_NAME = /^[a-z_]+$/;
+
+/** Stripe objects and idempotency records in SQLite; every object lives in one table keyed by its id. */
+export class SandboxStore {
+  private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+
+  constructor(dbPath = ':memory:') {
+    this.db = new Database(dbPath);
+    if (dbPath !== ':memory:') {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+    }
+    this.db.exec(SCHEMA);
+  }
+
+  private stmt(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  insert<T extends StripeObject>(obj: T): T {
+    const created = typeof obj['created'] === 'number' ? obj['created'] : Math.floor(Date.now() / 1000);
+    this.stmt('INSERT INTO objects (id, type, json, created) VALUES (?, ?, ?, ?)').run(
+      obj.id,
+      obj.object,
+      JSON.stringify(obj),
+      created,
+    );
+    return obj;
+  }
+
+  save<T extends StripeObject>(obj: T): T {
+    this.stmt('UPDATE objects SET json = ? WHERE id = ?').run(JSON.stringify(obj), obj.id);
+    return obj;
+  }
+
+  find(id: string): StripeObject | undefined {
+    const row = this.stmt('SELECT json FROM objects WHERE id = ?').get(id) as { json: string } | undefined;
+    return row ? (JSON.parse(row.json) as StripeObject) : undefined;
+  }
+
+  /** The object of that type, or Stripe's resource_missing error naming `param`. */
+  get(type: string, id: string, param = 'id'): StripeObject {
+    const obj = this.find(id);
+    if (!obj || obj.object !== type) throw resourceMissing(type, id, param);
+    return obj;
+  }
+
+  /** One page, newest first, excluding deleted objects, as Stripe's list endpoints do. */
+  page(type: string, q: ListQuery): { data: StripeObject[]; hasMore: boolean } {
+    const where = ['type = ?', "json_extract(json, '$.deleted') IS NULL"];
+    const args: unknown[] = [type];
+    for (const f of q.filters ?? []) {
+      if (!FIELD_NAME.test(f.field)) throw new Error(`bad filter field ${f.field}`);
+      const value = typeof f.value === 'boolean' ? (f.value ? 1 : 0) : f.value;
+      where.push(`json_extract(json, '$.${f.field}') ${f.not ? 'IS NOT' : 'IS'} ?`);
+      args.push(value);
+    }
+    let order = 'DESC';
+    const cursorId = q.startingAfter ?? q.endingBefore;
+    if (cursorId !== undefined) {
+      const cursor = this.stmt('SELECT seq, type FROM objects WHERE id = ?').get(cursorId) as
+        | { seq: number; type: string }
+        | undefined;
+      const param = q.startingAfter !== undefined ? 'starting_after' : 'ending_before';
+      if (!cursor || cursor.type !== type) throw resourceMissing(type, cursorId, param);
+      where.push(q.startingAfter !== undefined ? 'seq < ?' : 'seq > ?');
+      args.push(cursor.seq);
+      if (q.startingAfter === undefined) order = 'ASC';
+    }
+    args.push(q.limit + 1);
+    const rows = this.stmt(
+      `SELECT json FROM objects WHERE ${where.join(' AND ')} ORDER BY seq ${order} LIMIT ?`,
+    ).all(...args) as { json: string }[];
+    const hasMore = rows.length > q.limit;
+    const data = rows.slice(0, q.limit).map((r) => JSON.parse(r.json) as StripeObject);
+    if (order === 'ASC') data.reverse();
+    return { data, hasMore };
+  }
+
+  /** Every object of a type, oldest first (deleted ones included). */
+  all(type: string): StripeObject[] {
+    const rows = this.stmt('SELECT json FROM objects WHERE type = ? ORDER BY seq ASC').all(type) as {
+      json: string;
+    }[];
+    return rows.map((r) => JSON.parse(r.json) as StripeObject);
+  }
+
+  /** Net balance per currency, summed from balance transactions. */
+  balances(): { currency: string; amount: number }[] {
+    return this.stmt(
+      `SELECT json_extract(json, '$.currency') AS currency, SUM(json_extract(json, '$.net')) AS amount
+       FROM objects WHERE type = 'balance_transaction' GROUP BY currency ORDER BY currency`,
+    ).all() as { currency: string; amount: number }[];
+  }
+
+  getIdempotency(scope: string): IdempotencyRecord | undefined {
+    const row = this.stmt(
+      'SELECT method, path, params, status, body, created_ms AS createdMs FROM idempotency WHERE scope = ?',
+    ).get(scope) as IdempotencyRecord | undefined;
+    return row;
+  }
+
+  putIdempotency(scope: string, rec: IdempotencyRecord): void {
+    this.stmt(
+      `INSERT OR REPLACE INTO idempotency (scope, method, path, params, status, body, created_ms)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ).run(scope, rec.method, rec.path, rec.params, rec.status, rec.body, rec.createdMs);
+  }
+
+  reset(): void {
+    this.db.exec('DELETE FROM objects; DELETE FROM idempotency;');
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

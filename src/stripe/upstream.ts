@@ -1,0 +1,109 @@
+import { Agent, request } from 'undici';
+import { encodeForm, type Params } from './params.ts';
+
+export interface UpstreamRequest {
+  method: string;
+  path: string;
+  /** Form params for v1 writes, JSON for v2 writes; ignored when rawQuery is given. */
+  params: Params;
+  rawQuery?: string;
+  idempotencyKey?: string | null;
+  stripeAccount?: string | null;
+  stripeVersion?: string | null;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  body: unknown;
+  headers: Record<string, string>;
+}
+
+/** The upstream could not be reached or did not answer: the effect is unknown, so a retry must reuse the key. */
+export class UpstreamNetworkError extends Error {
+  override name = 'UpstreamNetworkError';
+}
+
+const FORWARDED_RESPONSE_HEADERS = [
+  'request-id',
+  'idempotent-replayed',
+  'stripe-version',
+  'stripe-should-retry',
+];
+
+/** The only place that holds the upstream secret key. */
+export class StripeUpstream {
+  readonly #agent: Agent;
+  readonly #auth: string;
+
+  constructor(
+    readonly baseUrl: string,
+    secretKey: string,
+    readonly timeoutMs = 30_000,
+  ) {
+    this.#auth = `Bearer ${secretKey}`;
+    this.#agent = new Agent({ connections: 128, pipelining: 1, keepAliveTimeout: 10_000 });
+  }
+
+  async send(req: UpstreamRequest): Promise<UpstreamResponse> {
+    const isV2 = req.path.startsWith('/v2/');
+    const headers: Record<string, string> = { authorization: this.#auth, 'user-agent': 'Airlock/0.1' };
+    let body: string | undefined;
+    let query = req.rawQuery ?? '';
+    if (req.method === 'GET' || req.method === 'DELETE') {
+      if (!req.rawQuery) query = encodeForm(req.params);
+    } else if (isV2) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(req.params);
+    } else {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      body = encodeForm(req.params);
+    }
+    if (req.idempotencyKey) headers['idempotency-key'] = req.idempotencyKey;
+    if (req.stripeAccount) headers['stripe-account'] = req.stripeAccount;
+    if (req.stripeVersion) headers['stripe-version'] = req.stripeVersion;
+    const url = `${this.baseUrl}${req.path}${query ? `?${query}` : ''}`;
+    let res: Awaited<ReturnType<typeof request>>;
+    try {
+      res = await request(url, {
+        method: req.method as 'GET',
+        headers,
+        body,
+        dispatcher: this.#agent,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      });
+    } catch (err) {
+      throw new UpstreamNetworkError(describe(err), { cause: err });
+    }
+    let text: string;
+    try {
+      text = await res.body.text();
+    } catch (err) {
+      throw new UpstreamNetworkError(describe(err), { cause: err });
+    }
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      parsed = { error: { type: 'api_error', message: 'Upstream answered with a body that is not JSON' } };
+    }
+    const out: Record<string, string> = {};
+    for (const name of FORWARDED_RESPONSE_HEADERS) {
+      const v = res.headers[name];
+      if (typeof v === 'string') out[name] = v;
+    }
+    return { status: res.statusCode, body: parsed, headers: out };
+  }
+
+  async close(): Promise<void> {
+    await this.#agent.close();
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: string }).code;
+    return code ? `${code}: ${err.message}` : err.message;
+  }
+  return String(err);
+}

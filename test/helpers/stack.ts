@@ -1,0 +1,97 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import Stripe from 'stripe';
+import { createAgentKey, createReviewer } from '../../src/auth/credentials.ts';
+import { loadConfig } from '../../src/config/config.ts';
+import { type RunningAirlock, startAirlock } from '../../src/server.ts';
+import { type Sandbox, startSandbox } from '../../src/stripe/sandbox/index.ts';
+
+export interface Stack {
+  dir: string;
+  sandbox: Sandbox;
+  airlock: RunningAirlock;
+  /** The official client, pointed at Airlock with an agent key. */
+  agent: Stripe;
+  agentKey: string;
+  /** The official client, straight to the sandbox: for seeding charges and looking behind Airlock's back. */
+  direct: Stripe;
+  reviewerToken: string;
+  api(
+    path: string,
+    init?: { method?: string; body?: unknown; token?: string },
+  ): Promise<{ status: number; body: any }>;
+  close(): Promise<void>;
+}
+
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'airlock-test-'));
+}
+
+export function stripeAt(key: string, port: number, maxNetworkRetries = 0): Stripe {
+  return new Stripe(key, { host: '127.0.0.1', port, protocol: 'http', maxNetworkRetries });
+}
+
+/** A real Airlock server on a real SQLite file in front of a real sandbox, on ephemeral ports. */
+export async function startStack(env: Record<string, string> = {}): Promise<Stack> {
+  const dir = tempDir();
+  const sandbox = await startSandbox();
+  const config = loadConfig(
+    {
+      PORT: '0',
+      AIRLOCK_DATA: join(dir, 'airlock.db'),
+      STRIPE_API_BASE: sandbox.url,
+      AIRLOCK_DISPATCH_BACKOFF_MS: '10',
+      AIRLOCK_DISPATCH_MAX_BACKOFF_MS: '50',
+      AIRLOCK_DISPATCH_MAX_ATTEMPTS: '4',
+      AIRLOCK_DISPATCH_POLL_MS: '50',
+      ...env,
+    },
+    undefined,
+  );
+  const airlock = await startAirlock(config, pino({ level: 'silent' }));
+  const { key } = await createAgentKey(airlock.store, 'support-bot');
+  const { token } = await createReviewer(airlock.store, 'finance@example.com');
+  const api: Stack['api'] = async (path, init = {}) => {
+    const res = await fetch(`${airlock.url}${path}`, {
+      method: init.method ?? 'GET',
+      headers: {
+        authorization: `Bearer ${init.token ?? token}`,
+        ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  };
+  return {
+    dir,
+    sandbox,
+    airlock,
+    agent: stripeAt(key, airlock.port, 2),
+    agentKey: key,
+    direct: stripeAt('sk_test_direct', sandbox.port),
+    reviewerToken: token,
+    api,
+    async close() {
+      await airlock.close();
+      await sandbox.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Catches what a promise rejects with, failing loudly if it resolves instead. */
+export async function rejection(p: Promise<unknown>): Promise<any> {
+  try {
+    const value = await p;
+    throw new Error(`expected a rejection, got ${JSON.stringify(value)}`);
+  } catch (err) {
+    return err;
+  }
+}
+
+export async function charge(stack: Stack, amount: number, currency = 'usd'): Promise<Stripe.Charge> {
+  return stack.direct.charges.create({ amount, currency, source: 'tok_visa' });
+}
