@@ -2,7 +2,7 @@ import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import type { Config } from './config/config.ts';
-import { systemClock } from './engine/clock.ts';
+import { type Clock, systemClock } from './engine/clock.ts';
 import { Dispatcher } from './engine/dispatcher.ts';
 import { Engine } from './engine/engine.ts';
 import { AirlockError } from './errors.ts';
@@ -58,9 +58,15 @@ export async function openStore(config: Config): Promise<Store> {
   return openSqliteStore(config.data);
 }
 
+export interface StartOptions {
+  /** Tests pin the clock to check business hours and expiry; production uses the system clock. */
+  clock?: Clock;
+}
+
 export async function startAirlock(
   config: Config,
   log: Logger = createLogger(config),
+  options: StartOptions = {},
 ): Promise<RunningAirlock> {
   const policy = loadPolicyFile(config.policy);
   const store = await openStore(config);
@@ -95,7 +101,12 @@ export async function startAirlock(
     throw err;
   }
 
-  const engine = new Engine(store, policy, systemClock, new StripeLookups(upstream));
+  const engine = new Engine({
+    store,
+    policy,
+    clock: options.clock ?? systemClock,
+    facts: new StripeLookups(upstream),
+  });
   const dispatcher = new Dispatcher(
     engine,
     upstream,

@@ -131,7 +131,7 @@ for (const verb of ['approve', 'reject'] as const) {
       await withStore(async (store) => {
         const reviewer = await store.findReviewerByEmail(o.reviewer);
         if (!reviewer) throw new AirlockError('resource_missing', `No reviewer with email ${o.reviewer}`);
-        const engine = new Engine(store, loadPolicyFile(config().policy));
+        const engine = new Engine({ store, policy: loadPolicyFile(config().policy) });
         const row =
           verb === 'approve'
             ? await engine.approve(id, reviewer, o.note ?? null)

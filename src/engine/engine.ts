@@ -1,9 +1,16 @@
 import { EventEmitter } from 'node:events';
 import { AirlockError, TransitionConflict } from '../errors.ts';
 import { newId, sha256Hex } from '../ids.ts';
-import { baseAttributes, decide, type Policy, type PolicyDecision, toUsd } from '../policy/index.ts';
+import {
+  type AttrValue,
+  baseAttributes,
+  decide,
+  type Policy,
+  type PolicyDecision,
+  toUsd,
+} from '../policy/index.ts';
 import type { ActionRow, Store } from '../store/store.ts';
-import type { Classification } from '../stripe/classify.ts';
+import { type Classification, classify } from '../stripe/classify.ts';
 import type { FactSource } from '../stripe/lookups.ts';
 import { canonicalJson, type Params } from '../stripe/params.ts';
 import { type Clock, systemClock } from './clock.ts';
@@ -17,10 +24,29 @@ export interface Agent {
 export interface Reviewer {
   id: string;
   email: string;
+  groups?: string[];
+}
+
+interface Modification {
+  fromHash: string;
+  params: Params;
+  changes: ApprovalChanges;
+  evaluation: Evaluation;
+  requestHash: string;
+}
+
+/** A rule's `reviewers:` list names emails or `group:name`; an empty list lets any reviewer decide. */
+export function mayDecide(reviewer: Reviewer, allowed: readonly string[]): boolean {
+  if (allowed.length === 0) return true;
+  return allowed.some((entry) =>
+    entry.startsWith('group:') ? (reviewer.groups ?? []).includes(entry.slice(6)) : entry === reviewer.email,
+  );
 }
 
 export interface Submission {
-  agent: Agent;
+  /** The requesting agent; null when a reviewer asked for the action in the dashboard (see requestedBy). */
+  agent: Agent | null;
+  requestedBy?: Reviewer | null;
   method: string;
   path: string;
   params: Params;
@@ -38,6 +64,48 @@ export interface StoredDecision {
   risk_factors: { name: string; points: number }[];
   reason: string;
   shadow_outcome: PolicyDecision['shadowOutcome'];
+  notify: string[];
+  reviewers: string[];
+}
+
+/** Changes a reviewer may make while approving: the amount only downwards, the reason and metadata freely. */
+export interface ApprovalChanges {
+  amount?: number;
+  reason?: string;
+  metadata?: Record<string, string>;
+}
+
+export interface AttributeContext {
+  submission: Submission;
+  classification: Classification;
+  base: Readonly<Record<string, AttrValue>>;
+  policy: Policy;
+  now: Date;
+  store: Store;
+}
+
+/**
+ * Where attributes that need I/O plug in (velocity from the store, risk score, upstream look-ups). Only the
+ * attributes a policy references need computing: `policy.referencedAttributes`.
+ */
+export interface AttributeResolver {
+  resolve(
+    ctx: AttributeContext,
+  ): Promise<{ attributes: Record<string, AttrValue>; riskFactors?: { name: string; points: number }[] }>;
+}
+
+export interface EngineOptions {
+  store: Store;
+  policy: Policy;
+  clock?: Clock;
+  facts?: FactSource | null;
+  resolvers?: AttributeResolver[];
+}
+
+export interface Evaluation {
+  decision: PolicyDecision;
+  classification: Classification;
+  stored: StoredDecision;
 }
 
 export interface ActionChange {
@@ -80,13 +148,17 @@ export class Engine {
   readonly changes = new EventEmitter<{ change: [ActionChange] }>();
   #policy: Policy;
 
-  constructor(
-    readonly store: Store,
-    policy: Policy,
-    readonly clock: Clock = systemClock,
-    readonly facts: FactSource | null = null,
-  ) {
-    this.#policy = policy;
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly facts: FactSource | null;
+  readonly resolvers: AttributeResolver[];
+
+  constructor(opts: EngineOptions) {
+    this.store = opts.store;
+    this.#policy = opts.policy;
+    this.clock = opts.clock ?? systemClock;
+    this.facts = opts.facts ?? null;
+    this.resolvers = opts.resolvers ?? [];
     this.changes.setMaxListeners(0);
   }
 
@@ -98,11 +170,15 @@ export class Engine {
     this.#policy = policy;
   }
 
-  decide(
-    sub: Pick<Submission, 'agent' | 'stripeAccount' | 'classification' | 'method' | 'path' | 'params'>,
-  ): PolicyDecision {
-    const c = sub.classification;
-    const attributes = baseAttributes(
+  /** Completes the facts a request leaves to Stripe, gathers attributes and applies the policy. */
+  async evaluate(sub: Submission): Promise<Evaluation> {
+    const policy = this.#policy;
+    const now = this.clock.now();
+    const classification = this.facts
+      ? await this.facts.complete(sub.classification, sub.stripeAccount)
+      : sub.classification;
+    const c = classification;
+    const base = baseAttributes(
       {
         kind: c.kind,
         read: c.read,
@@ -110,17 +186,44 @@ export class Engine {
         path: sub.path,
         amount: c.amount,
         currency: c.currency,
-        agent: sub.agent.name,
+        agent: sub.agent?.name ?? null,
         stripe_account: sub.stripeAccount,
         customer: c.customer,
         charge: c.charge,
         destination: c.destination,
         payment_intent: c.payment_intent,
       },
-      this.clock.now(),
-      this.#policy,
+      now,
+      policy,
     );
-    return decide(this.#policy, { attributes, metadata: metadataOf(sub.params) });
+    let attributes: Record<string, AttrValue> = base;
+    const riskFactors: { name: string; points: number }[] = [];
+    for (const resolver of this.resolvers) {
+      const extra = await resolver.resolve({
+        submission: sub,
+        classification,
+        base: attributes,
+        policy,
+        now,
+        store: this.store,
+      });
+      attributes = { ...attributes, ...extra.attributes };
+      if (extra.riskFactors) riskFactors.push(...extra.riskFactors);
+    }
+    const decision = decide(policy, { attributes, metadata: metadataOf(sub.params) });
+    const risk = attributes['risk_score'];
+    const stored: StoredDecision = {
+      outcome: decision.outcome,
+      rules: decision.rules,
+      policy_version: policy.version,
+      risk_score: typeof risk === 'number' ? risk : null,
+      risk_factors: riskFactors,
+      reason: decision.reason,
+      shadow_outcome: decision.shadowOutcome,
+      notify: decision.notify,
+      reviewers: decision.reviewers,
+    };
+    return { decision, classification, stored };
   }
 
   /**
@@ -129,32 +232,18 @@ export class Engine {
    */
   async submit(sub: Submission): Promise<{ action: ActionRow; created: boolean }> {
     const hash = requestHash(sub.method, sub.path, sub.params, sub.stripeAccount);
-    const scope = sub.idempotencyKey
-      ? `${sub.agent.id}|${sub.stripeAccount ?? ''}|${sub.idempotencyKey}`
-      : null;
+    const requester = sub.agent ? sub.agent.id : `reviewer:${sub.requestedBy?.id ?? 'unknown'}`;
+    const scope = sub.idempotencyKey ? `${requester}|${sub.stripeAccount ?? ''}|${sub.idempotencyKey}` : null;
     if (scope) {
       const existing = await this.store.findActionByScope(scope);
       if (existing) return { action: this.#checkRepeat(existing, hash, sub.idempotencyKey!), created: false };
     }
 
     const policy = this.#policy;
-    if (this.facts) {
-      sub = { ...sub, classification: await this.facts.complete(sub.classification, sub.stripeAccount) };
-    }
-    const decision = this.decide(sub);
+    const { decision, classification: c, stored } = await this.evaluate(sub);
     const now = this.clock.now();
     const at = now.toISOString();
-    const c = sub.classification;
     const status = targetStatus(decision.outcome);
-    const stored: StoredDecision = {
-      outcome: decision.outcome,
-      rules: decision.rules,
-      policy_version: policy.version,
-      risk_score: null,
-      risk_factors: [],
-      reason: decision.reason,
-      shadow_outcome: decision.shadowOutcome,
-    };
     const amountUsd =
       c.amount !== null && c.currency ? toUsd(c.amount, c.currency, policy.currencyRates) : null;
     const row: ActionRow = {
@@ -170,7 +259,7 @@ export class Engine {
       amount: c.amount,
       currency: c.currency,
       amount_usd: amountUsd,
-      agent_id: sub.agent.id,
+      agent_id: sub.agent?.id ?? null,
       stripe_account: sub.stripeAccount,
       stripe_version: sub.stripeVersion,
       customer: c.customer,
@@ -194,7 +283,10 @@ export class Engine {
       decided_at: null,
       completed_at: null,
       updated_at: at,
+      requested_by: sub.requestedBy?.id ?? null,
+      original_params: null,
     };
+    const actor = sub.agent ? `agent:${sub.agent.name}` : `reviewer:${sub.requestedBy?.email ?? 'unknown'}`;
 
     try {
       await this.store.transaction(async (tx) => {
@@ -204,7 +296,7 @@ export class Engine {
           type: 'action.received',
           from: null,
           to: 'received',
-          actor: `agent:${sub.agent.name}`,
+          actor,
           data: {
             kind: row.kind,
             method: row.method,
@@ -256,12 +348,84 @@ export class Engine {
     return row;
   }
 
-  async approve(id: string, reviewer: Reviewer, note: string | null): Promise<ActionRow> {
-    return this.#vote(id, reviewer, 'approve', note);
+  /**
+   * One reviewer's approval. With changes, the changed request is classified and decided again, bound anew, and
+   * recorded as such; approvals given to the earlier version no longer count towards the quorum.
+   */
+  async approve(
+    id: string,
+    reviewer: Reviewer,
+    note: string | null,
+    changes: ApprovalChanges | null = null,
+  ): Promise<ActionRow> {
+    const modified = changes && Object.keys(changes).length > 0 ? await this.#modify(id, changes) : null;
+    return this.#vote(id, reviewer, 'approve', note, modified);
   }
 
   async reject(id: string, reviewer: Reviewer, note: string | null): Promise<ActionRow> {
-    return this.#vote(id, reviewer, 'reject', note);
+    return this.#vote(id, reviewer, 'reject', note, null);
+  }
+
+  /** Builds and evaluates the changed request outside the transaction; #vote applies it if nothing moved meanwhile. */
+  async #modify(id: string, changes: ApprovalChanges): Promise<Modification> {
+    const action = await this.get(id);
+    const params = JSON.parse(action.params) as Params;
+    const next: Params = { ...params };
+    if (changes.amount !== undefined) {
+      if (!Number.isSafeInteger(changes.amount) || changes.amount <= 0) {
+        throw new AirlockError(
+          'parameter_invalid',
+          'The changed amount must be a positive whole number of minor units',
+          {
+            param: 'amount',
+          },
+        );
+      }
+      if (action.amount === null || changes.amount > Number(action.amount)) {
+        throw new AirlockError('parameter_invalid', 'A reviewer may only lower the amount, never raise it', {
+          param: 'amount',
+        });
+      }
+      const field = action.kind === 'payment_intent.capture' ? 'amount_to_capture' : 'amount';
+      next[field] = String(changes.amount);
+    }
+    if (changes.reason !== undefined) next['reason'] = changes.reason;
+    if (changes.metadata !== undefined) {
+      const m = params['metadata'];
+      next['metadata'] = {
+        ...(m && typeof m === 'object' && !Array.isArray(m) ? m : {}),
+        ...changes.metadata,
+      };
+    }
+    const classification = classify({ method: action.method, path: action.path, params: next });
+    const agent = action.agent_id ? ((await this.store.getAgent(action.agent_id)) ?? null) : null;
+    const sub: Submission = {
+      agent,
+      method: action.method,
+      path: action.path,
+      params: next,
+      stripeAccount: action.stripe_account,
+      stripeVersion: action.stripe_version,
+      idempotencyKey: null,
+      classification,
+    };
+    const evaluation = await this.evaluate(sub);
+    if (evaluation.decision.outcome === 'block') {
+      throw new AirlockError(
+        'action_blocked',
+        `The changed request would be blocked by policy: ${evaluation.decision.reason}`,
+        {
+          actionId: id,
+        },
+      );
+    }
+    return {
+      fromHash: action.request_hash,
+      params: next,
+      changes,
+      evaluation,
+      requestHash: requestHash(action.method, action.path, next, action.stripe_account),
+    };
   }
 
   async #vote(
@@ -269,18 +433,21 @@ export class Engine {
     reviewer: Reviewer,
     vote: 'approve' | 'reject',
     note: string | null,
+    modified: Modification | null,
   ): Promise<ActionRow> {
     let newStatus: Status | null = null;
     await this.store.transaction(async (tx) => {
-      const action = await tx.getAction(id);
+      let action = await tx.getAction(id);
       if (!action) throw new AirlockError('resource_missing', `No such action: '${id}'`, { param: 'id' });
       const at = this.clock.now().toISOString();
       if (action.status !== 'awaiting_approval') {
         const approvals = await tx.listApprovals(id);
-        const by = approvals.map((a) => `${a.decision} by ${a.reviewer_email}`).join(', ');
+        const by = approvals.map(
+          (a) => `${a.decision === 'approve' ? 'approved' : 'rejected'} by ${a.reviewer_email}`,
+        );
         throw new AirlockError(
           'already_decided',
-          `Action ${id} is already ${action.status}${by ? ` (${by})` : ''}`,
+          `Action ${id} is already ${action.status}${by.length ? ` (${by.join(', ')})` : ''}`,
           { actionId: id },
         );
       }
@@ -295,7 +462,74 @@ export class Engine {
         newStatus = 'expired';
         return;
       }
+      if (action.requested_by && action.requested_by === reviewer.id) {
+        throw new AirlockError('self_approval', 'You requested this action, so someone else must decide it', {
+          actionId: id,
+        });
+      }
+      const decision = JSON.parse(action.decision) as StoredDecision;
+      if (!mayDecide(reviewer, decision.reviewers ?? [])) {
+        throw new AirlockError(
+          'forbidden',
+          `This action needs a reviewer from ${decision.reviewers.join(', ')}`,
+          {
+            actionId: id,
+          },
+        );
+      }
       const previous = await tx.listApprovals(id);
+      const actor = `reviewer:${reviewer.email}`;
+      if (modified) {
+        if (action.request_hash !== modified.fromHash) {
+          throw new AirlockError(
+            'already_decided',
+            `Action ${id} was changed by someone else meanwhile; reload it`,
+            {
+              actionId: id,
+            },
+          );
+        }
+        const e = modified.evaluation;
+        const patch: Partial<ActionRow> = {
+          params: JSON.stringify(modified.params),
+          original_params: action.original_params ?? action.params,
+          amount: e.classification.amount,
+          currency: e.classification.currency,
+          amount_usd:
+            e.classification.amount !== null && e.classification.currency
+              ? toUsd(e.classification.amount, e.classification.currency, this.#policy.currencyRates)
+              : null,
+          request_hash: modified.requestHash,
+          policy_version: e.stored.policy_version,
+          decision: JSON.stringify(e.stored),
+          // A changed request that the policy would allow needs only this approval; one still under review keeps
+          // the stricter of the two quorums.
+          approvals_required:
+            e.decision.outcome === 'allow'
+              ? 1
+              : Math.max(action.approvals_required, e.decision.approvalsRequired),
+          updated_at: at,
+        };
+        const ok = await tx.updateActionFrom(id, 'awaiting_approval', patch);
+        if (!ok) throw new TransitionConflict(id, 'awaiting_approval', null);
+        await tx.appendLedger({
+          actionId: id,
+          type: 'action.modified',
+          from: 'awaiting_approval',
+          to: 'awaiting_approval',
+          actor,
+          data: {
+            changes: modified.changes,
+            before: JSON.parse(action.params),
+            after: modified.params,
+            request_hash: modified.requestHash,
+            decision: e.stored,
+          },
+          at,
+        });
+        action = { ...action, ...patch } as ActionRow;
+      }
+      const bound = boundHash(action);
       if (previous.some((a) => a.reviewer_id === reviewer.id)) {
         throw new AirlockError('already_decided', `${reviewer.email} has already voted on ${id}`, {
           actionId: id,
@@ -308,11 +542,10 @@ export class Engine {
         reviewer_email: reviewer.email,
         decision: vote,
         note,
-        changes: null,
-        bound_hash: boundHash(action),
+        changes: modified ? JSON.stringify(modified.changes) : null,
+        bound_hash: bound,
         at,
       });
-      const actor = `reviewer:${reviewer.email}`;
       if (vote === 'reject') {
         await this.#transition(tx, id, 'awaiting_approval', 'rejected', {
           type: 'action.rejected',
@@ -324,17 +557,13 @@ export class Engine {
         newStatus = 'rejected';
         return;
       }
-      const approvals = previous.filter((a) => a.decision === 'approve').length + 1;
+      // Quorum counts distinct reviewers who approved exactly this version of the request.
+      const approvals = previous.filter((a) => a.decision === 'approve' && a.bound_hash === bound).length + 1;
       if (approvals >= action.approvals_required) {
         await this.#transition(tx, id, 'awaiting_approval', 'pending', {
           type: 'action.approved',
           actor,
-          data: {
-            note,
-            approvals,
-            approvals_required: action.approvals_required,
-            bound_hash: boundHash(action),
-          },
+          data: { note, approvals, approvals_required: action.approvals_required, bound_hash: bound },
           at,
           patch: {},
         });
@@ -433,10 +662,13 @@ export class Engine {
   /** Checks that every approval was given for exactly this request under this policy version. */
   async approvalsBindTo(action: ActionRow): Promise<boolean> {
     const decision = JSON.parse(action.decision) as StoredDecision;
-    if (decision.outcome !== 'review') return true;
-    const approvals = (await this.store.listApprovals(action.id)).filter((a) => a.decision === 'approve');
+    // Allowed outright and never changed by a reviewer: there is no approval to check.
+    if (decision.outcome === 'allow' && action.original_params === null) return true;
     const expected = boundHash(action);
-    return approvals.length >= action.approvals_required && approvals.every((a) => a.bound_hash === expected);
+    const approvals = (await this.store.listApprovals(action.id)).filter(
+      (a) => a.decision === 'approve' && a.bound_hash === expected,
+    );
+    return approvals.length >= action.approvals_required;
   }
 
   async complete(id: string, owner: string, code: number, body: unknown): Promise<void> {

@@ -22,7 +22,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     bodyLimit: deps.bodyLimitBytes,
     logger: false,
     // Stripe ids and our paths are short; anything longer is not a real request.
-    maxParamLength: 200,
+    routerOptions: { maxParamLength: 200 },
     return503OnClosing: true,
   });
 

@@ -96,7 +96,7 @@ export function registerProxy(app: FastifyInstance, deps: ProxyDeps): void {
     };
 
     // Reads the policy allows go straight through; they are logged, not held in the action store.
-    if (classification.read && deps.engine.decide(submission).outcome === 'allow') {
+    if (classification.read && (await deps.engine.evaluate(submission)).decision.outcome === 'allow') {
       const res = await deps.upstream.send({ method, path, params, rawQuery, stripeAccount, stripeVersion });
       deps.log.info(
         { agent: agent.name, method, path, kind: classification.kind, status: res.status },

@@ -129,6 +129,14 @@ function migrations(_dialect: Dialect): Record<string, Migration> {
         await sql`insert into ledger_head (id, seq, hash) values (1, 0, ${GENESIS_HASH})`.execute(db);
       },
     },
+    '0002_requester_and_changes': {
+      async up(db: Kysely<unknown>) {
+        // Who asked: an agent (agent_id) or a reviewer acting in the dashboard, who then may not approve it.
+        await db.schema.alterTable('actions').addColumn('requested_by', 'text').execute();
+        // The request as first received, kept when a reviewer approves with changes.
+        await db.schema.alterTable('actions').addColumn('original_params', 'text').execute();
+      },
+    },
   };
 }
 

@@ -68,6 +68,8 @@ export interface ActionsTable {
   decided_at: string | null;
   completed_at: string | null;
   updated_at: string;
+  requested_by: string | null;
+  original_params: string | null;
 }
 
 export interface ApprovalsTable {
