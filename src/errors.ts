@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'action_cancelled'
   | 'action_in_progress'
   | 'upstream_unreachable'
+  | 'upstream_not_allowed'
   | 'authentication_required'
   | 'invalid_api_key'
   | 'forbidden'
@@ -16,6 +17,7 @@ export type ErrorCode =
   | 'parameter_invalid_integer'
   | 'parameter_missing'
   | 'idempotency_error'
+  | 'idempotency_conflict'
   | 'invalid_transition'
   | 'already_decided'
   | 'self_approval'
@@ -25,7 +27,11 @@ export type ErrorCode =
   | 'malformed_body'
   | 'unknown_path'
   | 'policy_invalid'
-  | 'config_invalid';
+  | 'config_invalid'
+  | 'csrf_invalid'
+  | 'link_invalid'
+  | 'link_expired'
+  | 'link_used';
 
 export class AirlockError extends Error {
   readonly code: ErrorCode;

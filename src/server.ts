@@ -5,9 +5,15 @@ import type { Config } from './config/config.ts';
 import { type Clock, systemClock } from './engine/clock.ts';
 import { Dispatcher } from './engine/dispatcher.ts';
 import { Engine } from './engine/engine.ts';
-import { AirlockError } from './errors.ts';
+import { Gateway } from './engine/gateway.ts';
+import { policyResolvers } from './engine/resolvers/index.ts';
 import { buildApp } from './http/app.ts';
+import { Notifier } from './notify/notifier.ts';
+import { CallbackSender, callbackSecret } from './outbound/callbacks.ts';
+import { OutboundHttp } from './outbound/http.ts';
 import { loadPolicyFile } from './policy/index.ts';
+import { PolicyReloader } from './policy/reload.ts';
+import { openPostgresStore } from './store/postgres.ts';
 import { openSqliteStore } from './store/sqlite.ts';
 import type { Store } from './store/store.ts';
 import { StripeLookups } from './stripe/lookups.ts';
@@ -21,6 +27,7 @@ export interface RunningAirlock {
   engine: Engine;
   store: Store;
   dispatcher: Dispatcher;
+  gateway: Gateway;
   upstream: StripeUpstream;
   sandbox: Sandbox | null;
   close(): Promise<void>;
@@ -48,14 +55,18 @@ export function createLogger(config: Pick<Config, 'log_level'>): Logger {
   });
 }
 
-export async function openStore(config: Config): Promise<Store> {
+/** PostgreSQL when DATABASE_URL is set, else the SQLite file. Pending migrations run unless migrate is false. */
+export async function openStore(
+  config: Config,
+  opts: { log?: Logger; migrate?: boolean } = {},
+): Promise<Store> {
   if (config.database_url) {
-    throw new AirlockError(
-      'config_invalid',
-      'DATABASE_URL is set, but PostgreSQL support is not built yet; unset it to use SQLite',
-    );
+    return openPostgresStore(config.database_url, {
+      migrate: opts.migrate ?? true,
+      onError: (err) => opts.log?.warn({ err }, 'PostgreSQL connection error'),
+    });
   }
-  return openSqliteStore(config.data);
+  return openSqliteStore(config.data, { migrate: opts.migrate ?? true });
 }
 
 export interface StartOptions {
@@ -69,7 +80,7 @@ export async function startAirlock(
   options: StartOptions = {},
 ): Promise<RunningAirlock> {
   const policy = loadPolicyFile(config.policy);
-  const store = await openStore(config);
+  const store = await openStore(config, { log });
   let sandbox: Sandbox | null = null;
   let upstream: StripeUpstream;
   try {
@@ -101,12 +112,20 @@ export async function startAirlock(
     throw err;
   }
 
+  const lookups = new StripeLookups(upstream);
   const engine = new Engine({
     store,
     policy,
     clock: options.clock ?? systemClock,
-    facts: new StripeLookups(upstream),
+    facts: lookups,
+    resolvers: policyResolvers(lookups),
   });
+  // Stores the running version's text and swaps in valid edits of the file (and on SIGHUP).
+  const reloader = new PolicyReloader({ file: config.policy, holder: engine, store, log });
+  await reloader.start();
+  const http = config.http_upstreams.length
+    ? new OutboundHttp(config.http_upstreams, config.dispatch.upstream_timeout_ms)
+    : null;
   const dispatcher = new Dispatcher(
     engine,
     upstream,
@@ -118,9 +137,38 @@ export async function startAirlock(
       pollMs: config.dispatch.poll_ms,
     },
     log,
+    http,
   );
-  const app = buildApp({ engine, dispatcher, upstream, log, bodyLimitBytes: config.body_limit_bytes });
+  const callbacks = new CallbackSender(
+    store,
+    {
+      secret: await callbackSecret(store, config.callbacks.secret),
+      maxAttempts: config.callbacks.max_attempts,
+      backoffMs: config.callbacks.backoff_ms,
+      maxBackoffMs: config.callbacks.max_backoff_ms,
+      pollMs: config.callbacks.poll_ms,
+      timeoutMs: config.callbacks.timeout_ms,
+      allowPrivate: config.callbacks.allow_private,
+    },
+    log,
+  );
+  const gateway = new Gateway(engine, dispatcher, upstream, log);
+  const app = buildApp({
+    engine,
+    dispatcher,
+    gateway,
+    upstream,
+    http,
+    callbacks,
+    log,
+    bodyLimitBytes: config.body_limit_bytes,
+    review: {
+      sessionTtlMs: config.review.session_ttl_ms,
+      secureCookies: config.public_url?.startsWith('https:') ?? false,
+    },
+  });
   dispatcher.start();
+  callbacks.start();
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -129,6 +177,15 @@ export async function startAirlock(
     { url, policy: policy.file, policy_version: policy.version, store: config.data },
     'Airlock is listening',
   );
+  // Reviewers hear about holds by email and Slack; links point at the public URL.
+  const notifier = new Notifier({
+    engine,
+    log,
+    baseUrl: (config.public_url ?? url).replace(/\/+$/, ''),
+    smtp: config.smtp,
+    slackWebhookUrl: config.slack_webhook_url,
+    linkTtlMs: config.review.link_ttl_ms,
+  }).start();
 
   let closed = false;
   return {
@@ -138,13 +195,18 @@ export async function startAirlock(
     engine,
     store,
     dispatcher,
+    gateway,
     upstream,
     sandbox,
     async close() {
       if (closed) return;
       closed = true;
       await app.close();
+      await notifier.stop();
+      await reloader.close();
       await dispatcher.stop();
+      await callbacks.stop();
+      await http?.close();
       await upstream.close();
       await store.close();
       if (sandbox) await sandbox.close();

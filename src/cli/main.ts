@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import type { Kysely } from 'kysely';
 import { createAgentKey, createReviewer } from '../auth/credentials.ts';
 import { hashPassword } from '../auth/password.ts';
 import { type Config, loadConfig } from '../config/config.ts';
@@ -7,8 +8,10 @@ import { verifyLedger } from '../engine/ledger.ts';
 import { STATUSES } from '../engine/status.ts';
 import { toActionObject } from '../engine/view.ts';
 import { AirlockError } from '../errors.ts';
+import { callbackSecret } from '../outbound/callbacks.ts';
 import { loadPolicyFile, PolicyError } from '../policy/index.ts';
 import { createLogger, openStore, startAirlock } from '../server.ts';
+import { migrateToLatest, pendingMigrations } from '../store/migrations.ts';
 import type { Store } from '../store/store.ts';
 
 const program = new Command()
@@ -56,6 +59,24 @@ program
           `${running.port}, protocol: "http" })\n\n`,
       );
     }
+  });
+
+program
+  .command('mcp')
+  .description('run an MCP server on stdio whose tools call a running Airlock with an agent key')
+  .option('--url <url>', 'Airlock base URL (env AIRLOCK_URL)')
+  .option('--key <key>', 'agent key ak_… (env AIRLOCK_AGENT_KEY)')
+  .action(async (o: { url?: string; key?: string }) => {
+    const url = o.url ?? process.env['AIRLOCK_URL'] ?? 'http://127.0.0.1:4700';
+    const agentKey = o.key ?? process.env['AIRLOCK_AGENT_KEY'];
+    if (!agentKey?.startsWith('ak_')) {
+      throw new AirlockError(
+        'authentication_required',
+        'Give an agent key (ak_…) with --key or AIRLOCK_AGENT_KEY',
+      );
+    }
+    const { runStdioMcp } = await import('../mcp/stdio.ts');
+    await runStdioMcp({ url, agentKey });
   });
 
 const keys = program.command('keys').description('agent keys');
@@ -141,6 +162,41 @@ for (const verb of ['approve', 'reject'] as const) {
       });
     });
 }
+
+program
+  .command('migrate')
+  .description('apply pending database migrations (run once before starting upgraded instances)')
+  .option('--dry-run', 'list pending migrations without applying them')
+  .option('--json', 'print JSON')
+  .action(async (o: { dryRun?: boolean; json?: boolean }) => {
+    const cfg = config();
+    const store = await openStore(cfg, { migrate: false });
+    try {
+      const db = store.db as Kysely<unknown>;
+      const names = o.dryRun
+        ? await pendingMigrations(db, store.dialect)
+        : await migrateToLatest(db, store.dialect);
+      const result = { dialect: store.dialect, [o.dryRun ? 'pending' : 'applied']: names };
+      print(Boolean(o.json), result, () =>
+        names.length === 0
+          ? `${store.dialect}: the schema is up to date.`
+          : `${store.dialect}: ${o.dryRun ? 'pending' : 'applied'} ${names.join(', ')}`,
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
+program
+  .command('callbacks')
+  .description('callback signing')
+  .command('secret')
+  .description('print the secret that signs callbacks (Airlock-Signature)')
+  .option('--json', 'print JSON')
+  .action(async (o: { json?: boolean }) => {
+    const secret = await withStore((s) => callbackSecret(s, config().callbacks.secret));
+    print(Boolean(o.json), { secret }, () => secret);
+  });
 
 const audit = program.command('audit').description('the ledger');
 audit

@@ -14,6 +14,62 @@ const DispatchSchema = z
   })
   .strict();
 
+const ReviewSchema = z
+  .object({
+    session_ttl_ms: z.coerce
+      .number()
+      .int()
+      .min(60_000)
+      .default(12 * 3600_000),
+    link_ttl_ms: z.coerce
+      .number()
+      .int()
+      .min(60_000)
+      .default(72 * 3600_000),
+  })
+  .strict();
+
+// Email for reviewers goes through any SMTP server; unset means no email is sent.
+const SmtpSchema = z
+  .object({
+    host: z.string().min(1),
+    port: z.coerce.number().int().min(1).max(65535).default(587),
+    // Implicit TLS (port 465); otherwise STARTTLS is used when the server offers it.
+    secure: z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]).default(false),
+    user: z.string().optional(),
+    pass: z.string().optional(),
+    from: z.string().min(3).default('Airlock <airlock@localhost>'),
+  })
+  .strict();
+
+const UpstreamHostSchema = z
+  .object({
+    host: z.string().min(1),
+    allow_private: z.boolean().default(false),
+    headers: z.record(z.string(), z.string()).default({}),
+  })
+  .strict();
+
+/** Lists may also come from the environment as JSON. */
+const jsonList = <T extends z.ZodType>(item: T) =>
+  z.preprocess((v) => (typeof v === 'string' ? JSON.parse(v) : v), z.array(item));
+
+// Backoff doubles from 1 s to an hour, so 35 attempts span about a day.
+const CallbacksSchema = z
+  .object({
+    secret: z.string().min(16).optional(),
+    max_attempts: z.coerce.number().int().min(1).max(100).default(35),
+    backoff_ms: z.coerce.number().int().min(1).default(1000),
+    max_backoff_ms: z.coerce.number().int().min(1).default(3_600_000),
+    poll_ms: z.coerce.number().int().min(10).default(500),
+    timeout_ms: z.coerce.number().int().min(100).default(10_000),
+    allow_private: z
+      .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
+      .transform((v) => v === true || v === 'true' || v === '1')
+      .default(false),
+  })
+  .strict();
+
 export const ConfigSchema = z
   .object({
     port: z.coerce.number().int().min(0).max(65535).default(4700),
@@ -31,6 +87,14 @@ export const ConfigSchema = z
       .default(1024 * 1024),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     dispatch: DispatchSchema.default(DispatchSchema.parse({})),
+    /** Where reviewers reach the dashboard, used in email and Slack links; defaults to the listening address. */
+    public_url: z.url().optional(),
+    review: ReviewSchema.default(ReviewSchema.parse({})),
+    smtp: SmtpSchema.optional(),
+    slack_webhook_url: z.url().optional(),
+    /** Hosts the actions API may call, with the credentials Airlock adds for each. */
+    http_upstreams: jsonList(UpstreamHostSchema).default([]),
+    callbacks: CallbacksSchema.default(CallbacksSchema.parse({})),
   })
   .strict();
 
@@ -52,6 +116,19 @@ const ENV: Record<string, string[]> = {
   AIRLOCK_DISPATCH_MAX_BACKOFF_MS: ['dispatch', 'max_backoff_ms'],
   AIRLOCK_DISPATCH_POLL_MS: ['dispatch', 'poll_ms'],
   AIRLOCK_UPSTREAM_TIMEOUT_MS: ['dispatch', 'upstream_timeout_ms'],
+  AIRLOCK_PUBLIC_URL: ['public_url'],
+  SMTP_HOST: ['smtp', 'host'],
+  SMTP_PORT: ['smtp', 'port'],
+  SMTP_USER: ['smtp', 'user'],
+  SMTP_PASS: ['smtp', 'pass'],
+  SMTP_FROM: ['smtp', 'from'],
+  SLACK_WEBHOOK_URL: ['slack_webhook_url'],
+  AIRLOCK_HTTP_UPSTREAMS: ['http_upstreams'],
+  AIRLOCK_CALLBACK_SECRET: ['callbacks', 'secret'],
+  AIRLOCK_CALLBACK_MAX_ATTEMPTS: ['callbacks', 'max_attempts'],
+  AIRLOCK_CALLBACK_BACKOFF_MS: ['callbacks', 'backoff_ms'],
+  AIRLOCK_CALLBACK_POLL_MS: ['callbacks', 'poll_ms'],
+  AIRLOCK_CALLBACK_ALLOW_PRIVATE: ['callbacks', 'allow_private'],
 };
 
 /** Parses configuration once: the YAML file (AIRLOCK_CONFIG or --config), then the environment on top. */

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { newId } from '../ids.ts';
+import { NotSentError, type OutboundHttp, UncertainError } from '../outbound/http.ts';
 import type { ActionRow } from '../store/store.ts';
 import type { Params } from '../stripe/params.ts';
 import { type StripeUpstream, UpstreamNetworkError } from '../stripe/upstream.ts';
@@ -51,12 +52,14 @@ export class Dispatcher {
   #stopped = false;
   #ticking = false;
   readonly #onChange: (c: { id: string; status: string }) => void;
+  #unlisten: () => void = () => {};
 
   constructor(
     readonly engine: Engine,
     readonly upstream: StripeUpstream,
     readonly options: DispatchOptions,
     readonly log: Logger,
+    readonly http: OutboundHttp | null = null,
   ) {
     this.#onChange = (c) => {
       if (c.status === 'pending' && !this.#stopped) void this.drive(c.id);
@@ -66,6 +69,10 @@ export class Dispatcher {
   start(): void {
     this.#stopped = false;
     this.engine.changes.on('change', this.#onChange);
+    // Approvals on other instances arrive by LISTEN/NOTIFY on PostgreSQL; the poll below is the fallback.
+    this.#unlisten = this.engine.store.onActionsReady((id) => {
+      if (!this.#stopped) void this.drive(id);
+    });
     const loop = () => {
       if (this.#stopped) return;
       this.#timer = setTimeout(async () => {
@@ -80,6 +87,7 @@ export class Dispatcher {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.engine.changes.off('change', this.#onChange);
+    this.#unlisten();
     if (this.#timer) clearTimeout(this.#timer);
     await Promise.allSettled([...this.#inFlight.values()]);
   }
@@ -119,33 +127,9 @@ export class Dispatcher {
         await this.engine.fail(id, this.owner, null, undefined, 'approval does not match this request');
         return;
       }
-      let error: string;
-      let code: number | null = null;
-      let body: unknown;
-      try {
-        const res = await this.upstream.send({
-          method: action.method,
-          path: action.path,
-          params: upstreamParams(action),
-          idempotencyKey: `airlock-${action.id}`,
-          stripeAccount: action.stripe_account,
-          stripeVersion: action.stripe_version,
-        });
-        if (res.status >= 200 && res.status < 300) {
-          await this.engine.complete(id, this.owner, res.status, res.body);
-          return;
-        }
-        code = res.status;
-        body = res.body;
-        error = `upstream answered ${res.status}: ${errorMessage(res.body)}`;
-        if (!isRetryableStatus(res.status)) {
-          await this.engine.fail(id, this.owner, code, body, error);
-          return;
-        }
-      } catch (err) {
-        if (!(err instanceof UpstreamNetworkError)) throw err;
-        error = `upstream unreachable: ${err.message}`;
-      }
+      const result = await this.#attempt(action);
+      if (result.done) return;
+      const { error, code, body } = result;
       if (action.attempts >= this.options.maxAttempts) {
         await this.engine.fail(
           id,
@@ -170,7 +154,89 @@ export class Dispatcher {
       await new Promise((r) => setTimeout(r, delay));
     }
   }
+
+  /** One upstream attempt: settles the action when the answer is final, or says why another try is due. */
+  async #attempt(action: ActionRow): Promise<AttemptResult> {
+    const id = action.id;
+    if (action.mode === 'http') return this.#attemptHttp(action);
+    try {
+      const res = await this.upstream.send({
+        method: action.method,
+        path: action.path,
+        params: upstreamParams(action),
+        idempotencyKey: `airlock-${action.id}`,
+        stripeAccount: action.stripe_account,
+        stripeVersion: action.stripe_version,
+      });
+      if (res.status >= 200 && res.status < 300) {
+        await this.engine.complete(id, this.owner, res.status, res.body);
+        return { done: true };
+      }
+      const error = `upstream answered ${res.status}: ${errorMessage(res.body)}`;
+      if (!isRetryableStatus(res.status)) {
+        await this.engine.fail(id, this.owner, res.status, res.body, error);
+        return { done: true };
+      }
+      return { done: false, error, code: res.status, body: res.body };
+    } catch (err) {
+      if (!(err instanceof UpstreamNetworkError)) throw err;
+      return { done: false, error: `upstream unreachable: ${err.message}`, code: null, body: undefined };
+    }
+  }
+
+  /**
+   * Generic upstreams may ignore Idempotency-Key, so only failures that prove the request was not processed
+   * (never connected, 429, 503) are retried; an uncertain outcome fails the action for a person to check.
+   */
+  async #attemptHttp(action: ActionRow): Promise<AttemptResult> {
+    const id = action.id;
+    if (!this.http) {
+      await this.engine.fail(
+        id,
+        this.owner,
+        null,
+        undefined,
+        'no upstream hosts are configured for the actions API',
+      );
+      return { done: true };
+    }
+    try {
+      const res = await this.http.send({
+        url: action.url ?? '',
+        method: action.method,
+        headers: action.http_headers ? (JSON.parse(action.http_headers) as Record<string, string>) : {},
+        body: action.http_body,
+        idempotencyKey: `airlock-${action.id}`,
+      });
+      if (res.status >= 200 && res.status < 300) {
+        await this.engine.complete(id, this.owner, res.status, res.body);
+        return { done: true };
+      }
+      const error = `upstream answered ${res.status}`;
+      if (res.status === 429 || res.status === 503)
+        return { done: false, error, code: res.status, body: res.body };
+      await this.engine.fail(id, this.owner, res.status, res.body, error);
+      return { done: true };
+    } catch (err) {
+      if (err instanceof NotSentError) {
+        return { done: false, error: `upstream unreachable: ${err.message}`, code: null, body: undefined };
+      }
+      if (err instanceof UncertainError) {
+        await this.engine.fail(
+          id,
+          this.owner,
+          null,
+          undefined,
+          `outcome unknown, not retried: ${err.message}`,
+        );
+        return { done: true };
+      }
+      throw err;
+    }
+  }
 }
+
+type AttemptResult = { done: true } | { done: false; error: string; code: number | null; body: unknown };
 
 function errorMessage(body: unknown): string {
   const e = (body as { error?: { message?: unknown } } | null)?.error;

@@ -9,10 +9,12 @@ import {
   type PolicyDecision,
   toUsd,
 } from '../policy/index.ts';
+import { parseVelocityName } from '../policy/velocity.ts';
 import type { ActionRow, Store } from '../store/store.ts';
 import { type Classification, classify } from '../stripe/classify.ts';
 import type { FactSource } from '../stripe/lookups.ts';
 import { canonicalJson, type Params } from '../stripe/params.ts';
+import { enqueueCallback } from './callbacks.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { assertNever, isTerminal, type Status } from './status.ts';
 
@@ -47,6 +49,15 @@ export interface Submission {
   /** The requesting agent; null when a reviewer asked for the action in the dashboard (see requestedBy). */
   agent: Agent | null;
   requestedBy?: Reviewer | null;
+  /** stripe (default): a proxied Stripe call; http: a generic call (actions API); decide: decide-only. */
+  mode?: ActionMode;
+  url?: string | null;
+  httpHeaders?: Record<string, string> | null;
+  httpBody?: string | null;
+  callbackUrl?: string | null;
+  /** The caller asked for a person to decide (actions API `approve: true`), whatever the policy says. */
+  forceReview?: boolean;
+  details?: Record<string, unknown> | null;
   method: string;
   path: string;
   params: Params;
@@ -127,10 +138,17 @@ export function boundHash(action: Pick<ActionRow, 'request_hash' | 'policy_versi
   return sha256Hex(`${action.request_hash}\n${action.policy_version}`);
 }
 
-function targetStatus(outcome: PolicyDecision['outcome']): Status {
+export type ActionMode = 'stripe' | 'http' | 'decide';
+
+/** Whether an action has reached its end: decide-only actions end at `approved`, the others execute first. */
+export function isSettledAction(row: Pick<ActionRow, 'status' | 'mode'>): boolean {
+  return isTerminal(row.status as Status) || (row.mode === 'decide' && row.status === 'approved');
+}
+
+function targetStatus(outcome: PolicyDecision['outcome'], mode: ActionMode): Status {
   switch (outcome) {
     case 'allow':
-      return 'pending';
+      return mode === 'decide' ? 'approved' : 'pending';
     case 'review':
       return 'awaiting_approval';
     case 'block':
@@ -171,7 +189,7 @@ export class Engine {
   }
 
   /** Completes the facts a request leaves to Stripe, gathers attributes and applies the policy. */
-  async evaluate(sub: Submission): Promise<Evaluation> {
+  async evaluate(sub: Submission, store: Store = this.store): Promise<Evaluation> {
     const policy = this.#policy;
     const now = this.clock.now();
     const classification = this.facts
@@ -205,7 +223,7 @@ export class Engine {
         base: attributes,
         policy,
         now,
-        store: this.store,
+        store,
       });
       attributes = { ...attributes, ...extra.attributes };
       if (extra.riskFactors) riskFactors.push(...extra.riskFactors);
@@ -231,19 +249,34 @@ export class Engine {
    * Idempotency-Key returns the existing action instead of creating a second one.
    */
   async submit(sub: Submission): Promise<{ action: ActionRow; created: boolean }> {
+    // A decision that reads the agent's own history must see the one decided just before it, on any instance.
+    if (sub.agent && readsAgentHistory(this.#policy)) {
+      return this.store.serializeAgent(sub.agent.id, (store) => this.#submit(sub, store));
+    }
+    return this.#submit(sub, this.store);
+  }
+
+  async #submit(sub: Submission, store: Store): Promise<{ action: ActionRow; created: boolean }> {
     const hash = requestHash(sub.method, sub.path, sub.params, sub.stripeAccount);
     const requester = sub.agent ? sub.agent.id : `reviewer:${sub.requestedBy?.id ?? 'unknown'}`;
     const scope = sub.idempotencyKey ? `${requester}|${sub.stripeAccount ?? ''}|${sub.idempotencyKey}` : null;
     if (scope) {
-      const existing = await this.store.findActionByScope(scope);
+      const existing = await store.findActionByScope(scope);
       if (existing) return { action: this.#checkRepeat(existing, hash, sub.idempotencyKey!), created: false };
     }
 
     const policy = this.#policy;
-    const { decision, classification: c, stored } = await this.evaluate(sub);
+    const { decision, classification: c, stored } = await this.evaluate(sub, store);
     const now = this.clock.now();
     const at = now.toISOString();
-    const status = targetStatus(decision.outcome);
+    const mode = sub.mode ?? 'stripe';
+    if (sub.forceReview && decision.outcome === 'allow') {
+      decision.outcome = 'review';
+      decision.reason = `The caller asked for human approval. ${decision.reason}`;
+      stored.outcome = 'review';
+      stored.reason = decision.reason;
+    }
+    const status = targetStatus(decision.outcome, mode);
     const amountUsd =
       c.amount !== null && c.currency ? toUsd(c.amount, c.currency, policy.currencyRates) : null;
     const row: ActionRow = {
@@ -254,7 +287,7 @@ export class Engine {
       shadow: decision.shadow ? 1 : 0,
       method: sub.method,
       path: sub.path,
-      url: null,
+      url: sub.url ?? null,
       params: JSON.stringify(sub.params),
       amount: c.amount,
       currency: c.currency,
@@ -285,11 +318,16 @@ export class Engine {
       updated_at: at,
       requested_by: sub.requestedBy?.id ?? null,
       original_params: null,
+      mode,
+      callback_url: sub.callbackUrl ?? null,
+      http_headers: sub.httpHeaders ? JSON.stringify(sub.httpHeaders) : null,
+      http_body: sub.httpBody ?? null,
+      details: sub.details ? JSON.stringify(sub.details) : null,
     };
     const actor = sub.agent ? `agent:${sub.agent.name}` : `reviewer:${sub.requestedBy?.email ?? 'unknown'}`;
 
     try {
-      await this.store.transaction(async (tx) => {
+      await store.transaction(async (tx) => {
         await tx.insertAction(row);
         await tx.appendLedger({
           actionId: row.id,
@@ -369,6 +407,15 @@ export class Engine {
   /** Builds and evaluates the changed request outside the transaction; #vote applies it if nothing moved meanwhile. */
   async #modify(id: string, changes: ApprovalChanges): Promise<Modification> {
     const action = await this.get(id);
+    if (action.mode === 'http') {
+      throw new AirlockError(
+        'parameter_invalid',
+        'A generic HTTP action cannot be changed; reject it instead',
+        {
+          param: 'changes',
+        },
+      );
+    }
     const params = JSON.parse(action.params) as Params;
     const next: Params = { ...params };
     if (changes.amount !== undefined) {
@@ -386,8 +433,12 @@ export class Engine {
           param: 'amount',
         });
       }
-      const field = action.kind === 'payment_intent.capture' ? 'amount_to_capture' : 'amount';
-      next[field] = String(changes.amount);
+      if (action.mode === 'decide') {
+        next['intent'] = { ...((params['intent'] as Params | undefined) ?? {}), amount: changes.amount };
+      } else {
+        const field = action.kind === 'payment_intent.capture' ? 'amount_to_capture' : 'amount';
+        next[field] = String(changes.amount);
+      }
     }
     if (changes.reason !== undefined) next['reason'] = changes.reason;
     if (changes.metadata !== undefined) {
@@ -397,7 +448,23 @@ export class Engine {
         ...changes.metadata,
       };
     }
-    const classification = classify({ method: action.method, path: action.path, params: next });
+    // A decide-only intent carries its own facts; a Stripe call is classified again from its new parameters.
+    const classification: Classification =
+      action.mode === 'decide'
+        ? {
+            kind: action.kind,
+            read: false,
+            amount: changes.amount ?? (action.amount === null ? null : Number(action.amount)),
+            currency: action.currency,
+            customer: action.customer,
+            charge: null,
+            payment_intent: null,
+            destination: null,
+            objectId: null,
+            acceptsMetadata: false,
+            irreversible: false,
+          }
+        : classify({ method: action.method, path: action.path, params: next });
     const agent = action.agent_id ? ((await this.store.getAgent(action.agent_id)) ?? null) : null;
     const sub: Submission = {
       agent,
@@ -437,7 +504,7 @@ export class Engine {
   ): Promise<ActionRow> {
     let newStatus: Status | null = null;
     await this.store.transaction(async (tx) => {
-      let action = await tx.getAction(id);
+      let action = await tx.getActionForUpdate(id);
       if (!action) throw new AirlockError('resource_missing', `No such action: '${id}'`, { param: 'id' });
       const at = this.clock.now().toISOString();
       if (action.status !== 'awaiting_approval') {
@@ -560,14 +627,16 @@ export class Engine {
       // Quorum counts distinct reviewers who approved exactly this version of the request.
       const approvals = previous.filter((a) => a.decision === 'approve' && a.bound_hash === bound).length + 1;
       if (approvals >= action.approvals_required) {
-        await this.#transition(tx, id, 'awaiting_approval', 'pending', {
+        // A decide-only action ends here; anything else is cleared for dispatch.
+        const to: Status = action.mode === 'decide' ? 'approved' : 'pending';
+        await this.#transition(tx, id, 'awaiting_approval', to, {
           type: 'action.approved',
           actor,
           data: { note, approvals, approvals_required: action.approvals_required, bound_hash: bound },
           at,
           patch: {},
         });
-        newStatus = 'pending';
+        newStatus = to;
       } else {
         await tx.appendLedger({
           actionId: id,
@@ -590,7 +659,7 @@ export class Engine {
   /** The requesting agent withdraws a held action. */
   async cancel(id: string, agent: Agent): Promise<ActionRow> {
     await this.store.transaction(async (tx) => {
-      const action = await tx.getAction(id);
+      const action = await tx.getActionForUpdate(id);
       if (!action || action.agent_id !== agent.id) {
         throw new AirlockError('resource_missing', `No such action: '${id}'`, { param: 'id' });
       }
@@ -747,6 +816,11 @@ export class Engine {
       throw new TransitionConflict(id, from, current?.status ?? null);
     }
     await tx.appendLedger({ actionId: id, type: e.type, from, to, actor: e.actor, data: e.data, at: e.at });
+    // Wakes the dispatchers of other instances when this commits (PostgreSQL LISTEN/NOTIFY).
+    if (to === 'pending') await tx.notifyActionReady(id);
+    const row = await tx.getAction(id);
+    // The callback is queued in the same transaction as the change it reports (an outbox): never lost, never early.
+    if (row?.callback_url && isSettledAction(row)) await enqueueCallback(tx, row, e.at);
   }
 
   #emit(id: string, status: Status): void {
@@ -800,6 +874,14 @@ function objectId(body: unknown): string | null {
     return (body as { id: string }).id;
   }
   return null;
+}
+
+/** Velocity windows and the risk score read the agent's earlier actions. */
+function readsAgentHistory(policy: Policy): boolean {
+  for (const name of policy.referencedAttributes) {
+    if (name.startsWith('risk_') || parseVelocityName(name) !== null) return true;
+  }
+  return false;
 }
 
 function isUniqueViolation(err: unknown): boolean {

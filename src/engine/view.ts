@@ -73,3 +73,80 @@ export function toActionObject(
     completed_at: row.completed_at,
   };
 }
+
+export interface DecisionObject {
+  id: string;
+  object: 'decision';
+  outcome: StoredDecision['outcome'];
+  status: string;
+  reason_code: string;
+  message: string;
+  policy_version: string;
+  risk_score: number | null;
+  shadow: boolean;
+  shadow_outcome: StoredDecision['shadow_outcome'];
+  modified_details: Record<string, unknown> | null;
+  decision_note: string | null;
+  intent: { kind: string; amount: number | null; currency: string | null; metadata: Record<string, string> };
+  approvals: ActionObject['approvals'];
+  expires_at: string | null;
+  created_at: string;
+  decided_at: string | null;
+}
+
+function reasonCode(row: ActionRow, decision: StoredDecision, approvals: ApprovalRow[]): string {
+  switch (row.status) {
+    case 'approved':
+      return decision.outcome === 'allow' && !approvals.some((a) => a.decision === 'approve')
+        ? 'policy_allow'
+        : 'reviewer_approved';
+    case 'rejected':
+      return 'reviewer_rejected';
+    case 'blocked':
+      return 'policy_block';
+    case 'expired':
+      return 'expired';
+    case 'cancelled':
+      return 'cancelled';
+    default:
+      return 'policy_review';
+  }
+}
+
+/** A decide-only action as the decisions API shows it (Axiru/Cheqpoint-style). */
+export function toDecisionObject(row: ActionRow, approvals: ApprovalRow[]): DecisionObject {
+  const decision = JSON.parse(row.decision) as StoredDecision;
+  const params = JSON.parse(row.params) as Record<string, unknown>;
+  const changed = approvals.filter((a) => a.changes).at(-1);
+  const deciding = approvals.at(-1);
+  return {
+    id: row.id,
+    object: 'decision',
+    outcome: decision.outcome,
+    status: row.status,
+    reason_code: reasonCode(row, decision, approvals),
+    message: decision.reason,
+    policy_version: row.policy_version,
+    risk_score: decision.risk_score,
+    shadow: row.shadow === 1,
+    shadow_outcome: decision.shadow_outcome,
+    modified_details: changed?.changes ? (JSON.parse(changed.changes) as Record<string, unknown>) : null,
+    decision_note: deciding?.note ?? null,
+    intent: {
+      kind: row.kind,
+      amount: row.amount === null ? null : Number(row.amount),
+      currency: row.currency,
+      metadata: (params['metadata'] as Record<string, string> | undefined) ?? {},
+    },
+    approvals: approvals.map((a) => ({
+      reviewer: a.reviewer_email,
+      decision: a.decision,
+      note: a.note,
+      at: a.at,
+      changes: a.changes ? JSON.parse(a.changes) : null,
+    })),
+    expires_at: row.expires_at,
+    created_at: row.created_at,
+    decided_at: row.status === 'awaiting_approval' ? null : row.updated_at,
+  };
+}

@@ -6,19 +6,39 @@ import {
   hashCredential,
   REVIEWER_TOKEN_PREFIX,
 } from '../auth/credentials.ts';
-import type { Agent, Engine, Reviewer } from '../engine/engine.ts';
-import { isTerminal, STATUSES } from '../engine/status.ts';
-import { toActionObject } from '../engine/view.ts';
+import { callbacksFor } from '../engine/callbacks.ts';
+import type { Dispatcher } from '../engine/dispatcher.ts';
+import {
+  type Agent,
+  type Engine,
+  isSettledAction,
+  type Reviewer,
+  type Submission,
+} from '../engine/engine.ts';
+import { STATUSES } from '../engine/status.ts';
+import { toActionObject, toDecisionObject } from '../engine/view.ts';
 import { AirlockError } from '../errors.ts';
+import type { CallbackSender } from '../outbound/callbacks.ts';
+import { type OutboundHttp, refusedHeader } from '../outbound/http.ts';
 import type { ActionRow } from '../store/store.ts';
+import type { Classification } from '../stripe/classify.ts';
+import type { Params } from '../stripe/params.ts';
+import {
+  CreateActionRequest,
+  CreateDecisionRequest,
+  DecideRequest,
+  RejectRequest,
+  WaitQuery,
+} from './schemas.ts';
 
 type Principal = { type: 'reviewer'; reviewer: Reviewer } | { type: 'agent'; agent: Agent };
 
-const DecideBody = z
-  .object({ note: z.string().max(2000).optional() })
-  .strict()
-  .optional()
-  .nullable();
+export interface ApiDeps {
+  engine: Engine;
+  dispatcher: Dispatcher;
+  http: OutboundHttp | null;
+  callbacks: CallbackSender | null;
+}
 
 const ListQuery = z
   .object({
@@ -28,30 +48,52 @@ const ListQuery = z
   })
   .strict();
 
-const GetQuery = z.object({ wait: z.coerce.number().int().min(0).max(300).optional() }).strict();
-
-function parse<T>(schema: z.ZodType<T>, value: unknown): T {
-  const result = schema.safeParse(value);
+/** Validates with a shared schema; the first problem becomes a 400 that names the field. */
+export function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+  const result = schema.safeParse(value ?? {});
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
-  const param = issue.path.join('.') || undefined;
-  const code = issue.code === 'unrecognized_keys' ? 'parameter_invalid' : 'parameter_invalid';
-  return raise(code, `${param ? `${param}: ` : ''}${issue.message}`, param);
+  const keys = 'keys' in issue && Array.isArray(issue.keys) ? (issue.keys as string[]) : [];
+  const param = [...issue.path.map(String), ...keys.slice(0, 1)].join('.') || undefined;
+  throw new AirlockError(
+    'parameter_invalid',
+    `${param ? `${param}: ` : ''}${issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message}`,
+    param ? { param } : {},
+  );
 }
 
-function raise(code: 'parameter_invalid', message: string, param: string | undefined): never {
-  throw new AirlockError(code, message, param ? { param } : {});
+function classification(
+  kind: string,
+  amount: number | undefined,
+  currency: string | undefined,
+): Classification {
+  return {
+    kind,
+    read: false,
+    amount: amount ?? null,
+    currency: currency ?? null,
+    customer: null,
+    charge: null,
+    payment_intent: null,
+    destination: null,
+    objectId: null,
+    acceptsMetadata: false,
+    irreversible: false,
+  };
 }
 
-/** The review API: reviewers list, read and decide actions; agents may only read and withdraw their own. */
-export function registerApi(app: FastifyInstance, engine: Engine): void {
+/** The review API (reviewers decide; agents read and withdraw their own), the actions API and the decisions API. */
+export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
+  const { engine } = deps;
+
   async function principal(request: FastifyRequest): Promise<Principal> {
     const token = credentialFrom(request.headers.authorization);
-    if (!token)
+    if (!token) {
       throw new AirlockError(
         'authentication_required',
-        'Send a reviewer token as Authorization: Bearer rk_…',
+        'Send Authorization: Bearer with an agent key or reviewer token',
       );
+    }
     if (token.startsWith(REVIEWER_TOKEN_PREFIX)) {
       const reviewer = await engine.store.findReviewerByTokenHash(hashCredential(token));
       if (reviewer) return { type: 'reviewer', reviewer };
@@ -73,6 +115,13 @@ export function registerApi(app: FastifyInstance, engine: Engine): void {
     return p.reviewer;
   }
 
+  async function agentOnly(request: FastifyRequest): Promise<Agent> {
+    const p = await principal(request);
+    if (p.type !== 'agent')
+      throw new AirlockError('forbidden', 'Only agents request actions; use an agent key');
+    return p.agent;
+  }
+
   async function visible(p: Principal, id: string): Promise<ActionRow> {
     const row = await engine.get(id);
     if (p.type === 'agent' && row.agent_id !== p.agent.id) {
@@ -82,12 +131,41 @@ export function registerApi(app: FastifyInstance, engine: Engine): void {
   }
 
   async function render(row: ActionRow) {
-    const [approvals, agent] = await Promise.all([
+    const [approvals, agent, callbacks] = await Promise.all([
       engine.store.listApprovals(row.id),
       row.agent_id ? engine.store.getAgent(row.agent_id) : Promise.resolve(undefined),
+      row.callback_url ? callbacksFor(engine.store, row.id) : Promise.resolve([]),
     ]);
-    return toActionObject(row, approvals, agent ?? null);
+    return { ...toActionObject(row, approvals, agent ?? null), callbacks };
   }
+
+  async function renderDecision(row: ActionRow) {
+    return toDecisionObject(row, await engine.store.listApprovals(row.id));
+  }
+
+  /** Settles inline what can settle now: an allowed action runs, a held one waits up to `wait` seconds. */
+  async function settle(row: ActionRow, created: boolean, wait: number): Promise<ActionRow> {
+    if (row.status === 'pending' && created) await deps.dispatcher.drive(row.id);
+    if (wait > 0 && !isSettledAction(row)) {
+      const mode = row.mode;
+      return engine.waitFor(row.id, (s) => isSettledAction({ status: s, mode }), wait * 1000);
+    }
+    return engine.get(row.id);
+  }
+
+  async function checkCallback(url: string | undefined, param: string): Promise<void> {
+    if (url === undefined) return;
+    if (!deps.callbacks) throw new AirlockError('parameter_invalid', 'Callbacks are not enabled', { param });
+    try {
+      await deps.callbacks.check(url);
+    } catch (err) {
+      if (err instanceof AirlockError)
+        throw new AirlockError(err.code, err.message.replace(/^url/, param), { param });
+      throw err;
+    }
+  }
+
+  // --- review API ------------------------------------------------------------------------------------------------
 
   app.get('/api/actions', async (request) => {
     const p = await principal(request);
@@ -108,10 +186,13 @@ export function registerApi(app: FastifyInstance, engine: Engine): void {
 
   app.get<{ Params: { id: string } }>('/api/actions/:id', async (request) => {
     const p = await principal(request);
-    const q = parse(GetQuery, request.query);
+    const q = parse(WaitQuery, request.query);
     let row = await visible(p, request.params.id);
     // Long-poll until the action settles: a held action returns once decided and executed, or at the deadline.
-    if (q.wait) row = await engine.waitFor(row.id, isTerminal, q.wait * 1000);
+    if (q.wait && !isSettledAction(row)) {
+      const mode = row.mode;
+      row = await engine.waitFor(row.id, (s) => isSettledAction({ status: s, mode }), q.wait * 1000);
+    }
     return render(row);
   });
 
@@ -135,23 +216,131 @@ export function registerApi(app: FastifyInstance, engine: Engine): void {
     };
   });
 
-  for (const verb of ['approve', 'reject'] as const) {
-    app.post<{ Params: { id: string } }>(`/api/actions/:id/${verb}`, async (request) => {
-      const reviewer = await reviewerOnly(request);
-      const body = parse(DecideBody, request.body);
-      const note = body?.note ?? null;
-      const row =
-        verb === 'approve'
-          ? await engine.approve(request.params.id, reviewer, note)
-          : await engine.reject(request.params.id, reviewer, note);
-      return render(row);
-    });
-  }
+  app.post<{ Params: { id: string } }>('/api/actions/:id/approve', async (request) => {
+    const reviewer = await reviewerOnly(request);
+    const body = parse(DecideRequest, request.body);
+    const row = await engine.approve(request.params.id, reviewer, body.note ?? null, body.changes ?? null);
+    return row.mode === 'decide' ? renderDecision(row) : render(row);
+  });
+
+  app.post<{ Params: { id: string } }>('/api/actions/:id/reject', async (request) => {
+    const reviewer = await reviewerOnly(request);
+    const body = parse(RejectRequest, request.body);
+    const row = await engine.reject(request.params.id, reviewer, body.note ?? null);
+    return row.mode === 'decide' ? renderDecision(row) : render(row);
+  });
 
   app.post<{ Params: { id: string } }>('/api/actions/:id/cancel', async (request) => {
+    const agent = await agentOnly(request);
+    return render(await engine.cancel(request.params.id, agent));
+  });
+
+  // --- actions API: wrap any HTTP call on the allow-list -------------------------------------------------------
+
+  app.post('/api/actions', async (request) => {
+    const agent = await agentOnly(request);
+    const body = parse(CreateActionRequest, request.body);
+    if (!deps.http) {
+      throw new AirlockError('upstream_not_allowed', 'No upstream hosts are configured (http_upstreams)', {
+        param: 'url',
+      });
+    }
+    const url = await deps.http.check(body.url);
+    const headers = body.headers ?? {};
+    const refused = refusedHeader(headers);
+    if (refused) {
+      throw new AirlockError(
+        'parameter_invalid',
+        `headers.${refused} is not accepted: credentials for an upstream are configured by the operator`,
+        { param: `headers.${refused}` },
+      );
+    }
+    await checkCallback(body.callback, 'callback');
+    const httpBody =
+      body.body === undefined ? null : typeof body.body === 'string' ? body.body : JSON.stringify(body.body);
+    const params = {
+      url: url.toString(),
+      headers,
+      body: body.body === undefined ? null : (body.body as never),
+    };
+    const sub: Submission = {
+      agent,
+      mode: 'http',
+      method: body.method,
+      path: url.pathname,
+      url: url.toString(),
+      params,
+      stripeAccount: null,
+      stripeVersion: null,
+      idempotencyKey: body.idempotency_key ?? null,
+      classification: classification(body.kind ?? 'http.request', body.amount, body.currency),
+      httpHeaders: headers,
+      httpBody,
+      callbackUrl: body.callback ?? null,
+      forceReview: body.approve === true,
+      details: { summary: body.summary ?? null, notify: body.notify ?? [] },
+    };
+    const { action, created } = await engine.submit(sub);
+    return render(await settle(action, created, body.wait ?? 0));
+  });
+
+  // --- decisions API: ask first, act yourself ------------------------------------------------------------------
+
+  app.post('/api/decisions', async (request) => {
+    const agent = await agentOnly(request);
+    const body = parse(CreateDecisionRequest, request.body);
+    await checkCallback(body.callback_url, 'callback_url');
+    const intent = body.intent;
+    const params: Params = { intent: intent as Params };
+    if (body.context) params['context'] = body.context as Params;
+    if (intent.metadata) params['metadata'] = intent.metadata;
+    const context = body.context ?? {};
+    const sub: Submission = {
+      agent,
+      mode: 'decide',
+      method: 'DECIDE',
+      path: `/decisions/${intent.kind}`,
+      params,
+      stripeAccount: null,
+      stripeVersion: null,
+      idempotencyKey: body.idempotency_key ?? null,
+      classification: {
+        ...classification(intent.kind, intent.amount, intent.currency),
+        customer: typeof context['customer'] === 'string' ? context['customer'] : null,
+        charge: typeof context['charge'] === 'string' ? context['charge'] : null,
+      },
+      callbackUrl: body.callback_url ?? null,
+      details: { summary: body.summary ?? null, justification: body.justification ?? null },
+    };
+    let result: Awaited<ReturnType<Engine['submit']>>;
+    try {
+      result = await engine.submit(sub);
+    } catch (err) {
+      if (err instanceof AirlockError && err.code === 'idempotency_error') {
+        throw new AirlockError(
+          'idempotency_conflict',
+          `idempotency_key '${body.idempotency_key}' was already used for a different intent (${err.actionId}); use a new key for a new decision`,
+          { param: 'idempotency_key', ...(err.actionId ? { actionId: err.actionId } : {}) },
+        );
+      }
+      throw err;
+    }
+    return renderDecision(await settle(result.action, result.created, body.wait ?? 0));
+  });
+
+  app.get<{ Params: { id: string } }>('/api/decisions/:id', async (request) => {
     const p = await principal(request);
-    if (p.type !== 'agent')
-      throw new AirlockError('forbidden', 'Only the requesting agent can cancel; reviewers reject.');
-    return render(await engine.cancel(request.params.id, p.agent));
+    const q = parse(WaitQuery, request.query);
+    let row = await visible(p, request.params.id);
+    if (row.mode !== 'decide')
+      throw new AirlockError('resource_missing', `No such decision: '${row.id}'`, { param: 'id' });
+    if (q.wait && !isSettledAction(row)) {
+      row = await engine.waitFor(
+        row.id,
+        (s) => isSettledAction({ status: s, mode: 'decide' }),
+        q.wait * 1000,
+      );
+    }
+    return renderDecision(row);
   });
 }

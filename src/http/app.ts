@@ -2,7 +2,12 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Dispatcher } from '../engine/dispatcher.ts';
 import type { Engine } from '../engine/engine.ts';
+import type { Gateway } from '../engine/gateway.ts';
 import { AirlockError } from '../errors.ts';
+import { registerMcp } from '../mcp/http.ts';
+import type { CallbackSender } from '../outbound/callbacks.ts';
+import type { OutboundHttp } from '../outbound/http.ts';
+import { type DashboardOptions, registerDashboard } from '../review/dashboard.ts';
 import { parseForm } from '../stripe/params.ts';
 import type { StripeUpstream } from '../stripe/upstream.ts';
 import { registerApi } from './api.ts';
@@ -12,9 +17,13 @@ import { registerProxy } from './proxy.ts';
 export interface AppDeps {
   engine: Engine;
   dispatcher: Dispatcher;
+  gateway: Gateway;
   upstream: StripeUpstream;
+  http?: OutboundHttp | null;
+  callbacks?: CallbackSender | null;
   log: Logger;
   bodyLimitBytes: number;
+  review?: Partial<DashboardOptions>;
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
@@ -61,6 +70,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
 
   registerProxy(app, deps);
-  registerApi(app, deps.engine);
+  registerApi(app, {
+    engine: deps.engine,
+    dispatcher: deps.dispatcher,
+    http: deps.http ?? null,
+    callbacks: deps.callbacks ?? null,
+  });
+  registerMcp(app, deps.engine);
+  registerDashboard(app, deps);
   return app;
 }

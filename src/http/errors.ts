@@ -17,6 +17,7 @@ const WIRE: Record<ErrorCode, WireError> = {
   action_cancelled: { status: 403, type: 'invalid_request_error', shouldRetry: false },
   action_in_progress: { status: 409, type: 'invalid_request_error', shouldRetry: true },
   upstream_unreachable: { status: 502, type: 'api_error', shouldRetry: false },
+  upstream_not_allowed: { status: 403, type: 'invalid_request_error', shouldRetry: false },
   authentication_required: { status: 401, type: 'invalid_request_error' },
   invalid_api_key: { status: 401, type: 'invalid_request_error' },
   forbidden: { status: 403, type: 'invalid_request_error', shouldRetry: false },
@@ -25,6 +26,7 @@ const WIRE: Record<ErrorCode, WireError> = {
   parameter_invalid_integer: { status: 400, type: 'invalid_request_error' },
   parameter_missing: { status: 400, type: 'invalid_request_error' },
   idempotency_error: { status: 400, type: 'idempotency_error' },
+  idempotency_conflict: { status: 409, type: 'idempotency_error' },
   invalid_transition: { status: 409, type: 'invalid_request_error' },
   already_decided: { status: 409, type: 'invalid_request_error' },
   self_approval: { status: 403, type: 'invalid_request_error' },
@@ -35,7 +37,16 @@ const WIRE: Record<ErrorCode, WireError> = {
   unknown_path: { status: 404, type: 'invalid_request_error' },
   policy_invalid: { status: 500, type: 'api_error' },
   config_invalid: { status: 500, type: 'api_error' },
+  csrf_invalid: { status: 403, type: 'invalid_request_error' },
+  link_invalid: { status: 403, type: 'invalid_request_error' },
+  link_expired: { status: 410, type: 'invalid_request_error' },
+  link_used: { status: 409, type: 'invalid_request_error' },
 };
+
+/** The HTTP status for an error code, for surfaces that answer in HTML rather than JSON (the dashboard). */
+export function httpStatus(code: ErrorCode): number {
+  return WIRE[code].status;
+}
 
 /** Turns anything thrown by a handler (ours, Fastify's, the driver's) into a specific answer; never a crash. */
 export function toAirlockError(err: unknown): AirlockError {

@@ -1,34 +1,26 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Logger } from 'pino';
 import {
   AGENT_KEY_PREFIX,
   credentialFrom,
   hashCredential,
   REVIEWER_TOKEN_PREFIX,
 } from '../auth/credentials.ts';
-import type { Dispatcher } from '../engine/dispatcher.ts';
 import type { Agent, Engine } from '../engine/engine.ts';
-import { assertNever, isStatus, type Status } from '../engine/status.ts';
+import { type Gateway, MAX_WAIT_SECONDS } from '../engine/gateway.ts';
+import { assertNever, isStatus } from '../engine/status.ts';
 import { AirlockError } from '../errors.ts';
 import type { ActionRow } from '../store/store.ts';
-import { classify, isValidStripePath } from '../stripe/classify.ts';
+import { isValidStripePath } from '../stripe/classify.ts';
 import { type Params, parseQuery } from '../stripe/params.ts';
-import type { StripeUpstream } from '../stripe/upstream.ts';
 import { sendError } from './errors.ts';
 
 export interface ProxyDeps {
   engine: Engine;
-  dispatcher: Dispatcher;
-  upstream: StripeUpstream;
-  log: Logger;
+  gateway: Gateway;
 }
 
-const MAX_WAIT_SECONDS = 300;
-// How long a repeat of an in-flight request waits for the first one's answer before being told to retry.
-const REPEAT_WAIT_MS = 15_000;
-
 /** Caches agent-key look-ups briefly: the hot path should not hit the store for every request's credential. */
-class AgentKeyCache {
+export class AgentKeyCache {
   readonly #entries = new Map<string, { agent: Agent | null; until: number }>();
   constructor(
     readonly engine: Engine,
@@ -74,57 +66,32 @@ export function registerProxy(app: FastifyInstance, deps: ProxyDeps): void {
     const agent = await authenticateAgent(keys, request.headers.authorization);
     const method = request.method.toUpperCase();
     const [path = '', rawQuery = ''] = request.url.split('?', 2) as [string, string?];
-    if (!isValidStripePath(path)) {
+    if (!isValidStripePath(path) || (method !== 'GET' && method !== 'POST' && method !== 'DELETE')) {
       throw new AirlockError('unknown_path', `Unrecognized request URL (${method}: ${path}).`);
     }
-    if (method !== 'GET' && method !== 'POST' && method !== 'DELETE') {
-      throw new AirlockError('unknown_path', `Unrecognized request URL (${method}: ${path}).`);
-    }
-    const params = paramsOf(method, rawQuery, request.body);
-    const classification = classify({ method, path, params });
-    const stripeAccount = header(request, 'stripe-account');
-    const stripeVersion = header(request, 'stripe-version');
-    const submission = {
+    const outcome = await deps.gateway.stripe({
       agent,
       method,
       path,
-      params,
-      stripeAccount,
-      stripeVersion,
+      params: paramsOf(method, rawQuery, request.body),
+      rawQuery,
+      stripeAccount: header(request, 'stripe-account'),
+      stripeVersion: header(request, 'stripe-version'),
       idempotencyKey: header(request, 'idempotency-key'),
-      classification,
-    };
-
-    // Reads the policy allows go straight through; they are logged, not held in the action store.
-    if (classification.read && (await deps.engine.evaluate(submission)).decision.outcome === 'allow') {
-      const res = await deps.upstream.send({ method, path, params, rawQuery, stripeAccount, stripeVersion });
-      deps.log.info(
-        { agent: agent.name, method, path, kind: classification.kind, status: res.status },
-        'read forwarded',
-      );
-      return reply.code(res.status).headers(res.headers).send(res.body);
+      waitSeconds: parseWait(header(request, 'airlock-wait')),
+    });
+    if (outcome.type === 'read') {
+      return reply
+        .code(outcome.response.status)
+        .headers(outcome.response.headers)
+        .send(outcome.response.body);
     }
-
-    const { action, created } = await deps.engine.submit(submission);
-    reply.header('Airlock-Action', action.id);
-    const waitSeconds = parseWait(header(request, 'airlock-wait'));
-    let row = action;
-    if (row.status === 'pending') {
-      if (created) await deps.dispatcher.drive(row.id);
-      row = await deps.engine.waitFor(row.id, settled, created ? 0 : REPEAT_WAIT_MS);
-    } else if (row.status === 'awaiting_approval' && waitSeconds > 0) {
-      row = await deps.engine.waitFor(row.id, (s) => s !== 'awaiting_approval', waitSeconds * 1000);
-      if (row.status === 'pending') row = await deps.engine.waitFor(row.id, settled, MAX_WAIT_SECONDS * 1000);
-    }
-    return answer(reply, row);
+    reply.header('Airlock-Action', outcome.action.id);
+    return answer(reply, outcome.action);
   };
   for (const prefix of ['/v1/*', '/v2/*']) {
     app.route({ method: ['GET', 'POST', 'DELETE', 'PUT', 'PATCH'], url: prefix, handler });
   }
-}
-
-function settled(s: Status): boolean {
-  return s !== 'pending' && s !== 'received';
 }
 
 /** What the agent sees for an action in each status: Stripe's own answer once executed, a Stripe-shaped 403 while held. */

@@ -1,5 +1,6 @@
 import { toUsd } from './currency.ts';
 import type { AttrValue, Policy } from './types.ts';
+import { parseVelocityName, VELOCITY_PATTERN } from './velocity.ts';
 
 export type AttrType = 'number' | 'string' | 'boolean' | 'string[]';
 
@@ -15,6 +16,8 @@ export interface AttributeSpec {
 export interface AttributePattern {
   pattern: RegExp;
   spec: AttributeSpec;
+  /** A further check a name matching `pattern` must pass (say, a window of at most 90 days). */
+  accepts?: (name: string) => boolean;
 }
 
 /**
@@ -31,7 +34,10 @@ export class AttributeRegistry {
   }
 
   lookup(name: string): AttributeSpec | undefined {
-    return this.#exact.get(name) ?? this.#patterns.find((p) => p.pattern.test(name))?.spec;
+    return (
+      this.#exact.get(name) ??
+      this.#patterns.find((p) => p.pattern.test(name) && (p.accepts?.(name) ?? true))?.spec
+    );
   }
 
   has(name: string): boolean {
@@ -67,7 +73,26 @@ const clock = (type: AttrType, description: string): AttributeSpec => ({
   description,
 });
 
-export const KNOWN_ATTRIBUTES = new AttributeRegistry({
+const upstream = (type: AttrType, description: string): AttributeSpec => ({
+  type,
+  source: 'upstream',
+  description,
+});
+const risk = (type: AttrType, description: string): AttributeSpec => ({ type, source: 'risk', description });
+
+export const VELOCITY_ATTRIBUTE: AttributePattern = {
+  pattern: VELOCITY_PATTERN,
+  accepts: (name) => parseVelocityName(name) !== null,
+  spec: {
+    type: 'number',
+    source: 'velocity',
+    description:
+      'count or USD sum over a sliding window, excluding this action: :agent_refunds_usd_1h:, :customer_refunds_count_24h:, :account_payouts_usd_7d:',
+  },
+};
+
+export const KNOWN_ATTRIBUTES = new AttributeRegistry(
+  {
   kind: req('string', "what the action does, e.g. 'refund.create'"),
   read: req('boolean', 'true for calls that change nothing'),
   method: req('string', "HTTP method, upper case: 'POST'"),
@@ -84,8 +109,18 @@ export const KNOWN_ATTRIBUTES = new AttributeRegistry({
   hour: clock('number', 'hour of the day 0–23 in the policy timezone'),
   weekday: clock('string', "day of the week in the policy timezone: 'mon' … 'sun'"),
   business_hours: clock('boolean', 'inside the policy business hours'),
-  risk_score: { type: 'number', source: 'risk', description: 'risk score 0–100 (not computed yet: missing)' },
-});
+  full_refund: req('boolean', 'a refund that names no amount, so refunds whatever remains'),
+  refundable_amount: upstream('number', "what remains refundable on the refund's charge, in minor units"),
+  charge_age_days: upstream('number', 'days since the charge being refunded or captured was created'),
+  charge_disputed: upstream('boolean', 'the charge being refunded has a dispute'),
+  customer_age_days: upstream('number', "days since the action's customer was created"),
+  lookup_failed: upstream('boolean', 'an upstream look-up this decision needed failed'),
+  agent_rejection_rate: risk('number', "share of the agent's reviewed actions rejected in the last 7 days, 0–1"),
+  risk_score: risk('number', 'risk score 0–100, from named factors (see the decision)'),
+  risk_level: risk('string', "'normal', 'elevated' (65 and up) or 'highest' (75 and up)"),
+  },
+  [VELOCITY_ATTRIBUTE],
+);
 
 export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
 

@@ -137,10 +137,122 @@ function migrations(_dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('actions').addColumn('original_params', 'text').execute();
       },
     },
+    '0003_policy': {
+      async up(db: Kysely<unknown>) {
+        // Velocity windows read (scope, kind, time range) and sum amount_usd over counted statuses: covering
+        // indexes keep one decision's cost bound by the window's rows, not by the size of the ledger.
+        await db.schema
+          .createIndex('actions_velocity_agent_idx')
+          .on('actions')
+          .columns(['agent_id', 'kind', 'created_at', 'status', 'amount_usd'])
+          .execute();
+        await db.schema
+          .createIndex('actions_velocity_agent_time_idx')
+          .on('actions')
+          .columns(['agent_id', 'created_at', 'read', 'status', 'amount_usd'])
+          .execute();
+        await db.schema
+          .createIndex('actions_velocity_customer_idx')
+          .on('actions')
+          .columns(['customer', 'kind', 'created_at', 'status', 'amount_usd'])
+          .execute();
+        await db.schema
+          .createIndex('actions_velocity_kind_idx')
+          .on('actions')
+          .columns(['kind', 'created_at', 'status', 'amount_usd'])
+          .execute();
+        await db.schema.createIndex('approvals_at_idx').on('approvals').columns(['at']).execute();
+        // Every policy version ever loaded, with its text, so a decision's policy_version can be read back.
+        await db.schema
+          .createTable('policy_versions')
+          .addColumn('version', 'text', (c) => c.primaryKey())
+          .addColumn('file', 'text', (c) => c.notNull())
+          .addColumn('text', 'text', (c) => c.notNull())
+          .addColumn('first_loaded_at', 'text', (c) => c.notNull())
+          .addColumn('last_loaded_at', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
+    '0006_actions_api': {
+      async up(db: Kysely<unknown>) {
+        // stripe: a proxied Stripe call; http: a generic call through the actions API; decide: decide-only.
+        await db.schema
+          .alterTable('actions')
+          .addColumn('mode', 'text', (c) => c.notNull().defaultTo('stripe'))
+          .execute();
+        await db.schema.alterTable('actions').addColumn('callback_url', 'text').execute();
+        await db.schema.alterTable('actions').addColumn('http_headers', 'text').execute();
+        await db.schema.alterTable('actions').addColumn('http_body', 'text').execute();
+        // Summary, justification, context and notify targets given by the caller: shown to reviewers.
+        await db.schema.alterTable('actions').addColumn('details', 'text').execute();
+        await db.schema
+          .createTable('callbacks')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('action_id', 'text', (c) => c.notNull().references('actions.id'))
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('url', 'text', (c) => c.notNull())
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', 'text', (c) => c.notNull())
+          .addColumn('delivered_at', 'text')
+          .addColumn('gave_up_at', 'text')
+          .addColumn('last_status', 'integer')
+          .addColumn('last_error', 'text')
+          .addColumn('lease_until', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          // One event per action and type: re-delivery is a retry of the same event, never a second event.
+          .addUniqueConstraint('callbacks_action_type_uq', ['action_id', 'type'])
+          .execute();
+        await db.schema.createIndex('callbacks_due_idx').on('callbacks').columns(['delivered_at', 'next_attempt_at']).execute();
+        await db.schema
+          .createTable('settings')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
+    '0005_review': {
+      async up(db: Kysely<unknown>) {
+        // Dashboard sessions: the cookie holds a random token; only its hash is stored.
+        await db.schema
+          .createTable('review_sessions')
+          .addColumn('id_hash', 'text', (c) => c.primaryKey())
+          .addColumn('reviewer_id', 'text', (c) => c.notNull().references('reviewers.id'))
+          .addColumn('csrf', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .execute();
+        // Signed email links: one row per link; the approve and reject links of one message share a batch.
+        await db.schema
+          .createTable('review_links')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('batch_id', 'text', (c) => c.notNull())
+          .addColumn('action_id', 'text', (c) => c.notNull().references('actions.id'))
+          .addColumn('reviewer_id', 'text', (c) => c.notNull().references('reviewers.id'))
+          .addColumn('verb', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('used_at', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('review_links_batch_idx').on('review_links').column('batch_id').execute();
+        // The key that signs email links, shared by every instance on this store.
+        await db.schema
+          .createTable('review_keys')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('secret', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 
 export const GENESIS_HASH = '0'.repeat(64);
+
+/** Names of the migrations not yet applied, in order. */
+export async function pendingMigrations(db: Kysely<unknown>, dialect: Dialect): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations(dialect) } });
+  return (await migrator.getMigrations()).filter((m) => !m.executedAt).map((m) => m.name);
+}
 
 export async function migrateToLatest(db: Kysely<unknown>, dialect: Dialect): Promise<string[]> {
   const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };

@@ -70,6 +70,32 @@ export interface ActionsTable {
   updated_at: string;
   requested_by: string | null;
   original_params: string | null;
+  mode: string;
+  callback_url: string | null;
+  http_headers: string | null; // JSON, never credential headers
+  http_body: string | null;
+  details: string | null; // JSON
+}
+
+export interface CallbacksTable {
+  id: string;
+  action_id: string;
+  type: string;
+  url: string;
+  payload: string;
+  attempts: number;
+  next_attempt_at: string;
+  delivered_at: string | null;
+  gave_up_at: string | null;
+  last_status: number | null;
+  last_error: string | null;
+  lease_until: string | null;
+  created_at: string;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
 }
 
 export interface ApprovalsTable {
@@ -112,6 +138,8 @@ export interface Database {
   approvals: ApprovalsTable;
   ledger: LedgerTable;
   ledger_head: LedgerHeadTable;
+  callbacks: CallbacksTable;
+  settings: SettingsTable;
 }
 
 export type SeqColumn = Generated<number>;

@@ -51,7 +51,7 @@ function cachingDatabase(db: BetterSqlite3.Database): SqliteDatabase {
   };
 }
 
-export async function openSqliteStore(file: string): Promise<Store> {
+export async function openSqliteStore(file: string, opts: { migrate?: boolean } = {}): Promise<Store> {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
   const raw = new BetterSqlite3(file);
   raw.pragma('journal_mode = WAL');
@@ -62,6 +62,6 @@ export async function openSqliteStore(file: string): Promise<Store> {
   const db = new Kysely<Database>({
     dialect: new ImmediateSqliteDialect({ database: cachingDatabase(raw) }),
   });
-  await migrateToLatest(db as Kysely<unknown>, 'sqlite');
+  if (opts.migrate ?? true) await migrateToLatest(db as Kysely<unknown>, 'sqlite');
   return new Store(db, 'sqlite');
 }

@@ -35,6 +35,9 @@ export function ledgerHash(prevHash: string, e: Omit<LedgerRow, 'hash' | 'prev_h
   );
 }
 
+// Per-agent queues for serializeAgent on SQLite, where every Store in the process shares one file.
+const agentQueues = new Map<string, Promise<void>>();
+
 export interface ListActionsQuery {
   status?: string | undefined;
   agentId?: string | undefined;
@@ -42,29 +45,106 @@ export interface ListActionsQuery {
   startingAfter?: string | undefined;
 }
 
+/** The NOTIFY channel that carries the id of an action made dispatchable, to every instance. */
+export const ACTIONS_READY_CHANNEL = 'airlock_actions_ready';
+
+/** Signals between instances sharing one database. PostgreSQL carries them with LISTEN/NOTIFY. */
+export interface StoreSignals {
+  onActionsReady(cb: (id: string) => void): () => void;
+  /** Resolves once this instance is listening. */
+  listening(): Promise<void>;
+  close(): Promise<void>;
+}
+
 /**
  * The one persistence interface the engine uses. Kysely keeps the SQL dialect-neutral, so SQLite and PostgreSQL
- * share this class; only opening a connection differs.
+ * share this class; only opening a connection, row locks and cross-instance signals differ.
  */
 export class Store {
   constructor(
     readonly db: Kysely<Database>,
     readonly dialect: Dialect,
+    readonly signals: StoreSignals | null = null,
   ) {}
 
-  /** Runs fn in one transaction; any driver failure surfaces as StoreUnavailable so callers fail closed. */
+  /**
+   * Runs fn in one transaction; any driver failure surfaces as StoreUnavailable so callers fail closed. Inside a
+   * transaction it joins the one already open.
+   */
   async transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+    if (this.db.isTransaction) return fn(this);
     try {
       return await this.db
         .transaction()
-        .execute((trx: Transaction<Database>) => fn(new Store(trx, this.dialect)));
+        .execute((trx: Transaction<Database>) => fn(new Store(trx, this.dialect, this.signals)));
     } catch (err) {
       throw asStoreError(err);
     }
   }
 
   async close(): Promise<void> {
+    await this.signals?.close();
     await this.db.destroy();
+  }
+
+  // --- coordination between instances ---------------------------------------------------------------------------
+
+  /**
+   * Calls cb with the id of each action another instance (or this one) made dispatchable. A no-op on SQLite,
+   * where one process owns the file and the engine's in-process events suffice; polling stays as the fallback.
+   */
+  onActionsReady(cb: (id: string) => void): () => void {
+    return this.signals ? this.signals.onActionsReady(cb) : () => {};
+  }
+
+  async actionsReadyListening(): Promise<void> {
+    await this.signals?.listening();
+  }
+
+  /**
+   * Runs fn while no other decision for this agent runs, on any instance: on PostgreSQL inside a transaction
+   * holding the agent's advisory lock (fn's writes commit with it); on SQLite, one process, under an in-process
+   * lock, fn opening its own transaction.
+   */
+  async serializeAgent<T>(agentId: string, fn: (store: Store) => Promise<T>): Promise<T> {
+    if (this.dialect === 'postgres') {
+      return this.transaction(async (tx) => {
+        await tx.lockAgent(agentId);
+        return fn(tx);
+      });
+    }
+    const previous = agentQueues.get(agentId) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => {
+      release = r;
+    });
+    const tail = previous.then(() => mine);
+    agentQueues.set(agentId, tail);
+    await previous;
+    try {
+      return await fn(this);
+    } finally {
+      release();
+      if (agentQueues.get(agentId) === tail) agentQueues.delete(agentId);
+    }
+  }
+
+  /** Inside a transaction: tells every instance, on commit, that the action can be dispatched. */
+  async notifyActionReady(id: string): Promise<void> {
+    if (this.dialect !== 'postgres') return;
+    await sql`select pg_notify(${ACTIONS_READY_CHANNEL}, ${id})`.execute(this.db);
+  }
+
+  /**
+   * Inside a transaction: serialises decisions for one agent across instances until commit, so a velocity window
+   * read by one decision already includes the action the previous one recorded. SQLite's BEGIN IMMEDIATE already
+   * serialises every writing transaction, so there it is a no-op.
+   */
+  async lockAgent(agentId: string): Promise<void> {
+    if (this.dialect !== 'postgres') return;
+    await sql`select pg_advisory_xact_lock(hashtextextended(${`airlock.agent:${agentId}`}, 0))`.execute(
+      this.db,
+    );
   }
 
   async ping(): Promise<void> {
@@ -187,6 +267,16 @@ export class Store {
     return this.db.selectFrom('actions').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
+  /**
+   * Inside a transaction: reads the action and locks its row until commit, so two reviewers voting at once on
+   * different instances are counted one after the other (SQLite's write lock already does this).
+   */
+  async getActionForUpdate(id: string): Promise<ActionRow | undefined> {
+    let query = this.db.selectFrom('actions').selectAll().where('id', '=', id);
+    if (this.dialect === 'postgres') query = query.forUpdate();
+    return query.executeTakeFirst();
+  }
+
   async findActionByScope(scope: string): Promise<ActionRow | undefined> {
     return this.db
       .selectFrom('actions')
@@ -235,8 +325,12 @@ export class Store {
     return Number(res.numUpdatedRows) === 1;
   }
 
-  /** A single SQLite process owns its file, so leases left by a crashed run can be released at start-up. */
+  /**
+   * A single SQLite process owns its file, so leases left by a crashed run can be released at start-up. On
+   * PostgreSQL other live instances hold leases too: a dead instance's leases expire and are taken over instead.
+   */
   async releaseAllLeases(): Promise<number> {
+    if (this.dialect === 'postgres') return 0;
     const res = await this.db
       .updateTable('actions')
       .set({ lease_owner: null, lease_until: null })
@@ -362,14 +456,23 @@ export class Store {
   }
 }
 
-function asStoreError(err: unknown): unknown {
-  if (err instanceof Error && 'code' in err) {
-    const code = String((err as { code: unknown }).code);
-    // Driver-level failures (locked, I/O, disk full, connection refused) mean the store cannot be trusted now.
-    if (/^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|CORRUPT|NOTADB)/.test(code))
-      return new StoreUnavailable(err);
-    if (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|57P0[123]|08\d\d\d)$/.test(code))
-      return new StoreUnavailable(err);
-  }
+export function asStoreError(err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  const code = 'code' in err ? String((err as { code: unknown }).code) : '';
+  // Driver-level failures (locked, I/O, disk full, connection refused) mean the store cannot be trusted now.
+  if (/^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|CORRUPT|NOTADB)/.test(code))
+    return new StoreUnavailable(err);
+  // Connection failures, admin shutdown (57P), connection exceptions (08), insufficient resources (53), the
+  // database gone (3D000) or refusing our credentials (28).
+  if (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|57P0[1-3]|08...|53...|3D000|28...)$/.test(code))
+    return new StoreUnavailable(err);
+  // node-postgres reports a dropped or unobtainable connection with a message and no code.
+  if (
+    !code &&
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/.test(
+      err.message,
+    )
+  )
+    return new StoreUnavailable(err);
   return err;
 }

@@ -88,6 +88,31 @@ export class StripeLookups implements FactSource {
     };
   }
 
+  /**
+   * What a decision on a refund or capture may ask about its charge. null when the look-up failed (or the
+   * charge does not exist), which the risk score counts against the request.
+   */
+  async charge(
+    id: string,
+    stripeAccount: string | null,
+  ): Promise<{ createdMs: number; disputed: boolean; refundable: number; currency: string | null } | null> {
+    const charge = await this.#get('charges', id, stripeAccount);
+    if (!charge || typeof charge['created'] !== 'number') return null;
+    return {
+      createdMs: charge['created'] * 1000,
+      disputed: charge['disputed'] === true,
+      refundable: Math.max(0, num(charge['amount_captured'] ?? charge['amount']) - num(charge['amount_refunded'])),
+      currency: str(charge['currency']),
+    };
+  }
+
+  /** When the customer was created; null when the look-up failed. */
+  async customer(id: string, stripeAccount: string | null): Promise<{ createdMs: number } | null> {
+    const customer = await this.#get('customers', id, stripeAccount);
+    if (!customer || typeof customer['created'] !== 'number') return null;
+    return { createdMs: customer['created'] * 1000 };
+  }
+
   #get(collection: string, id: string, stripeAccount: string | null): Promise<StripeObject | null> {
     if (!/^[A-Za-z0-9_]{1,100}$/.test(id)) return Promise.resolve(null);
     const key = `${stripeAccount ?? ''}|${collection}/${id}`;

@@ -282,8 +282,26 @@ describe('attribute registry', () => {
       metadata: {},
     });
     expect(d.outcome).toBe('review');
-    // The shipped registry does not know it yet.
-    expectErrorAt(text, ':agent_refunds_usd_1h:', /known attribute/);
-    expect(KNOWN_ATTRIBUTES.has('agent_refunds_usd_1h')).toBe(false);
+    // An attribute no name or pattern covers is refused where it is written.
+    expectErrorAt(
+      'rules:\n  - "Review if :agent_refunds_eur_1h: > 5"\n',
+      ':agent_refunds_eur_1h:',
+      /known attribute/,
+    );
+  });
+
+  it('knows velocity attributes per agent, customer and account, with windows up to 90 days', () => {
+    for (const name of [
+      'agent_refunds_usd_1h',
+      'customer_refunds_count_24h',
+      'account_payouts_usd_7d',
+      'agent_kind_count_30m',
+      'agent_writes_usd_90d',
+    ]) {
+      expect(KNOWN_ATTRIBUTES.lookup(name)?.source, name).toBe('velocity');
+    }
+    for (const name of ['agent_refunds_usd_91d', 'agent_refund_usd_1h', 'team_refunds_usd_1h', 'agent_refunds_usd_0h']) {
+      expect(KNOWN_ATTRIBUTES.has(name), name).toBe(false);
+    }
   });
 });

@@ -48,6 +48,8 @@ export interface Sandbox {
   onRequest(cb: (r: SandboxRequestLog) => void): () => void;
   /** Clears objects, idempotency records, the request log and faults. */
   reset(): void;
+  /** Test-only hook for seeding history: sets timestamp fields (`created`, `canceled_at`) of a stored object. */
+  backdate(id: string, times: Record<string, number>): void;
   close(): Promise<void>;
 }
 
@@ -379,6 +381,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       };
     },
     reset,
+    backdate: (id, times) => store.backdate(id, times),
     async close() {
       closed = true;
       await app.close();

@@ -159,6 +159,17 @@ export class SandboxStore {
     ).run(scope, rec.method, rec.path, rec.params, rec.status, rec.body, rec.createdMs);
   }
 
+  /** Test-only: rewrites an object's timestamps (`created`, `canceled_at`, …) so a test can seed past history. */
+  backdate(id: string, times: Record<string, number>): void {
+    const obj = this.find(id);
+    if (!obj) throw resourceMissing('object', id, 'id');
+    Object.assign(obj, times);
+    this.save(obj);
+    if (times['created'] !== undefined) {
+      this.stmt('UPDATE objects SET created = ? WHERE id = ?').run(times['created'], id);
+    }
+  }
+
   reset(): void {
     this.db.exec('DELETE FROM objects; DELETE FROM idempotency;');
   }

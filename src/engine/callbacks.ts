@@ -1,0 +1,74 @@
+import { newId } from '../ids.ts';
+import type { ActionRow, Store } from '../store/store.ts';
+import { toActionObject, toDecisionObject } from './view.ts';
+
+/** The event a callback delivers. Its id and body are fixed when queued, so every retry is the same event. */
+export interface CallbackEvent {
+  id: string;
+  object: 'event';
+  type: string;
+  created: number;
+  data: { object: unknown };
+}
+
+/** Queues the callback for an action that just settled, inside the caller's transaction. Idempotent per type. */
+export async function enqueueCallback(tx: Store, row: ActionRow, at: string): Promise<void> {
+  if (!row.callback_url) return;
+  const type = `${row.mode === 'decide' ? 'decision' : 'action'}.${row.status}`;
+  const existing = await tx.db
+    .selectFrom('callbacks')
+    .select('id')
+    .where('action_id', '=', row.id)
+    .where('type', '=', type)
+    .executeTakeFirst();
+  if (existing) return;
+  const approvals = await tx.listApprovals(row.id);
+  const agent = row.agent_id ? ((await tx.getAgent(row.agent_id)) ?? null) : null;
+  const object =
+    row.mode === 'decide' ? toDecisionObject(row, approvals) : toActionObject(row, approvals, agent);
+  const event: CallbackEvent = {
+    id: newId('evt'),
+    object: 'event',
+    type,
+    created: Math.floor(Date.parse(at) / 1000),
+    data: { object },
+  };
+  await tx.db
+    .insertInto('callbacks')
+    .values({
+      id: event.id,
+      action_id: row.id,
+      type,
+      url: row.callback_url,
+      payload: JSON.stringify(event),
+      attempts: 0,
+      next_attempt_at: at,
+      delivered_at: null,
+      gave_up_at: null,
+      last_status: null,
+      last_error: null,
+      lease_until: null,
+      created_at: at,
+    })
+    .execute();
+}
+
+export interface CallbackDelivery {
+  id: string;
+  type: string;
+  url: string;
+  attempts: number;
+  delivered_at: string | null;
+  gave_up_at: string | null;
+  last_status: number | null;
+  last_error: string | null;
+}
+
+export async function callbacksFor(store: Store, actionId: string): Promise<CallbackDelivery[]> {
+  return store.db
+    .selectFrom('callbacks')
+    .select(['id', 'type', 'url', 'attempts', 'delivered_at', 'gave_up_at', 'last_status', 'last_error'])
+    .where('action_id', '=', actionId)
+    .orderBy('created_at')
+    .execute();
+}

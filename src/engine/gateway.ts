@@ -1,0 +1,96 @@
+import type { Logger } from 'pino';
+import { AirlockError } from '../errors.ts';
+import type { ActionRow } from '../store/store.ts';
+import { classify, isValidStripePath } from '../stripe/classify.ts';
+import type { Params } from '../stripe/params.ts';
+import type { StripeUpstream, UpstreamResponse } from '../stripe/upstream.ts';
+import type { Dispatcher } from './dispatcher.ts';
+import type { Agent, Engine } from './engine.ts';
+import type { Status } from './status.ts';
+
+export const MAX_WAIT_SECONDS = 300;
+// How long a repeat of an in-flight request waits for the first one's answer before being told to retry.
+const REPEAT_WAIT_MS = 15_000;
+
+export interface StripeCall {
+  agent: Agent;
+  method: string;
+  path: string;
+  params: Params;
+  /** For reads: the query exactly as the caller sent it, forwarded unchanged. */
+  rawQuery?: string;
+  stripeAccount: string | null;
+  stripeVersion: string | null;
+  idempotencyKey: string | null;
+  /** Seconds to wait for a reviewer when the call is held (Airlock-Wait). */
+  waitSeconds: number;
+}
+
+/** Either a read answered straight from upstream, or an action in whatever status it reached. */
+export type StripeCallOutcome =
+  | { type: 'read'; response: UpstreamResponse }
+  | { type: 'action'; action: ActionRow; created: boolean };
+
+function settled(s: Status): boolean {
+  return s !== 'pending' && s !== 'received';
+}
+
+/**
+ * One agent Stripe call, from classification to its outcome: used by the HTTP proxy and the MCP tools alike, so
+ * every surface goes through the same engine and the same dispatcher.
+ */
+export class Gateway {
+  constructor(
+    readonly engine: Engine,
+    readonly dispatcher: Dispatcher,
+    readonly upstream: StripeUpstream,
+    readonly log: Logger,
+  ) {}
+
+  async stripe(call: StripeCall): Promise<StripeCallOutcome> {
+    const { method, path } = call;
+    if (!isValidStripePath(path) || (method !== 'GET' && method !== 'POST' && method !== 'DELETE')) {
+      throw new AirlockError('unknown_path', `Unrecognized request URL (${method}: ${path}).`);
+    }
+    const classification = classify({ method, path, params: call.params });
+    const submission = {
+      agent: call.agent,
+      method,
+      path,
+      params: call.params,
+      stripeAccount: call.stripeAccount,
+      stripeVersion: call.stripeVersion,
+      idempotencyKey: call.idempotencyKey,
+      classification,
+    };
+
+    // Reads the policy allows go straight through; they are logged, not held in the action store.
+    if (classification.read && (await this.engine.evaluate(submission)).decision.outcome === 'allow') {
+      const response = await this.upstream.send({
+        method,
+        path,
+        params: call.params,
+        rawQuery: call.rawQuery,
+        stripeAccount: call.stripeAccount,
+        stripeVersion: call.stripeVersion,
+      });
+      this.log.info(
+        { agent: call.agent.name, method, path, kind: classification.kind, status: response.status },
+        'read forwarded',
+      );
+      return { type: 'read', response };
+    }
+
+    const { action, created } = await this.engine.submit(submission);
+    let row = action;
+    const wait = Math.min(Math.max(0, call.waitSeconds), MAX_WAIT_SECONDS);
+    if (row.status === 'pending') {
+      if (created) await this.dispatcher.drive(row.id);
+      row = await this.engine.waitFor(row.id, settled, created ? 0 : REPEAT_WAIT_MS);
+    } else if (row.status === 'awaiting_approval' && wait > 0) {
+      row = await this.engine.waitFor(row.id, (s) => s !== 'awaiting_approval', wait * 1000);
+      if (row.status === 'pending') row = await this.engine.waitFor(row.id, settled, MAX_WAIT_SECONDS * 1000);
+    }
+    return { type: 'action', action: row, created };
+  }
+}

@@ -1,0 +1,37 @@
+import type { StoredDecision } from '../engine/engine.ts';
+import { formatDuration, formatMoney, kindLabel, riskLevel } from '../review/html.ts';
+import type { ActionRow } from '../store/store.ts';
+
+/** What a reviewer needs at a glance, and nothing else: no parameters, no secrets. */
+export interface Summary {
+  id: string;
+  title: string;
+  lines: string[];
+  receiptUrl: string;
+}
+
+export function summarize(
+  action: ActionRow,
+  who: string,
+  now: Date,
+  baseUrl: string,
+): Summary {
+  const decision = JSON.parse(action.decision) as StoredDecision;
+  const money = formatMoney(action.amount === null ? null : Number(action.amount), action.currency);
+  const level = riskLevel(decision.risk_score);
+  const left = action.expires_at ? formatDuration(new Date(action.expires_at).getTime() - now.getTime()) : null;
+  const lines = [
+    `${kindLabel(action.kind)} of ${money} requested by ${who}`,
+    action.customer ? `Customer: ${action.customer}` : null,
+    `Risk: ${level === 'unscored' ? 'not scored' : `${level} (${decision.risk_score})`}`,
+    `Why held: ${decision.rules.length ? decision.rules.join('; ') : decision.reason}`,
+    action.approvals_required > 1 ? `Needs ${action.approvals_required} distinct approvers` : null,
+    left ? `Expires in ${left} (${action.expires_at})` : null,
+  ].filter((l): l is string => l !== null);
+  return {
+    id: action.id,
+    title: `${kindLabel(action.kind)} ${money} by ${who}`,
+    lines,
+    receiptUrl: `${baseUrl}/review/actions/${action.id}`,
+  };
+}

@@ -1,0 +1,169 @@
+import type { Engine, StoredDecision } from '../engine/engine.ts';
+import { AirlockError } from '../errors.ts';
+import type { ActionRow, ApprovalRow, LedgerRow } from '../store/store.ts';
+import { redact } from './html.ts';
+import type { ReviewStore } from './store.ts';
+
+/** Everything a page needs about one action, with secrets already redacted. */
+export interface ActionView {
+  row: ActionRow;
+  decision: StoredDecision;
+  params: Record<string, unknown>;
+  originalParams: Record<string, unknown> | null;
+  responseBody: unknown;
+  agent: { id: string; name: string } | null;
+  /** Email of the reviewer who asked for it in the dashboard. */
+  requester: string | null;
+  approvals: ApprovalRow[];
+  ledger: LedgerRow[];
+}
+
+function parseJson(text: string | null): unknown {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+export async function loadView(
+  engine: Engine,
+  reviews: ReviewStore,
+  id: string,
+  opts: { ledger?: boolean } = {},
+): Promise<ActionView> {
+  const row = await engine.store.getAction(id);
+  if (!row) throw new AirlockError('resource_missing', `No such action: '${id}'`, { param: 'id' });
+  return viewOf(engine, reviews, row, opts);
+}
+
+export async function viewOf(
+  engine: Engine,
+  reviews: ReviewStore,
+  row: ActionRow,
+  opts: { ledger?: boolean } = {},
+): Promise<ActionView> {
+  const [approvals, agent, requester, ledger] = await Promise.all([
+    engine.store.listApprovals(row.id),
+    row.agent_id ? engine.store.getAgent(row.agent_id) : Promise.resolve(undefined),
+    row.requested_by ? reviews.reviewerEmail(row.requested_by) : Promise.resolve(null),
+    opts.ledger ? engine.store.ledgerForAction(row.id) : Promise.resolve([]),
+  ]);
+  return {
+    row,
+    decision: JSON.parse(row.decision) as StoredDecision,
+    params: redact(parseJson(row.params)) as Record<string, unknown>,
+    originalParams: row.original_params
+      ? (redact(parseJson(row.original_params)) as Record<string, unknown>)
+      : null,
+    responseBody: redact(parseJson(row.response_body)),
+    agent: agent ?? null,
+    requester,
+    approvals,
+    ledger: ledger.map((e) => ({ ...e, data: JSON.stringify(redact(parseJson(e.data))) })),
+  };
+}
+
+/** Held actions, the most urgent (soonest to expire) first. */
+export async function queue(engine: Engine, reviews: ReviewStore): Promise<ActionView[]> {
+  const rows = await engine.store.db
+    .selectFrom('actions')
+    .selectAll()
+    .where('status', '=', 'awaiting_approval')
+    .orderBy('expires_at', 'asc')
+    .orderBy('created_at', 'asc')
+    .limit(200)
+    .execute();
+  return Promise.all(rows.map((r) => viewOf(engine, reviews, r)));
+}
+
+export interface ActionFilters {
+  status?: string | undefined;
+  kind?: string | undefined;
+  agent?: string | undefined;
+  minUsd?: number | undefined;
+  maxUsd?: number | undefined;
+  from?: string | undefined;
+  to?: string | undefined;
+  q?: string | undefined;
+  startingAfter?: string | undefined;
+  limit: number;
+}
+
+/** All actions, newest first, filtered, with keyset pagination on (created_at, id). */
+export async function searchActions(
+  engine: Engine,
+  reviews: ReviewStore,
+  f: ActionFilters,
+): Promise<{ views: ActionView[]; hasMore: boolean }> {
+  const db = engine.store.db;
+  let query = db.selectFrom('actions').leftJoin('agents', 'agents.id', 'actions.agent_id').selectAll('actions');
+  if (f.status) query = query.where('actions.status', '=', f.status);
+  if (f.kind) query = query.where('actions.kind', '=', f.kind);
+  if (f.agent) query = query.where('agents.name', '=', f.agent);
+  if (f.minUsd !== undefined) query = query.where('actions.amount_usd', '>=', f.minUsd);
+  if (f.maxUsd !== undefined) query = query.where('actions.amount_usd', '<=', f.maxUsd);
+  if (f.from) query = query.where('actions.created_at', '>=', f.from);
+  if (f.to) query = query.where('actions.created_at', '<', f.to);
+  if (f.q) {
+    const q = f.q.trim();
+    query = query.where((eb) =>
+      eb.or([eb('actions.id', '=', q), eb('actions.customer', '=', q), eb('actions.params', 'like', `%${q}%`)]),
+    );
+  }
+  if (f.startingAfter) {
+    const cursor = await engine.store.getAction(f.startingAfter);
+    if (cursor) {
+      const { created_at: c, id } = cursor;
+      query = query.where((eb) =>
+        eb.or([eb('actions.created_at', '<', c), eb.and([eb('actions.created_at', '=', c), eb('actions.id', '<', id)])]),
+      );
+    }
+  }
+  const rows = await query
+    .orderBy('actions.created_at', 'desc')
+    .orderBy('actions.id', 'desc')
+    .limit(f.limit + 1)
+    .execute();
+  const page = rows.slice(0, f.limit);
+  return { views: await Promise.all(page.map((r) => viewOf(engine, reviews, r))), hasMore: rows.length > f.limit };
+}
+
+export interface DayStats {
+  day: string;
+  held: number;
+  approved: number;
+  rejected: number;
+  expired: number;
+  heldUsd: number;
+}
+
+/** Per-day counts over the ledger: what was held, how it ended, and the money held back. */
+export async function overview(engine: Engine, now: Date, days = 14): Promise<DayStats[]> {
+  const since = new Date(now.getTime() - (days - 1) * 86_400_000);
+  const sinceDay = since.toISOString().slice(0, 10);
+  const rows = await engine.store.db
+    .selectFrom('ledger')
+    .leftJoin('actions', 'actions.id', 'ledger.action_id')
+    .select(['ledger.type as type', 'ledger.to_status as to', 'ledger.at as at', 'actions.amount_usd as usd'])
+    .where('ledger.at', '>=', `${sinceDay}T00:00:00.000Z`)
+    .where('ledger.type', 'in', ['action.decided', 'action.approved', 'action.rejected', 'action.expired'])
+    .execute();
+  const byDay = new Map<string, DayStats>();
+  for (let i = 0; i < days; i++) {
+    const day = new Date(since.getTime() + i * 86_400_000).toISOString().slice(0, 10);
+    byDay.set(day, { day, held: 0, approved: 0, rejected: 0, expired: 0, heldUsd: 0 });
+  }
+  for (const r of rows) {
+    const s = byDay.get(r.at.slice(0, 10));
+    if (!s) continue;
+    if (r.type === 'action.decided' && r.to === 'awaiting_approval') {
+      s.held++;
+      s.heldUsd += Number(r.usd ?? 0);
+    } else if (r.type === 'action.approved') s.approved++;
+    else if (r.type === 'action.rejected') s.rejected++;
+    else if (r.type === 'action.expired') s.expired++;
+  }
+  return [...byDay.values()];
+}

@@ -1,0 +1,117 @@
+import type { Kysely } from 'kysely';
+import { COUNTED_STATUSES } from '../policy/velocity.ts';
+import type { Database } from './schema.ts';
+import type { Store } from './store.ts';
+
+/** One sliding-window total: which actions, over which time range. Times are ISO 8601 UTC strings. */
+export interface VelocityQuery {
+  scope: 'agent' | 'customer' | 'account';
+  /** The agent id or customer id; ignored for 'account'. */
+  subject: string | null;
+  /** Kinds to count, or 'writes' for every write. */
+  kinds: readonly string[] | 'writes';
+  /** Window start, inclusive. */
+  since: string;
+  /** Window end, exclusive: the decision time. */
+  until: string;
+  /** Leaves an action out (the one being decided, when it is already stored). */
+  excludeId?: string | null;
+}
+
+export interface VelocityTotal {
+  count: number;
+  usd: number;
+}
+
+/**
+ * Count and USD sum of the actions that count towards a window (see COUNTED_STATUSES). Each query is a range
+ * scan of one covering index from migration 0003_policy.
+ */
+export async function velocityTotal(store: Store, q: VelocityQuery): Promise<VelocityTotal> {
+  let query = store.db
+    .selectFrom('actions')
+    .select((eb) => [eb.fn.countAll().as('n'), eb.fn.sum('amount_usd').as('usd')])
+    .where('created_at', '>=', q.since)
+    .where('created_at', '<', q.until)
+    .where('status', 'in', COUNTED_STATUSES);
+  if (q.scope === 'agent') query = query.where('agent_id', '=', q.subject);
+  else if (q.scope === 'customer') query = query.where('customer', '=', q.subject);
+  query = q.kinds === 'writes' ? query.where('read', '=', 0) : query.where('kind', 'in', q.kinds);
+  if (q.excludeId) query = query.where('id', '!=', q.excludeId);
+  const row = await query.executeTakeFirst();
+  // PostgreSQL returns count(*) as a bigint string.
+  return { count: Number(row?.n ?? 0), usd: Math.round(Number(row?.usd ?? 0) * 100) / 100 };
+}
+
+/** Reviewer votes on one agent's actions cast since `since`. */
+export async function reviewVotes(
+  store: Store,
+  agentId: string,
+  since: string,
+): Promise<{ rejected: number; decided: number }> {
+  const rows = await store.db
+    .selectFrom('approvals')
+    .innerJoin('actions', 'actions.id', 'approvals.action_id')
+    .select((eb) => ['approvals.decision as decision', eb.fn.countAll().as('n')])
+    .where('approvals.at', '>=', since)
+    .where('actions.agent_id', '=', agentId)
+    .groupBy('approvals.decision')
+    .execute();
+  let rejected = 0;
+  let decided = 0;
+  for (const r of rows) {
+    decided += Number(r.n);
+    if (r.decision === 'reject') rejected += Number(r.n);
+  }
+  return { rejected, decided };
+}
+
+interface PolicyVersionsTable {
+  version: string;
+  file: string;
+  text: string;
+  first_loaded_at: string;
+  last_loaded_at: string;
+}
+
+type WithVersions = Kysely<Database & { policy_versions: PolicyVersionsTable }>;
+
+function versionsDb(store: Store): WithVersions {
+  return store.db.withTables<{ policy_versions: PolicyVersionsTable }>();
+}
+
+export interface PolicyVersionRow {
+  version: string;
+  file: string;
+  text: string;
+  first_loaded_at: string;
+  last_loaded_at: string;
+}
+
+/** Records a loaded policy version and its text; loading the same text again only moves last_loaded_at. */
+export async function recordPolicyVersion(
+  store: Store,
+  p: { version: string; file: string; text: string },
+  at: string,
+): Promise<void> {
+  const db = versionsDb(store);
+  const res = await db
+    .updateTable('policy_versions')
+    .set({ last_loaded_at: at, file: p.file })
+    .where('version', '=', p.version)
+    .executeTakeFirst();
+  if (Number(res.numUpdatedRows) > 0) return;
+  await db
+    .insertInto('policy_versions')
+    .values({ version: p.version, file: p.file, text: p.text, first_loaded_at: at, last_loaded_at: at })
+    .onConflict((oc) => oc.column('version').doUpdateSet({ last_loaded_at: at }))
+    .execute();
+}
+
+export async function getPolicyVersion(store: Store, version: string): Promise<PolicyVersionRow | undefined> {
+  return versionsDb(store).selectFrom('policy_versions').selectAll().where('version', '=', version).executeTakeFirst();
+}
+
+export async function listPolicyVersions(store: Store): Promise<PolicyVersionRow[]> {
+  return versionsDb(store).selectFrom('policy_versions').selectAll().orderBy('first_loaded_at', 'desc').execute();
+}
