@@ -23,6 +23,7 @@ import { type OutboundHttp, refusedHeader } from '../outbound/http.ts';
 import type { ActionRow } from '../store/store.ts';
 import type { Classification } from '../stripe/classify.ts';
 import type { Params } from '../stripe/params.ts';
+import { openApiDocument } from './openapi.ts';
 import {
   CreateActionRequest,
   CreateDecisionRequest,
@@ -164,6 +165,8 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
       throw err;
     }
   }
+
+  app.get('/api/openapi.json', async () => openApiDocument());
 
   // --- review API ------------------------------------------------------------------------------------------------
 

@@ -306,3 +306,19 @@ describe('callback delivery', () => {
     }
   });
 });
+
+describe('OpenAPI', () => {
+  it('serves a document that a standard OpenAPI 3.1 validator accepts and that describes the request schemas', async () => {
+    const { Validator } = await import('@seriousme/openapi-schema-validator');
+    const res = await fetch(`${stack.airlock.url}/api/openapi.json`);
+    expect(res.status).toBe(200);
+    const doc = await res.json();
+    const result = await new Validator().validate(doc);
+    expect(result.errors ?? []).toEqual([]);
+    expect(result.valid).toBe(true);
+    expect(doc.components.schemas.CreateDecisionRequest.required).toContain('intent');
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/api/actions', '/api/decisions', '/api/actions/{id}/approve']),
+    );
+  });
+});
