@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AirlockError } from '../errors.ts';
@@ -141,6 +142,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, file = env['AIR
         throw new Error('the file must hold a mapping of settings');
       }
       raw = (parsed as Record<string, unknown>) ?? {};
+      // Paths in the file are relative to the file, so a config works from any working directory.
+      for (const key of ['data', 'policy']) {
+        const v = raw[key];
+        if (typeof v === 'string' && v !== ':memory:' && !isAbsolute(v)) raw[key] = resolve(dirname(file), v);
+      }
     } catch (err) {
       throw new AirlockError('config_invalid', `${file}: ${(err as Error).message}`);
     }
