@@ -174,7 +174,12 @@ export async function startAirlock(
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host}:${port}`;
   log.info(
-    { url, policy: policy.file, policy_version: policy.version, store: config.data },
+    {
+      url,
+      policy: policy.file,
+      policy_version: policy.version,
+      store: store.dialect === 'postgres' ? 'postgres' : config.data,
+    },
     'Airlock is listening',
   );
   // Reviewers hear about holds by email and Slack; links point at the public URL.

@@ -13,6 +13,8 @@ import { loadPolicyFile, PolicyError } from '../policy/index.ts';
 import { createLogger, openStore, startAirlock } from '../server.ts';
 import { migrateToLatest, pendingMigrations } from '../store/migrations.ts';
 import type { Store } from '../store/store.ts';
+import { registerInitCommand } from './init.ts';
+import { registerPolicyCommands } from './policy.ts';
 
 const program = new Command()
   .name('airlock')
@@ -197,6 +199,9 @@ program
     const secret = await withStore((s) => callbackSecret(s, config().callbacks.secret));
     print(Boolean(o.json), { secret }, () => secret);
   });
+
+registerPolicyCommands(program, config);
+registerInitCommand(program);
 
 const audit = program.command('audit').description('the ledger');
 audit

@@ -93,6 +93,8 @@ export interface AttributeContext {
   policy: Policy;
   now: Date;
   store: Store;
+  /** An action already stored that must not count towards its own velocity windows (re-evaluation after changes). */
+  excludeId?: string | null;
 }
 
 /**
@@ -189,7 +191,11 @@ export class Engine {
   }
 
   /** Completes the facts a request leaves to Stripe, gathers attributes and applies the policy. */
-  async evaluate(sub: Submission, store: Store = this.store): Promise<Evaluation> {
+  async evaluate(
+    sub: Submission,
+    store: Store = this.store,
+    opts: { excludeId?: string } = {},
+  ): Promise<Evaluation> {
     const policy = this.#policy;
     const now = this.clock.now();
     const classification = this.facts
@@ -224,6 +230,7 @@ export class Engine {
         policy,
         now,
         store,
+        excludeId: opts.excludeId ?? null,
       });
       attributes = { ...attributes, ...extra.attributes };
       if (extra.riskFactors) riskFactors.push(...extra.riskFactors);
@@ -250,10 +257,13 @@ export class Engine {
    */
   async submit(sub: Submission): Promise<{ action: ActionRow; created: boolean }> {
     // A decision that reads the agent's own history must see the one decided just before it, on any instance.
-    if (sub.agent && readsAgentHistory(this.#policy)) {
-      return this.store.serializeAgent(sub.agent.id, (store) => this.#submit(sub, store));
-    }
-    return this.#submit(sub, this.store);
+    const result =
+      sub.agent && readsAgentHistory(this.#policy)
+        ? await this.store.serializeAgent(sub.agent.id, (store) => this.#submit(sub, store))
+        : await this.#submit(sub, this.store);
+    // Only once committed: a dispatcher woken earlier could not see the row yet.
+    if (result.created) this.#emit(result.action.id, result.action.status as Status);
+    return result;
   }
 
   async #submit(sub: Submission, store: Store): Promise<{ action: ActionRow; created: boolean }> {
@@ -365,7 +375,6 @@ export class Engine {
       }
       throw err;
     }
-    this.#emit(row.id, status);
     return { action: { ...row, status, decided_at: at }, created: true };
   }
 
@@ -476,7 +485,7 @@ export class Engine {
       idempotencyKey: null,
       classification,
     };
-    const evaluation = await this.evaluate(sub);
+    const evaluation = await this.evaluate(sub, this.store, { excludeId: id });
     if (evaluation.decision.outcome === 'block') {
       throw new AirlockError(
         'action_blocked',
@@ -816,8 +825,9 @@ export class Engine {
       throw new TransitionConflict(id, from, current?.status ?? null);
     }
     await tx.appendLedger({ actionId: id, type: e.type, from, to, actor: e.actor, data: e.data, at: e.at });
-    // Wakes the dispatchers of other instances when this commits (PostgreSQL LISTEN/NOTIFY).
-    if (to === 'pending') await tx.notifyActionReady(id);
+    // An approval wakes the dispatchers of every instance when it commits (PostgreSQL LISTEN/NOTIFY). An action
+    // allowed on submit is not announced: the instance that took the request executes it and answers the caller.
+    if (from === 'awaiting_approval' && to === 'pending') await tx.notifyActionReady(id);
     const row = await tx.getAction(id);
     // The callback is queued in the same transaction as the change it reports (an outbox): never lost, never early.
     if (row?.callback_url && isSettledAction(row)) await enqueueCallback(tx, row, e.at);

@@ -76,7 +76,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     http: deps.http ?? null,
     callbacks: deps.callbacks ?? null,
   });
-  registerMcp(app, deps.engine);
+  registerMcp(app, deps.engine, deps.log);
   registerDashboard(app, deps);
   return app;
 }

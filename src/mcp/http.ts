@@ -1,5 +1,6 @@
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.ts';
 import { AgentKeyCache, authenticateAgent } from '../http/proxy.ts';
 import { injectCall } from './call.ts';
@@ -11,7 +12,7 @@ export const MCP_PATH = '/mcp';
  * Streamable HTTP at /mcp, stateless: each POST carries the agent key and gets its own server, whose tools call
  * this same app in-process with that key, so MCP adds no second path to the engine.
  */
-export function registerMcp(app: FastifyInstance, engine: Engine): void {
+export function registerMcp(app: FastifyInstance, engine: Engine, log: Logger): void {
   const keys = new AgentKeyCache(engine);
 
   app.post(MCP_PATH, async (request, reply) => {
@@ -28,8 +29,18 @@ export function registerMcp(app: FastifyInstance, engine: Engine): void {
       void transport.close();
       void server.close();
     });
-    await server.connect(transport);
-    await transport.handleRequest(request.raw, reply.raw, request.body);
+    try {
+      await server.connect(transport);
+      await transport.handleRequest(request.raw, reply.raw, request.body);
+    } catch (err) {
+      log.error({ err }, 'MCP request failed');
+      if (!reply.raw.headersSent) {
+        reply.raw.writeHead(500, { 'content-type': 'application/json' });
+        reply.raw.end(
+          JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'Internal error' }, id: null }),
+        );
+      }
+    }
   });
 
   // Stateless: no server-initiated stream to resume and no session to delete.

@@ -62,7 +62,13 @@ export class Mailer {
   }
 
   async send(m: EmailMessage): Promise<void> {
-    await this.#transport.sendMail({ from: this.settings.from, to: m.to, subject: m.subject, text: m.text, html: m.html });
+    await this.#transport.sendMail({
+      from: this.settings.from,
+      to: m.to,
+      subject: m.subject,
+      text: m.text,
+      html: m.html,
+    });
   }
 
   close(): void {

@@ -1,5 +1,11 @@
 import type { Logger } from 'pino';
-import { type ActionChange, type Engine, mayDecide, type Reviewer, type StoredDecision } from '../engine/engine.ts';
+import {
+  type ActionChange,
+  type Engine,
+  mayDecide,
+  type Reviewer,
+  type StoredDecision,
+} from '../engine/engine.ts';
 import { ReviewStore } from '../review/store.ts';
 import { Mailer, reviewEmail, type SmtpSettings } from './email.ts';
 import { postToSlack } from './slack.ts';
@@ -34,7 +40,10 @@ export function recipientsFor(
   const eligible = reviewers.filter((r) => r.id !== requestedBy && mayDecide(r, decision.reviewers ?? []));
   const named = (decision.notify ?? []).filter((n) => n.startsWith('email:')).map((n) => n.slice(6));
   if (named.length === 0) return eligible.map((r) => ({ email: r.email, reviewer: r }));
-  return [...new Set(named)].map((email) => ({ email, reviewer: eligible.find((r) => r.email === email) ?? null }));
+  return [...new Set(named)].map((email) => ({
+    email,
+    reviewer: eligible.find((r) => r.email === email) ?? null,
+  }));
 }
 
 /** Tells people when an action starts waiting for them: email through SMTP, a Slack webhook. */
@@ -44,6 +53,7 @@ export class Notifier {
   readonly #inFlight = new Set<Promise<void>>();
   readonly #onChange = (c: ActionChange) => {
     if (c.status !== 'awaiting_approval') return;
+    if (!this.#mailer && !this.options.slackWebhookUrl) return; // nothing configured: no work on the hot path
     const p = this.notify(c.id).catch((err: unknown) =>
       this.options.log.error({ err, action: c.id }, 'review notification failed'),
     );
@@ -97,7 +107,11 @@ export class Notifier {
               : null;
             const url = (token: string) => `${baseUrl}/review/links/${token}`;
             await mailer.send(
-              reviewEmail(r.email, summary, links ? { approve: url(links.approve), reject: url(links.reject) } : null),
+              reviewEmail(
+                r.email,
+                summary,
+                links ? { approve: url(links.approve), reject: url(links.reject) } : null,
+              ),
             );
           })(),
         );
@@ -105,7 +119,8 @@ export class Notifier {
     }
     const results = await Promise.allSettled(tasks);
     for (const r of results) {
-      if (r.status === 'rejected') log.error({ err: r.reason, action: action.id }, 'a review notification was not delivered');
+      if (r.status === 'rejected')
+        log.error({ err: r.reason, action: action.id }, 'a review notification was not delivered');
     }
   }
 }

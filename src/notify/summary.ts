@@ -10,16 +10,13 @@ export interface Summary {
   receiptUrl: string;
 }
 
-export function summarize(
-  action: ActionRow,
-  who: string,
-  now: Date,
-  baseUrl: string,
-): Summary {
+export function summarize(action: ActionRow, who: string, now: Date, baseUrl: string): Summary {
   const decision = JSON.parse(action.decision) as StoredDecision;
   const money = formatMoney(action.amount === null ? null : Number(action.amount), action.currency);
   const level = riskLevel(decision.risk_score);
-  const left = action.expires_at ? formatDuration(new Date(action.expires_at).getTime() - now.getTime()) : null;
+  const left = action.expires_at
+    ? formatDuration(new Date(action.expires_at).getTime() - now.getTime())
+    : null;
   const lines = [
     `${kindLabel(action.kind)} of ${money} requested by ${who}`,
     action.customer ? `Customer: ${action.customer}` : null,

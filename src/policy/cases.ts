@@ -114,7 +114,11 @@ export function runCase(policy: Policy, c: PolicyCase, line = 0): CaseResult {
   const facts =
     'path' in r
       ? (() => {
-          const k = classify({ method: r.method.toUpperCase(), path: r.path, params: toParams(r.params) as Params });
+          const k = classify({
+            method: r.method.toUpperCase(),
+            path: r.path,
+            params: toParams(r.params) as Params,
+          });
           return {
             kind: k.kind,
             read: k.read,
@@ -156,7 +160,8 @@ export function runCase(policy: Policy, c: PolicyCase, line = 0): CaseResult {
     policy,
   );
   const attributes: Record<string, AttrValue> = { ...base, ...ctx.attributes };
-  if (facts.kind === 'refund.create' && !('full_refund' in ctx.attributes)) attributes['full_refund'] = facts.full;
+  if (facts.kind === 'refund.create' && !('full_refund' in ctx.attributes))
+    attributes['full_refund'] = facts.full;
   if (!('risk_score' in ctx.attributes)) {
     const risk = riskScore(riskInputFromAttributes(attributes));
     attributes['risk_score'] = risk.score;
@@ -176,9 +181,12 @@ export function runCase(policy: Policy, c: PolicyCase, line = 0): CaseResult {
   if (e.approvals !== undefined && d.approvalsRequired !== e.approvals) {
     diffs.push(`approvals: expected ${e.approvals}, got ${d.approvalsRequired}`);
   }
-  if (e.shadow !== undefined && d.shadow !== e.shadow) diffs.push(`shadow: expected ${e.shadow}, got ${d.shadow}`);
+  if (e.shadow !== undefined && d.shadow !== e.shadow)
+    diffs.push(`shadow: expected ${e.shadow}, got ${d.shadow}`);
   if (e.risk_level !== undefined && attributes['risk_level'] !== e.risk_level) {
-    diffs.push(`risk_level: expected ${e.risk_level}, got ${String(attributes['risk_level'])} (score ${String(attributes['risk_score'])})`);
+    diffs.push(
+      `risk_level: expected ${e.risk_level}, got ${String(attributes['risk_level'])} (score ${String(attributes['risk_score'])})`,
+    );
   }
   return {
     name: c.name,
@@ -209,17 +217,31 @@ export function runCasesFile(file: string, policyOverride?: string): CasesReport
   const yamlError = doc.errors[0];
   if (yamlError) {
     const p = at(yamlError.pos[0]);
-    throw new PolicyError(file, p.line, p.col, `invalid YAML: ${yamlError.message.split('\n')[0]}`, 'valid YAML');
+    throw new PolicyError(
+      file,
+      p.line,
+      p.col,
+      `invalid YAML: ${yamlError.message.split('\n')[0]}`,
+      'valid YAML',
+    );
   }
   const parsed = FileSchema.safeParse(doc.toJS());
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const node = doc.getIn(issue.path as (string | number)[], true) as { range?: [number, number] } | undefined;
+    const node = doc.getIn(issue.path as (string | number)[], true) as
+      | { range?: [number, number] }
+      | undefined;
     const parent = doc.getIn(issue.path.slice(0, -1) as (string | number)[], true) as
       | { range?: [number, number] }
       | undefined;
     const p = at(node?.range?.[0] ?? parent?.range?.[0] ?? 0);
-    throw new PolicyError(file, p.line, p.col, `${issue.path.join('.') || 'file'}: ${issue.message}`, 'a case as in docs/policies.md');
+    throw new PolicyError(
+      file,
+      p.line,
+      p.col,
+      `${issue.path.join('.') || 'file'}: ${issue.message}`,
+      'a case as in docs/policies.md',
+    );
   }
   const casesNode = doc.get('cases', true);
   const caseLine = (i: number) => {
@@ -231,7 +253,13 @@ export function runCasesFile(file: string, policyOverride?: string): CasesReport
     for (const name of Object.keys(c.context.attributes)) {
       if (!KNOWN_ATTRIBUTES.has(name)) {
         const p = caseLine(i);
-        throw new PolicyError(file, p.line, p.col, `case '${c.name}' sets unknown attribute :${name}:`, 'a known attribute');
+        throw new PolicyError(
+          file,
+          p.line,
+          p.col,
+          `case '${c.name}' sets unknown attribute :${name}:`,
+          'a known attribute',
+        );
       }
     }
   });

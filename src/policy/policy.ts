@@ -15,6 +15,7 @@ import { type AttributeRegistry, KNOWN_ATTRIBUTES, WEEKDAYS } from './attributes
 import { DEFAULT_CURRENCY_RATES } from './currency.ts';
 import { PolicyError, RuleError } from './errors.ts';
 import { compileCondition } from './evaluate.ts';
+import { neverMatches } from './lint.ts';
 import { parseRule } from './parser.ts';
 import type { BusinessHours, CompiledRule, Outcome, Policy, PolicyMode, RuleOptions } from './types.ts';
 
@@ -459,6 +460,13 @@ class Loader {
         lists,
         referenced,
       });
+      const never = neverMatches(ast.condition);
+      if (never)
+        throw new RuleError(
+          never.offset,
+          `this rule can never match: ${never.what}`,
+          'a condition some request can meet',
+        );
       return { id, text: source.text, outcome: ast.outcome, options, line, column: col, ast, test };
     } catch (err) {
       if (!(err instanceof RuleError)) throw err;

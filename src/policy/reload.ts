@@ -58,7 +58,9 @@ export class PolicyReloader {
       if (this.#timer) clearTimeout(this.#timer);
       this.#timer = setTimeout(() => void this.reload('file change'), this.#o.debounceMs ?? 100);
     });
-    this.#watcher.on('error', (err) => this.#o.log.error({ err, file: this.file }, 'policy file watch failed'));
+    this.#watcher.on('error', (err) =>
+      this.#o.log.error({ err, file: this.file }, 'policy file watch failed'),
+    );
   }
 
   /** Reads, validates and swaps in the policy file. Reloads run one at a time. */
@@ -78,13 +80,27 @@ export class PolicyReloader {
         text = readFileSync(this.file, 'utf8');
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? String(err);
-        throw new PolicyError(this.file, 1, 1, `cannot read the policy file (${code})`, 'a readable YAML file');
+        throw new PolicyError(
+          this.file,
+          1,
+          1,
+          `cannot read the policy file (${code})`,
+          'a readable YAML file',
+        );
       }
       policy = parsePolicy(text, this.file);
     } catch (err) {
       if (!(err instanceof PolicyError)) throw err;
       log.error(
-        { reason, file: err.file, line: err.line, column: err.column, problem: err.what, expected: err.expected, keeping: running.version },
+        {
+          reason,
+          file: err.file,
+          line: err.line,
+          column: err.column,
+          problem: err.what,
+          expected: err.expected,
+          keeping: running.version,
+        },
         `policy not reloaded: ${err.message}; still running ${running.version}`,
       );
       return { ok: false, error: err.message, keeping: running.version };
@@ -92,7 +108,10 @@ export class PolicyReloader {
     if (policy.version === running.version) return { ok: true, changed: false, version: policy.version };
     await this.#record(policy);
     holder.setPolicy(policy);
-    log.info({ reason, file: this.file, from: running.version, policy_version: policy.version }, 'policy reloaded');
+    log.info(
+      { reason, file: this.file, from: running.version, policy_version: policy.version },
+      'policy reloaded',
+    );
     return { ok: true, changed: true, version: policy.version };
   }
 

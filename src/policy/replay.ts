@@ -31,15 +31,16 @@ export interface History {
 type Obj = Record<string, unknown>;
 const str = (v: unknown): string | null => (typeof v === 'string' && v.length > 0 ? v : null);
 const int = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-const idOf = (v: unknown): string | null => str(v) ?? (v && typeof v === 'object' ? str((v as Obj)['id']) : null);
+const idOf = (v: unknown): string | null =>
+  str(v) ?? (v && typeof v === 'object' ? str((v as Obj)['id']) : null);
 
 export class ReplayError extends Error {
   readonly code = 'replay_failed' as const;
 }
 
 /**
- * Pages through one Stripe list endpoint, newest first, until objects are older than `sinceSec` (or, with
- * `scanAll`, to the end: canceled subscriptions are ordered by creation, not by when they were canceled).
+ * Pages through one Stripe list endpoint with `created[gte]` (without it, with `scanAll`: canceled
+ * subscriptions are listed by creation, not by when they were canceled).
  */
 async function* listAll(
   upstream: StripeUpstream,
@@ -60,7 +61,8 @@ async function* listAll(
     const body = res.body as { data?: Obj[]; has_more?: boolean };
     const data = body.data ?? [];
     for (const obj of data) {
-      if (!scanAll && (int(obj['created']) ?? 0) < sinceSec) return;
+      // Stripe filters on created[gte] itself; this also covers servers that ignore the filter.
+      if (!scanAll && (int(obj['created']) ?? 0) < sinceSec) continue;
       yield obj;
     }
     if (!body.has_more || data.length === 0) return;
@@ -177,7 +179,14 @@ export interface ReplayReport {
   /** One entry per local calendar day in the policy timezone, oldest first, empty days included. */
   per_day: ({ date: string } & Record<Outcome, ReplayTotals>)[];
   /** The largest held and blocked events. */
-  examples: { id: string; kind: string; at: string; amount_usd: number | null; outcome: Outcome; reason: string }[];
+  examples: {
+    id: string;
+    kind: string;
+    at: string;
+    amount_usd: number | null;
+    outcome: Outcome;
+    reason: string;
+  }[];
 }
 
 const zero = (): Record<Outcome, ReplayTotals> => ({
@@ -191,7 +200,12 @@ const dayFormatters = new Map<string, Intl.DateTimeFormat>();
 export function localDate(ms: number, timezone: string): string {
   let f = dayFormatters.get(timezone);
   if (!f) {
-    f = new Intl.DateTimeFormat('en-CA', { timeZone: timezone, year: 'numeric', month: '2-digit', day: '2-digit' });
+    f = new Intl.DateTimeFormat('en-CA', {
+      timeZone: timezone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+    });
     dayFormatters.set(timezone, f);
   }
   return f.format(ms);
@@ -199,10 +213,7 @@ export function localDate(ms: number, timezone: string): string {
 
 /** Facts a replayed refund knows from its expanded charge and the dispute list, as of the refund's time. */
 class HistoryFacts implements AttributeResolver {
-  constructor(
-    private readonly byId: Map<string, HistoryEvent>,
-    private readonly disputes: Map<string, number>,
-  ) {}
+  constructor(private readonly disputes: Map<string, number>) {}
   current: HistoryEvent | null = null;
   async resolve(ctx: Parameters<AttributeResolver['resolve']>[0]) {
     const e = this.current;
@@ -212,7 +223,6 @@ class HistoryFacts implements AttributeResolver {
       const disputedAt = this.disputes.get(e.charge.id);
       attributes['charge_disputed'] = disputedAt !== undefined && disputedAt <= ctx.now.getTime();
     }
-    void this.byId;
     return { attributes };
   }
 }
@@ -228,9 +238,15 @@ export async function replayHistory(
 ): Promise<ReplayReport> {
   const store = await openSqliteStore(':memory:');
   let now = opts.since;
-  const facts = new HistoryFacts(new Map(history.events.map((e) => [e.id, e])), history.disputes);
+  const facts = new HistoryFacts(history.disputes);
   const resolvers = policyResolvers(null);
-  const engine = new Engine({ store, policy, clock: { now: () => now }, facts: null, resolvers: [facts, ...resolvers] });
+  const engine = new Engine({
+    store,
+    policy,
+    clock: { now: () => now },
+    facts: null,
+    resolvers: [facts, ...resolvers],
+  });
   const totals = zero();
   const byKind: Record<string, Record<Outcome, ReplayTotals>> = {};
   const perDay = new Map<string, Record<Outcome, ReplayTotals>>();
@@ -269,7 +285,8 @@ export async function replayHistory(
         t[outcome].usd = round(t[outcome].usd + usd);
       };
       add(totals);
-      add((byKind[e.kind] ??= zero()));
+      byKind[e.kind] ??= zero();
+      add(byKind[e.kind]!);
       const day = localDate(at, policy.timezone);
       let d = perDay.get(day);
       if (!d) {
@@ -359,7 +376,9 @@ export function replayChartSvg(r: ReplayReport): string {
       );
     }
     if (i % 7 === 0) {
-      parts.push(`<text x="${x}" y="${top + h + 14}" transform="rotate(45 ${x} ${top + h + 14})">${d.date}</text>`);
+      parts.push(
+        `<text x="${x}" y="${top + h + 14}" transform="rotate(45 ${x} ${top + h + 14})">${d.date}</text>`,
+      );
     }
   });
   parts.push('</svg>');
@@ -369,7 +388,8 @@ export function replayChartSvg(r: ReplayReport): string {
 /** The terminal summary: totals, per kind, the busiest days, the largest held and blocked events. */
 export function replaySummary(r: ReplayReport): string {
   const t = r.totals;
-  const line = (label: string, x: ReplayTotals) => `  ${label.padEnd(10)} ${String(x.count).padStart(6)}  ${formatUsd(x.usd).padStart(16)}`;
+  const line = (label: string, x: ReplayTotals) =>
+    `  ${label.padEnd(10)} ${String(x.count).padStart(6)}  ${formatUsd(x.usd).padStart(16)}`;
   const out = [
     `Replayed ${r.events} actions over ${r.days} days (${r.since.slice(0, 10)} to ${r.until.slice(0, 10)}) under ${r.policy_version}`,
     line('allowed', t.allow),
@@ -390,13 +410,17 @@ export function replaySummary(r: ReplayReport): string {
   if (busiest.length) {
     out.push('', 'Days with the most held or blocked:');
     for (const d of busiest) {
-      out.push(`  ${d.date}  held ${d.review.count} (${formatUsd(d.review.usd)}), blocked ${d.block.count} (${formatUsd(d.block.usd)})`);
+      out.push(
+        `  ${d.date}  held ${d.review.count} (${formatUsd(d.review.usd)}), blocked ${d.block.count} (${formatUsd(d.block.usd)})`,
+      );
     }
   }
   if (r.examples.length) {
     out.push('', 'Largest held or blocked:');
     for (const e of r.examples.slice(0, 5)) {
-      out.push(`  ${e.outcome.padEnd(6)} ${e.kind.padEnd(20)} ${formatUsd(e.amount_usd ?? 0).padStart(12)}  ${e.id}  ${e.at}  ${e.reason}`);
+      out.push(
+        `  ${e.outcome.padEnd(6)} ${e.kind.padEnd(20)} ${formatUsd(e.amount_usd ?? 0).padStart(12)}  ${e.id}  ${e.at}  ${e.reason}`,
+      );
     }
   }
   return out.join('\n');

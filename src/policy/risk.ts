@@ -82,7 +82,9 @@ export function riskScore(input: RiskInput): { score: number; level: RiskLevel; 
     } else if (MONEY_KINDS.has(input.kind)) {
       add('amount_unknown', 15);
     }
-    if (input.agentKindUsd1h !== null && (input.agentKindUsd1h + (input.amountUsd ?? 0)) >= 2_000) {
+    // Velocity means earlier actions adding up: one large amount alone is the amount factor's business.
+    const prior = input.agentKindUsd1h ?? 0;
+    if (prior > 0 && prior + (input.amountUsd ?? 0) >= 2_000) {
       add('velocity:agent_usd_1h>=2000', 15);
     }
     if (input.agentKindCount1h !== null && input.agentKindCount1h + 1 >= 10) {

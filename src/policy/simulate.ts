@@ -86,7 +86,15 @@ export async function redecide(
     policy,
   );
   for (const resolver of resolvers) {
-    const ctx: ResolveContext = { submission, classification, base: attributes, policy, now, store, excludeId: row.id };
+    const ctx: ResolveContext = {
+      submission,
+      classification,
+      base: attributes,
+      policy,
+      now,
+      store,
+      excludeId: row.id,
+    };
     const extra = await resolver.resolve(ctx);
     attributes = { ...attributes, ...extra.attributes };
   }
@@ -129,7 +137,10 @@ export async function simulate(
     if (cursor) {
       const c = cursor;
       q = q.where((eb) =>
-        eb.or([eb('created_at', '>', c.created_at), eb.and([eb('created_at', '=', c.created_at), eb('id', '>', c.id)])]),
+        eb.or([
+          eb('created_at', '>', c.created_at),
+          eb.and([eb('created_at', '=', c.created_at), eb('id', '>', c.id)]),
+        ]),
       );
     }
     const page = await q.orderBy('created_at').orderBy('id').limit(500).execute();

@@ -150,7 +150,11 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
       const next = encodeURIComponent(request.url);
       void reply.redirect(`/review/login?next=${next}${hadCookie ? '&notice=expired' : ''}`, 303);
     } else {
-      void page(reply, 401, messagePage('Log in first', 'Your session has ended. Log in again and retry.', null));
+      void page(
+        reply,
+        401,
+        messagePage('Log in first', 'Your session has ended. Log in again and retry.', null),
+      );
     }
     return null;
   }
@@ -184,7 +188,9 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
 
   function errorNotice(err: unknown, v: ActionView | null): Notice {
     if (err instanceof AirlockError && err.code === 'already_decided' && v) {
-      const by = v.approvals.map((a) => `${a.reviewer_email} (${a.decision === 'approve' ? 'approved' : 'rejected'})`);
+      const by = v.approvals.map(
+        (a) => `${a.reviewer_email} (${a.decision === 'approve' ? 'approved' : 'rejected'})`,
+      );
       return {
         kind: 'error',
         text: by.length
@@ -204,7 +210,10 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
   app.get<{ Params: { name: string } }>('/review/assets/:name', async (request, reply) => {
     const asset = ASSETS[request.params.name];
     if (!asset) return page(reply, 404, messagePage('Not found', 'No such file.', null));
-    return reply.header('content-type', asset.type).header('cache-control', 'public, max-age=300').send(asset.body);
+    return reply
+      .header('content-type', asset.type)
+      .header('cache-control', 'public, max-age=300')
+      .send(asset.body);
   });
 
   app.get('/review/login', async (request, reply) => {
@@ -224,13 +233,16 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
       return page(
         reply,
         403,
-        loginPage(fresh, next, { kind: 'error', text: 'The form expired or came from another site. Try again.' }),
+        loginPage(fresh, next, {
+          kind: 'error',
+          text: 'The form expired or came from another site. Try again.',
+        }),
       );
     }
     const reviewer = await reviews.reviewerForLogin(field(body, 'email'));
     const password = field(body, 'password');
     const ok = await verifyPassword(password, reviewer?.passwordHash ?? (await DUMMY_HASH));
-    if (!reviewer || !reviewer.passwordHash || !ok) {
+    if (!reviewer?.passwordHash || !ok) {
       log.warn({ email: field(body, 'email').slice(0, 200) }, 'dashboard login refused');
       return page(reply, 401, loginPage(fresh, next, { kind: 'error', text: 'Wrong email or password.' }));
     }
@@ -297,7 +309,8 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
         (e): e is [string, string] => typeof e[1] === 'string' && e[1] !== '',
       ),
     );
-    const num = (v: string | undefined) => (v !== undefined && Number.isFinite(Number(v)) ? Number(v) : undefined);
+    const num = (v: string | undefined) =>
+      v !== undefined && Number.isFinite(Number(v)) ? Number(v) : undefined;
     const day = (v: string | undefined, plus = 0) =>
       v && /^\d{4}-\d{2}-\d{2}$/.test(v)
         ? new Date(new Date(`${v}T00:00:00.000Z`).getTime() + plus).toISOString()
@@ -352,8 +365,12 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
           row = await engine.reject(id, s.reviewer, note);
         }
         if (row.status === 'pending') void dispatcher.drive(id);
-        const notice = verb === 'reject' ? 'rejected' : row.status === 'awaiting_approval' ? 'recorded' : 'approved';
-        const back = field(body, 'return') === 'queue' ? `/review?notice=${notice}` : `/review/actions/${id}?notice=${notice}`;
+        const notice =
+          verb === 'reject' ? 'rejected' : row.status === 'awaiting_approval' ? 'recorded' : 'approved';
+        const back =
+          field(body, 'return') === 'queue'
+            ? `/review?notice=${notice}`
+            : `/review/actions/${id}?notice=${notice}`;
         return reply.redirect(back, 303);
       } catch (err) {
         if (!isUserError(err)) throw err;
@@ -398,7 +415,11 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
   app.get('/review/refund', async (request, reply) => {
     const s = await requireSession(request, reply);
     if (!s) return reply;
-    return page(reply, 200, refundPage(s, randomToken(24), noticeFrom(request), field(request.query, 'charge')));
+    return page(
+      reply,
+      200,
+      refundPage(s, randomToken(24), noticeFrom(request), field(request.query, 'charge')),
+    );
   });
 
   app.post('/review/refund', async (request, reply) => {
@@ -418,7 +439,9 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
         const known = engine.facts ? await engine.facts.complete(base, null) : base;
         const amount = parseMajorUnits(amountText, known.currency ?? 'usd');
         if (amount === null || amount <= 0) {
-          throw new AirlockError('parameter_invalid', `"${amountText}" is not an amount`, { param: 'amount' });
+          throw new AirlockError('parameter_invalid', `"${amountText}" is not an amount`, {
+            param: 'amount',
+          });
         }
         params['amount'] = String(amount);
       }
@@ -440,7 +463,11 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
       return reply.redirect(`/review/actions/${action.id}?notice=requested`, 303);
     } catch (err) {
       if (!isUserError(err)) throw err;
-      return page(reply, httpStatus(err.code), refundPage(s, randomToken(24), errorNotice(err, null), charge));
+      return page(
+        reply,
+        httpStatus(err.code),
+        refundPage(s, randomToken(24), errorNotice(err, null), charge),
+      );
     }
   });
 
@@ -480,7 +507,11 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
             : 'This link has been used; it cannot decide again.',
         }
       : null;
-    return page(reply, 200, linkPage(v, ctx.link.verb, ctx.email, request.params.token, now(), notice, Boolean(ctx.link.usedAt)));
+    return page(
+      reply,
+      200,
+      linkPage(v, ctx.link.verb, ctx.email, request.params.token, now(), notice, Boolean(ctx.link.usedAt)),
+    );
   });
 
   /** Only this POST decides: mail scanners and link previews open links, they do not press buttons. */
@@ -493,10 +524,21 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
       page(
         reply,
         status,
-        linkPage(await loadView(engine, reviews, link.actionId, { ledger: true }), link.verb, ctx.email, token, now(), notice, true),
+        linkPage(
+          await loadView(engine, reviews, link.actionId, { ledger: true }),
+          link.verb,
+          ctx.email,
+          token,
+          now(),
+          notice,
+          true,
+        ),
       );
     if (!(await reviews.spendBatch(link.batchId, now()))) {
-      return showOutcome(httpStatus('link_used'), { kind: 'error', text: 'This link has been used; it cannot decide again.' });
+      return showOutcome(httpStatus('link_used'), {
+        kind: 'error',
+        text: 'This link has been used; it cannot decide again.',
+      });
     }
     const reviewer: Reviewer | undefined = await engine.store.findReviewerByEmail(ctx.email);
     if (!reviewer || reviewer.id !== link.reviewerId) {
@@ -516,7 +558,11 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
         throw err;
       }
       const v = await loadView(engine, reviews, link.actionId, { ledger: true });
-      return page(reply, httpStatus(err.code), linkPage(v, link.verb, ctx.email, token, now(), errorNotice(err, v), true));
+      return page(
+        reply,
+        httpStatus(err.code),
+        linkPage(v, link.verb, ctx.email, token, now(), errorNotice(err, v), true),
+      );
     }
   });
 }

@@ -77,7 +77,10 @@ export function formatDuration(ms: number): string {
 
 export function formatTime(iso: string | null): string {
   if (!iso) return '—';
-  return iso.replace('T', ' ').replace(/\.\d+Z$/, ' UTC').replace(/Z$/, ' UTC');
+  return iso
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, ' UTC')
+    .replace(/Z$/, ' UTC');
 }
 
 const KIND_LABELS: Record<string, string> = {

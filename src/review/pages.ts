@@ -156,7 +156,7 @@ export function queuePage(views: ActionView[], session: Session, now: Date, noti
     html`<h1>Waiting for review <span class="count" id="queue-count">${views.length}</span></h1>
 <p class="muted">Most urgent first. New holds appear here as they arrive.</p>
 <table class="queue">
-<thead><tr><th>What</th><th>Who · for whom</th><th>Risk</th><th>Why held</th><th>Age · time left</th><th>Approvals</th><th></th></tr></thead>
+<thead><tr><th>What</th><th>Who · for whom</th><th>Risk</th><th>Why held</th><th>Waiting · left</th><th>Approvals</th><th></th></tr></thead>
 <tbody id="queue-rows">${queueRows(views, session, now)}</tbody>
 </table>`,
     { notice, live: true },
@@ -169,16 +169,27 @@ function jsonBlock(value: unknown): Html {
   return html`<pre class="json">${JSON.stringify(value, null, 2)}</pre>`;
 }
 
-function paramsTable(params: Record<string, unknown>, other: Record<string, unknown> | null): Html {
+function paramsTable(
+  params: Record<string, unknown>,
+  other: Record<string, unknown> | null,
+  currency: string | null,
+): Html {
   const keys = [...new Set([...Object.keys(other ?? {}), ...Object.keys(params)])];
-  const show = (v: unknown) => (v === undefined ? '—' : typeof v === 'string' ? v : JSON.stringify(v));
+  const show = (v: unknown, k = '') => {
+    if (v === undefined) return '—';
+    const text = typeof v === 'string' ? v : JSON.stringify(v);
+    // Minor units are what Stripe receives; the money value beside them is what a person reads.
+    if (currency && /amount/.test(k) && /^\d+$/.test(text))
+      return `${text} (${formatMoney(Number(text), currency)})`;
+    return text;
+  };
   if (!other) {
-    return html`<table class="kv">${keys.map((k) => html`<tr><th>${k}</th><td><code>${show(params[k])}</code></td></tr>`)}</table>`;
+    return html`<table class="kv">${keys.map((k) => html`<tr><th>${k}</th><td><code>${show(params[k], k)}</code></td></tr>`)}</table>`;
   }
   return html`<table class="kv versions"><thead><tr><th></th><th>Originally requested</th><th>Approved version</th></tr></thead>
 ${keys.map((k) => {
-  const a = show(other[k]);
-  const b = show(params[k]);
+  const a = show(other[k], k);
+  const b = show(params[k], k);
   return html`<tr class="${a !== b ? 'changed' : ''}"><th>${k}</th><td><code>${a}</code></td><td><code>${b}</code></td></tr>`;
 })}</table>`;
 }
@@ -232,7 +243,8 @@ function deliveryMs(v: ActionView): number | null {
 
 function decidePanel(v: ActionView, session: Session): Html {
   const blocked = cannotDecide(v, session.reviewer);
-  if (blocked) return html`<section class="panel decide"><h2>Decision</h2><p class="muted">${blocked}.</p></section>`;
+  if (blocked)
+    return html`<section class="panel decide"><h2>Decision</h2><p class="muted">${blocked}.</p></section>`;
   const currency = v.row.currency ?? 'usd';
   const amount = v.row.amount === null ? null : Number(v.row.amount);
   const reason = typeof v.params['reason'] === 'string' ? v.params['reason'] : '';
@@ -259,7 +271,13 @@ function decidePanel(v: ActionView, session: Session): Html {
 </form></section>`;
 }
 
-function linkPanel(v: ActionView, verb: LinkVerb, reviewerEmail: string, token: string, spent: boolean): Html {
+function linkPanel(
+  v: ActionView,
+  verb: LinkVerb,
+  reviewerEmail: string,
+  token: string,
+  spent: boolean,
+): Html {
   if (spent || v.row.status !== 'awaiting_approval') {
     const { approvals, required } = votes(v);
     return html`<section class="panel decide"><h2>Outcome</h2><p id="outcome">This action is <b>${v.row.status.replace('_', ' ')}</b>${
@@ -282,11 +300,10 @@ export function receiptBody(v: ActionView, now: Date, mode: ReceiptMode): Html {
   const d = v.decision;
   const { approvals, required } = votes(v);
   const delivery = deliveryMs(v);
-  const callbacks = v.ledger.filter((e) => e.type.startsWith('callback.'));
   return html`<header class="receipt-head">
   <h1><span class="kind">${kindLabel(v.row.kind)}</span> <span class="amount">${amountOf(v)}</span> ${statusBadge(v.row.status)}</h1>
   <p class="lede">Requested by ${who(v)} · ${target(v)} · ${riskBadge(d.risk_score)}
-  ${v.row.status === 'awaiting_approval' ? html` · ${timeLeft(v.row.expires_at, now)}` : ''}</p>
+  ${v.row.status === 'awaiting_approval' ? html` · ${timeLeft(v.row.expires_at, now)} · <b>${approvals} of ${required}</b> approval${required === 1 ? '' : 's'}` : ''}</p>
   <p class="muted"><code>${v.row.id}</code> · <code>${v.row.kind}</code> · ${v.row.method} ${v.row.path} · received ${formatTime(v.row.created_at)}</p>
 </header>
 <div class="grid">
@@ -300,14 +317,16 @@ export function receiptBody(v: ActionView, now: Date, mode: ReceiptMode): Html {
   <p class="muted">Policy <code>${d.policy_version}</code> · approvals ${approvals} of ${required}${d.reviewers?.length ? ` · decided by ${d.reviewers.join(', ')}` : ''}</p>
 </section>
 <section class="panel"><h2>${v.originalParams ? 'Request, both versions' : 'Request'}</h2>
-  ${paramsTable(v.params, v.originalParams)}
+  ${paramsTable(v.params, v.originalParams, v.row.currency)}
   ${v.row.stripe_account ? html`<p>On connected account <code>${v.row.stripe_account}</code></p>` : ''}
 </section>
 <section class="panel"><h2>Reviewers</h2>
   ${
     v.approvals.length
       ? html`<ul class="votes">${v.approvals.map(
-          (a) => html`<li><b>${a.reviewer_email}</b> ${a.decision === 'approve' ? 'approved' : 'rejected'} at ${formatTime(a.at)}
+          (
+            a,
+          ) => html`<li><b>${a.reviewer_email}</b> ${a.decision === 'approve' ? 'approved' : 'rejected'} at ${formatTime(a.at)}
       ${a.note ? html`<blockquote>${a.note}</blockquote>` : ''}${a.changes ? html`<div class="muted">with changes <code>${a.changes}</code></div>` : ''}</li>`,
         )}</ul>`
       : html`<p class="muted">Nobody has decided yet.</p>`
@@ -322,7 +341,22 @@ export function receiptBody(v: ActionView, now: Date, mode: ReceiptMode): Html {
       : html`<p class="muted">Not sent upstream${v.row.status === 'pending' ? ' yet' : ''}.</p>`
   }
   <h3>Callback deliveries</h3>
-  ${callbacks.length ? timeline(callbacks) : html`<p class="muted">None.</p>`}
+  ${
+    v.callbacks.length
+      ? html`<table class="kv callbacks">${v.callbacks.map(
+          (c) =>
+            html`<tr><th>${c.type}</th><td><code>${c.url}</code><div class="sub">${
+              c.delivered_at
+                ? `delivered ${formatTime(c.delivered_at)}`
+                : c.gave_up_at
+                  ? `gave up ${formatTime(c.gave_up_at)}`
+                  : 'retrying'
+            } · ${c.attempts} attempt${c.attempts === 1 ? '' : 's'}${c.last_status ? ` · last answer ${c.last_status}` : ''}${
+              c.last_error ? ` · ${c.last_error}` : ''
+            }</div></td></tr>`,
+        )}</table>`
+      : html`<p class="muted">None.</p>`
+  }
 </section>
 </div>
 <div>
@@ -333,11 +367,16 @@ ${mode.kind === 'session' ? decidePanel(v, mode.session) : linkPanel(v, mode.ver
 }
 
 export function receiptPage(v: ActionView, session: Session, now: Date, notice: Notice | null): string {
-  return layout(`${kindLabel(v.row.kind)} ${amountOf(v)}`, session, receiptBody(v, now, { kind: 'session', session }), {
-    notice,
-    live: true,
-    actionId: v.row.id,
-  });
+  return layout(
+    `${kindLabel(v.row.kind)} ${amountOf(v)}`,
+    session,
+    receiptBody(v, now, { kind: 'session', session }),
+    {
+      notice,
+      live: true,
+      actionId: v.row.id,
+    },
+  );
 }
 
 export function linkPage(
@@ -411,7 +450,9 @@ export function actionsPage(
 <tbody>${
       views.length
         ? views.map(
-            (v) => html`<tr><td><a class="what" href="/review/actions/${v.row.id}"><span class="kind">${kindLabel(v.row.kind)}</span> <span class="amount">${amountOf(v)}</span></a><div class="sub"><code>${v.row.id}</code></div></td>
+            (
+              v,
+            ) => html`<tr><td><a class="what" href="/review/actions/${v.row.id}"><span class="kind">${kindLabel(v.row.kind)}</span> <span class="amount">${amountOf(v)}</span></a><div class="sub"><code>${v.row.id}</code></div></td>
 <td>${statusBadge(v.row.status)}</td><td>${who(v)}<div class="sub">${target(v)}</div></td><td>${riskBadge(v.decision.risk_score)}</td>
 <td>${formatTime(v.row.created_at)}<div class="sub">${formatDuration(now.getTime() - new Date(v.row.created_at).getTime())} ago</div></td></tr>`,
           )
@@ -446,7 +487,8 @@ export function overviewPage(stats: DayStats[], session: Session): string {
     return html`<rect x="${i * w + 8}" y="${90 - bh}" width="28" height="${bh}" fill="#d97706"><title>${s.day}: $${s.heldUsd.toFixed(2)} held</title></rect>`;
   });
   const labels = stats.map(
-    (s, i) => html`<text x="${i * w + 22}" y="${h + 26}" text-anchor="middle" font-size="10">${s.day.slice(5)}</text>`,
+    (s, i) =>
+      html`<text x="${i * w + 22}" y="${h + 26}" text-anchor="middle" font-size="10">${s.day.slice(5)}</text>`,
   );
   const total = stats.reduce(
     (a, s) => ({
@@ -471,7 +513,8 @@ export function overviewPage(stats: DayStats[], session: Session): string {
 </section>
 <section class="panel"><h2>Money held back per day (USD)</h2>
 <svg class="chart" viewBox="0 0 ${stats.length * w} 110" role="img" aria-label="money held per day">${usdBars}${stats.map(
-      (s, i) => html`<text x="${i * w + 22}" y="104" text-anchor="middle" font-size="10">${s.day.slice(5)}</text>`,
+      (s, i) =>
+        html`<text x="${i * w + 22}" y="104" text-anchor="middle" font-size="10">${s.day.slice(5)}</text>`,
     )}</svg></section>`,
   );
 }

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Engine, StoredDecision } from '../engine/engine.ts';
 import { AirlockError } from '../errors.ts';
 import type { ActionRow, ApprovalRow, LedgerRow } from '../store/store.ts';
@@ -16,6 +17,39 @@ export interface ActionView {
   requester: string | null;
   approvals: ApprovalRow[];
   ledger: LedgerRow[];
+  callbacks: CallbackDelivery[];
+}
+
+export interface CallbackDelivery {
+  type: string;
+  /** Origin and path only: a query string may carry a token. */
+  url: string;
+  attempts: number;
+  delivered_at: string | null;
+  gave_up_at: string | null;
+  last_status: number | null;
+  last_error: string | null;
+}
+
+/** Callback deliveries from the outbound queue's table; none when that table is not there. */
+async function callbacksFor(engine: Engine, actionId: string): Promise<CallbackDelivery[]> {
+  try {
+    const { rows } =
+      await sql<CallbackDelivery>`select type, url, attempts, delivered_at, gave_up_at, last_status, last_error
+      from callbacks where action_id = ${actionId} order by created_at`.execute(engine.store.db);
+    return rows.map((r) => {
+      let url = r.url;
+      try {
+        const u = new URL(r.url);
+        url = `${u.origin}${u.pathname}`;
+      } catch {
+        url = '[unparseable URL]';
+      }
+      return { ...r, url, attempts: Number(r.attempts) };
+    });
+  } catch {
+    return [];
+  }
 }
 
 function parseJson(text: string | null): unknown {
@@ -44,11 +78,12 @@ export async function viewOf(
   row: ActionRow,
   opts: { ledger?: boolean } = {},
 ): Promise<ActionView> {
-  const [approvals, agent, requester, ledger] = await Promise.all([
+  const [approvals, agent, requester, ledger, callbacks] = await Promise.all([
     engine.store.listApprovals(row.id),
     row.agent_id ? engine.store.getAgent(row.agent_id) : Promise.resolve(undefined),
     row.requested_by ? reviews.reviewerEmail(row.requested_by) : Promise.resolve(null),
     opts.ledger ? engine.store.ledgerForAction(row.id) : Promise.resolve([]),
+    opts.ledger ? callbacksFor(engine, row.id) : Promise.resolve([]),
   ]);
   return {
     row,
@@ -62,6 +97,7 @@ export async function viewOf(
     requester,
     approvals,
     ledger: ledger.map((e) => ({ ...e, data: JSON.stringify(redact(parseJson(e.data))) })),
+    callbacks,
   };
 }
 
@@ -98,7 +134,10 @@ export async function searchActions(
   f: ActionFilters,
 ): Promise<{ views: ActionView[]; hasMore: boolean }> {
   const db = engine.store.db;
-  let query = db.selectFrom('actions').leftJoin('agents', 'agents.id', 'actions.agent_id').selectAll('actions');
+  let query = db
+    .selectFrom('actions')
+    .leftJoin('agents', 'agents.id', 'actions.agent_id')
+    .selectAll('actions');
   if (f.status) query = query.where('actions.status', '=', f.status);
   if (f.kind) query = query.where('actions.kind', '=', f.kind);
   if (f.agent) query = query.where('agents.name', '=', f.agent);
@@ -109,7 +148,11 @@ export async function searchActions(
   if (f.q) {
     const q = f.q.trim();
     query = query.where((eb) =>
-      eb.or([eb('actions.id', '=', q), eb('actions.customer', '=', q), eb('actions.params', 'like', `%${q}%`)]),
+      eb.or([
+        eb('actions.id', '=', q),
+        eb('actions.customer', '=', q),
+        eb('actions.params', 'like', `%${q}%`),
+      ]),
     );
   }
   if (f.startingAfter) {
@@ -117,7 +160,10 @@ export async function searchActions(
     if (cursor) {
       const { created_at: c, id } = cursor;
       query = query.where((eb) =>
-        eb.or([eb('actions.created_at', '<', c), eb.and([eb('actions.created_at', '=', c), eb('actions.id', '<', id)])]),
+        eb.or([
+          eb('actions.created_at', '<', c),
+          eb.and([eb('actions.created_at', '=', c), eb('actions.id', '<', id)]),
+        ]),
       );
     }
   }
@@ -127,7 +173,10 @@ export async function searchActions(
     .limit(f.limit + 1)
     .execute();
   const page = rows.slice(0, f.limit);
-  return { views: await Promise.all(page.map((r) => viewOf(engine, reviews, r))), hasMore: rows.length > f.limit };
+  return {
+    views: await Promise.all(page.map((r) => viewOf(engine, reviews, r))),
+    hasMore: rows.length > f.limit,
+  };
 }
 
 export interface DayStats {

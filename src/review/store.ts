@@ -90,13 +90,21 @@ export class ReviewStore {
   }
 
   async reviewerEmail(id: string): Promise<string | null> {
-    const row = await this.#db.selectFrom('reviewers').select('email').where('id', '=', id).executeTakeFirst();
+    const row = await this.#db
+      .selectFrom('reviewers')
+      .select('email')
+      .where('id', '=', id)
+      .executeTakeFirst();
     return row?.email ?? null;
   }
 
   // --- sessions ------------------------------------------------------------------------------------------------
 
-  async createSession(reviewerId: string, now: Date, ttlMs: number): Promise<{ token: string; csrf: string }> {
+  async createSession(
+    reviewerId: string,
+    now: Date,
+    ttlMs: number,
+  ): Promise<{ token: string; csrf: string }> {
     const token = randomToken(40);
     const csrf = randomToken(32);
     await this.#db
@@ -209,7 +217,11 @@ export class ReviewStore {
 
   /** Gives the batch back when the decision failed for a reason the reviewer may retry (the store was down). */
   async unspendBatch(batchId: string): Promise<void> {
-    await this.#db.updateTable('review_links').set({ used_at: null }).where('batch_id', '=', batchId).execute();
+    await this.#db
+      .updateTable('review_links')
+      .set({ used_at: null })
+      .where('batch_id', '=', batchId)
+      .execute();
   }
 
   async #sign(row: Pick<ReviewLinksTable, 'id' | 'action_id' | 'reviewer_id' | 'verb' | 'expires_at'>) {
@@ -224,7 +236,11 @@ export class ReviewStore {
   }
 
   async #loadKey(): Promise<string> {
-    const existing = await this.#db.selectFrom('review_keys').select('secret').where('id', '=', 1).executeTakeFirst();
+    const existing = await this.#db
+      .selectFrom('review_keys')
+      .select('secret')
+      .where('id', '=', 1)
+      .executeTakeFirst();
     if (existing) return existing.secret;
     // Two instances may race to create it: the primary key keeps one, and both read that one back.
     try {
@@ -235,7 +251,11 @@ export class ReviewStore {
     } catch {
       // another instance won
     }
-    const row = await this.#db.selectFrom('review_keys').select('secret').where('id', '=', 1).executeTakeFirstOrThrow();
+    const row = await this.#db
+      .selectFrom('review_keys')
+      .select('secret')
+      .where('id', '=', 1)
+      .executeTakeFirstOrThrow();
     return row.secret;
   }
 }

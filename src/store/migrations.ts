@@ -203,7 +203,11 @@ function migrations(_dialect: Dialect): Record<string, Migration> {
           // One event per action and type: re-delivery is a retry of the same event, never a second event.
           .addUniqueConstraint('callbacks_action_type_uq', ['action_id', 'type'])
           .execute();
-        await db.schema.createIndex('callbacks_due_idx').on('callbacks').columns(['delivered_at', 'next_attempt_at']).execute();
+        await db.schema
+          .createIndex('callbacks_due_idx')
+          .on('callbacks')
+          .columns(['delivered_at', 'next_attempt_at'])
+          .execute();
         await db.schema
           .createTable('settings')
           .addColumn('key', 'text', (c) => c.primaryKey())

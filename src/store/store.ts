@@ -340,16 +340,23 @@ export class Store {
     return Number(res.numUpdatedRows);
   }
 
-  async listDispatchable(now: string, limit: number): Promise<string[]> {
-    const rows = await this.db
+  /**
+   * Pending actions due for a dispatcher's sweep. On PostgreSQL an action's first seconds in `pending` belong to
+   * the instance that put it there (it answers the waiting agent) and to those woken by NOTIFY; another
+   * instance's sweep taking it first would leave that agent without Stripe's answer. The sweep is the fallback
+   * for missed wake-ups, retries and dead instances.
+   */
+  async listDispatchable(now: string, limit: number, handoffMs = 2_000): Promise<string[]> {
+    let query = this.db
       .selectFrom('actions')
       .select('id')
       .where('status', '=', 'pending')
       .where((eb) => eb.or([eb('next_attempt_at', 'is', null), eb('next_attempt_at', '<=', now)]))
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-      .orderBy('created_at')
-      .limit(limit)
-      .execute();
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]));
+    if (this.dialect === 'postgres') {
+      query = query.where('updated_at', '<=', new Date(Date.parse(now) - handoffMs).toISOString());
+    }
+    const rows = await query.orderBy('created_at').limit(limit).execute();
     return rows.map((r) => r.id);
   }
 
@@ -464,7 +471,11 @@ export function asStoreError(err: unknown): unknown {
     return new StoreUnavailable(err);
   // Connection failures, admin shutdown (57P), connection exceptions (08), insufficient resources (53), the
   // database gone (3D000) or refusing our credentials (28).
-  if (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|57P0[1-3]|08...|53...|3D000|28...)$/.test(code))
+  if (
+    /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|57P0[1-3]|08...|53...|3D000|28...)$/.test(
+      code,
+    )
+  )
     return new StoreUnavailable(err);
   // node-postgres reports a dropped or unobtainable connection with a message and no code.
   if (

@@ -12,7 +12,7 @@ export interface VelocityQuery {
   kinds: readonly string[] | 'writes';
   /** Window start, inclusive. */
   since: string;
-  /** Window end, exclusive: the decision time. */
+  /** Window end, inclusive: the decision time (the action being decided is not stored yet, or excluded by id). */
   until: string;
   /** Leaves an action out (the one being decided, when it is already stored). */
   excludeId?: string | null;
@@ -32,7 +32,7 @@ export async function velocityTotal(store: Store, q: VelocityQuery): Promise<Vel
     .selectFrom('actions')
     .select((eb) => [eb.fn.countAll().as('n'), eb.fn.sum('amount_usd').as('usd')])
     .where('created_at', '>=', q.since)
-    .where('created_at', '<', q.until)
+    .where('created_at', '<=', q.until)
     .where('status', 'in', COUNTED_STATUSES);
   if (q.scope === 'agent') query = query.where('agent_id', '=', q.subject);
   else if (q.scope === 'customer') query = query.where('customer', '=', q.subject);
@@ -43,25 +43,36 @@ export async function velocityTotal(store: Store, q: VelocityQuery): Promise<Vel
   return { count: Number(row?.n ?? 0), usd: Math.round(Number(row?.usd ?? 0) * 100) / 100 };
 }
 
-/** Reviewer votes on one agent's actions cast since `since`. */
+/**
+ * Reviewer votes on one agent's actions cast since `since`. Votes are read first (by time: there are only as
+ * many as people cast) and then matched to the agent, so the cost never depends on the agent's history.
+ */
 export async function reviewVotes(
   store: Store,
   agentId: string,
   since: string,
 ): Promise<{ rejected: number; decided: number }> {
-  const rows = await store.db
+  const votes = await store.db
     .selectFrom('approvals')
-    .innerJoin('actions', 'actions.id', 'approvals.action_id')
-    .select((eb) => ['approvals.decision as decision', eb.fn.countAll().as('n')])
-    .where('approvals.at', '>=', since)
-    .where('actions.agent_id', '=', agentId)
-    .groupBy('approvals.decision')
+    .select(['action_id', 'decision'])
+    .where('at', '>=', since)
     .execute();
   let rejected = 0;
   let decided = 0;
-  for (const r of rows) {
-    decided += Number(r.n);
-    if (r.decision === 'reject') rejected += Number(r.n);
+  for (let i = 0; i < votes.length; i += 500) {
+    const chunk = votes.slice(i, i + 500);
+    const mine = await store.db
+      .selectFrom('actions')
+      .select('id')
+      .where('id', 'in', [...new Set(chunk.map((v) => v.action_id))])
+      .where('agent_id', '=', agentId)
+      .execute();
+    const ids = new Set(mine.map((r) => r.id));
+    for (const v of chunk) {
+      if (!ids.has(v.action_id)) continue;
+      decided++;
+      if (v.decision === 'reject') rejected++;
+    }
   }
   return { rejected, decided };
 }
@@ -109,9 +120,17 @@ export async function recordPolicyVersion(
 }
 
 export async function getPolicyVersion(store: Store, version: string): Promise<PolicyVersionRow | undefined> {
-  return versionsDb(store).selectFrom('policy_versions').selectAll().where('version', '=', version).executeTakeFirst();
+  return versionsDb(store)
+    .selectFrom('policy_versions')
+    .selectAll()
+    .where('version', '=', version)
+    .executeTakeFirst();
 }
 
 export async function listPolicyVersions(store: Store): Promise<PolicyVersionRow[]> {
-  return versionsDb(store).selectFrom('policy_versions').selectAll().orderBy('first_loaded_at', 'desc').execute();
+  return versionsDb(store)
+    .selectFrom('policy_versions')
+    .selectAll()
+    .orderBy('first_loaded_at', 'desc')
+    .execute();
 }

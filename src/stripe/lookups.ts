@@ -101,7 +101,10 @@ export class StripeLookups implements FactSource {
     return {
       createdMs: charge['created'] * 1000,
       disputed: charge['disputed'] === true,
-      refundable: Math.max(0, num(charge['amount_captured'] ?? charge['amount']) - num(charge['amount_refunded'])),
+      refundable: Math.max(
+        0,
+        num(charge['amount_captured'] ?? charge['amount']) - num(charge['amount_refunded']),
+      ),
       currency: str(charge['currency']),
     };
   }

@@ -5,6 +5,7 @@ import pino from 'pino';
 import Stripe from 'stripe';
 import { createAgentKey, createReviewer } from '../../src/auth/credentials.ts';
 import { loadConfig } from '../../src/config/config.ts';
+import type { Clock } from '../../src/engine/clock.ts';
 import { type RunningAirlock, startAirlock } from '../../src/server.ts';
 import { type Sandbox, startSandbox } from '../../src/stripe/sandbox/index.ts';
 
@@ -34,7 +35,7 @@ export function stripeAt(key: string, port: number, maxNetworkRetries = 0): Stri
 }
 
 /** A real Airlock server on a real SQLite file in front of a real sandbox, on ephemeral ports. */
-export async function startStack(env: Record<string, string> = {}): Promise<Stack> {
+export async function startStack(env: Record<string, string> = {}, clock?: Clock): Promise<Stack> {
   const dir = tempDir();
   const sandbox = await startSandbox();
   const config = loadConfig(
@@ -50,7 +51,7 @@ export async function startStack(env: Record<string, string> = {}): Promise<Stac
     },
     undefined,
   );
-  const airlock = await startAirlock(config, pino({ level: 'silent' }));
+  const airlock = await startAirlock(config, pino({ level: 'silent' }), clock ? { clock } : {});
   const { key } = await createAgentKey(airlock.store, 'support-bot');
   const { token } = await createReviewer(airlock.store, 'finance@example.com');
   const api: Stack['api'] = async (path, init = {}) => {

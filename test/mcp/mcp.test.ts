@@ -3,8 +3,11 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fetchCall, injectCall } from '../../src/mcp/call.ts';
+import { createMcpServer } from '../../src/mcp/tools.ts';
 import { ROOT } from '../helpers/process.ts';
 import { charge, type Stack, startStack } from '../helpers/stack.ts';
 
@@ -284,4 +287,77 @@ describe('MCP over stdio (airlock mcp)', () => {
       await stdio.close();
     }
   }, 60_000);
+});
+
+describe('MCP in-process (in-memory transport, tools calling the app through inject)', () => {
+  it('holds a $600 refund and reports completed after a reviewer approves; the agent key rides along', async () => {
+    const server = createMcpServer(injectCall(stack.airlock.app, `Bearer ${stack.agentKey}`));
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverSide);
+    const local = new Client({ name: 'in-process', version: '1.0.0' });
+    await local.connect(clientSide);
+    try {
+      const ch = await charge(stack, 60500);
+      const held = await call(local, 'create_refund', { charge: ch.id, amount: 60500 });
+      const actionId = (held.structuredContent as { action: string }).action;
+      expect(held.structuredContent).toMatchObject({ status: 'awaiting_approval', retry: false });
+      const seen = await stack.api(`/api/actions/${actionId}`);
+      expect(seen.body.agent.name).toBe('support-bot');
+      await stack.api(`/api/actions/${actionId}/approve`, { method: 'POST', body: {} });
+      const done = await call(local, 'wait_for_action', { id: actionId, timeout_seconds: 20 });
+      expect((done.structuredContent as { status: string }).status).toBe('completed');
+    } finally {
+      await local.close();
+      await server.close();
+    }
+  });
+
+  it('a server built with a reviewer token still cannot approve: the Stripe proxy refuses it', async () => {
+    const server = createMcpServer(injectCall(stack.airlock.app, `Bearer ${stack.reviewerToken}`));
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverSide);
+    const local = new Client({ name: 'in-process', version: '1.0.0' });
+    await local.connect(clientSide);
+    try {
+      const r = await call(local, 'retrieve_balance', {});
+      expect(r.isError).toBe(true);
+      expect(r.structuredContent).toMatchObject({ http_status: 403, code: 'forbidden' });
+    } finally {
+      await local.close();
+      await server.close();
+    }
+  });
+});
+
+describe('MCP failure edges', () => {
+  it('answers malformed JSON at /mcp with a 400, not a crash', async () => {
+    const res = await fetch(`${stack.airlock.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${stack.agentKey}`,
+      },
+      body: '{"jsonrpc": "2.0", "id": 1, "method": ',
+    });
+    expect(res.status).toBe(400);
+    expect((await fetch(`${stack.airlock.url}/healthz`)).status).toBe(200);
+  });
+
+  it('reports an unreachable Airlock (stdio mode) as a tool error that says to retry only with the same key', async () => {
+    const server = createMcpServer(fetchCall({ baseUrl: 'http://127.0.0.1:1', agentKey: stack.agentKey }));
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverSide);
+    const local = new Client({ name: 'offline', version: '1.0.0' });
+    await local.connect(clientSide);
+    try {
+      const r = await call(local, 'create_refund', { charge: 'ch_123', amount: 100 });
+      expect(r.isError).toBe(true);
+      expect(r.structuredContent).toMatchObject({ status: 'airlock_unreachable' });
+      expect(text(r)).toMatch(/same idempotency_key/);
+    } finally {
+      await local.close();
+      await server.close();
+    }
+  });
 });

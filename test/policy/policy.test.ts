@@ -300,8 +300,40 @@ describe('attribute registry', () => {
     ]) {
       expect(KNOWN_ATTRIBUTES.lookup(name)?.source, name).toBe('velocity');
     }
-    for (const name of ['agent_refunds_usd_91d', 'agent_refund_usd_1h', 'team_refunds_usd_1h', 'agent_refunds_usd_0h']) {
+    for (const name of [
+      'agent_refunds_usd_91d',
+      'agent_refund_usd_1h',
+      'team_refunds_usd_1h',
+      'agent_refunds_usd_0h',
+    ]) {
       expect(KNOWN_ATTRIBUTES.has(name), name).toBe(false);
+    }
+  });
+});
+
+describe('rules that can never match', () => {
+  it('are refused at load time, pointing at the contradicting part', () => {
+    const both = "rules:\n  - \"Review if :kind: = 'refund.create' and :kind: = 'payout.create'\"\n";
+    expect(expectErrorAt(both, ":kind: = 'payout.create'").what).toMatch(/can never match/);
+    const range = 'rules:\n  - "Review if :amount_in_usd: > 500 and :amount_in_usd: < 100"\n';
+    expect(expectErrorAt(range, ':amount_in_usd: < 100').what).toBe(
+      'this rule can never match: no value of :amount_in_usd: is > 500 and < 100',
+    );
+    const edge = 'rules:\n  - "Review if :amount: >= 5 and :amount: < 5"\n';
+    expect(expectErrorAt(edge, ':amount: < 5').what).toMatch(/can never match/);
+    const notIn =
+      "rules:\n  - \"Review if :kind: = 'refund.create' and :kind: IN ('payout.create', 'transfer.create')\"\n";
+    expect(expectErrorAt(notIn, ':kind: IN').what).toMatch(/can never match/);
+  });
+
+  it('leave satisfiable ranges and OR alternatives alone', () => {
+    for (const rule of [
+      'Review if :amount: >= 5 and :amount: <= 5',
+      "Review if :kind: = 'refund.create' or :kind: = 'payout.create'",
+      "Review if :kind: IN ('refund.create', 'payout.create') and :kind: = 'payout.create'",
+      'Review if :amount_in_usd: > 100 and :amount_in_usd: < 500',
+    ]) {
+      expect(() => parsePolicy(`rules:\n  - ${JSON.stringify(rule)}\n`, 'p.yaml'), rule).not.toThrow();
     }
   });
 });

@@ -97,7 +97,6 @@ describe('the starter policy', () => {
 
   it('only references attributes the caller can compute', () => {
     expect([...starter.referencedAttributes].sort()).toEqual([
-      'agent_refunds_usd_1h',
       'amount_in_usd',
       'business_hours',
       'kind',

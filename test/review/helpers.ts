@@ -90,7 +90,11 @@ export async function startReviewStack(env: Record<string, string> = {}): Promis
     clock,
     reviewers,
     async holdRefund(amount) {
-      const ch = await direct.charges.create({ amount: amount + 10_000, currency: 'usd', source: 'tok_visa' });
+      const ch = await direct.charges.create({
+        amount: amount + 10_000,
+        currency: 'usd',
+        source: 'tok_visa',
+      });
       const err = await rejection(agent.refunds.create({ charge: ch.id, amount }));
       if (err?.code !== 'approval_required') throw new Error(`expected a hold, got ${String(err?.message)}`);
       return { actionId: err.raw.airlock_action as string, chargeId: ch.id };
@@ -136,7 +140,10 @@ export class FormClient {
   cookies = new Map<string, string>();
   constructor(readonly baseUrl: string) {}
 
-  async request(path: string, init: { method?: string; form?: Record<string, string>; headers?: Record<string, string> } = {}) {
+  async request(
+    path: string,
+    init: { method?: string; form?: Record<string, string>; headers?: Record<string, string> } = {},
+  ) {
     const res = await fetch(`${this.baseUrl}${path}`, {
       method: init.method ?? (init.form ? 'POST' : 'GET'),
       redirect: 'manual',

@@ -5,7 +5,7 @@ import { createReviewer } from '../../src/auth/credentials.ts';
 import { Engine, type Reviewer, type Submission } from '../../src/engine/engine.ts';
 import { verifyLedger } from '../../src/engine/ledger.ts';
 import { VelocityResolver } from '../../src/engine/resolvers/index.ts';
-import { AirlockError } from '../../src/errors.ts';
+import type { AirlockError } from '../../src/errors.ts';
 import { newId } from '../../src/ids.ts';
 import { parsePolicy } from '../../src/policy/index.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -140,7 +140,10 @@ for (const dialect of DIALECTS) {
       for (let i = 0; i < 8; i++) {
         const { action } = await a.submit(refund(agent, 600_00));
         expect(action.status).toBe('awaiting_approval');
-        const { ok, errors } = await settle([a.approve(action.id, ann, null), b.reject(action.id, bob, null)]);
+        const { ok, errors } = await settle([
+          a.approve(action.id, ann, null),
+          b.reject(action.id, bob, null),
+        ]);
         expect(ok).toHaveLength(1);
         expect(errors).toHaveLength(1);
         expect((errors[0] as AirlockError).code).toBe('already_decided');

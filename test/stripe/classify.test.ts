@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  type Classification,
-  classify,
-  isValidStripePath,
-  ParamError,
-  type StripeRequest,
-} from '../../src/stripe/classify.ts';
+import { type Classification, classify, isValidStripePath, ParamError } from '../../src/stripe/classify.ts';
 import { type Params, parseForm } from '../../src/stripe/params.ts';
 
 const NOTHING: Omit<Classification, 'kind'> = {

@@ -11,6 +11,12 @@
     tick();
   }
   const events = new EventSource('/review/events');
+  events.onopen = () => {
+    document.body.dataset.live = 'open';
+  };
+  events.onerror = () => {
+    document.body.dataset.live = 'reconnecting';
+  };
   events.addEventListener('change', (e) => {
     const change = JSON.parse(e.data);
     if (rows) void refreshQueue();
@@ -21,8 +27,15 @@
       const ms = new Date(el.dataset.expires).getTime() - Date.now();
       const m = Math.floor(ms / 60000);
       el.textContent =
-        ms <= 0 ? 'expired' : m < 1 ? `${Math.floor(ms / 1000)}s left` : m < 60 ? `${m}m left`
-        : m < 2880 ? `${Math.floor(m / 60)}h ${m % 60}m left` : `${Math.floor(m / 1440)}d ${Math.floor(m / 60) % 24}h left`;
+        ms <= 0
+          ? 'expired'
+          : m < 1
+            ? `${Math.floor(ms / 1000)}s left`
+            : m < 60
+              ? `${m}m left`
+              : m < 2880
+                ? `${Math.floor(m / 60)}h ${m % 60}m left`
+                : `${Math.floor(m / 1440)}d ${Math.floor(m / 60) % 24}h left`;
       el.classList.toggle('urgent', ms < 3600000);
     }
   }
