@@ -56,7 +56,7 @@ export async function openSqliteStore(file: string, opts: { migrate?: boolean } 
   const raw = new BetterSqlite3(file);
   raw.pragma('journal_mode = WAL');
   // FULL: a decision must survive power loss before its upstream call is made.
-  raw.pragma('synchronous = FULL');
+  raw.pragma(`synchronous = ${process.env['AIRLOCK_SQLITE_SYNCHRONOUS'] === 'normal' ? 'NORMAL' : 'FULL'}`);
   raw.pragma('busy_timeout = 5000');
   raw.pragma('foreign_keys = ON');
   const db = new Kysely<Database>({
