@@ -108,20 +108,23 @@ export class Dispatcher {
   }
 
   /** Drives one action to completed or failed, retrying within the budget. Concurrent calls share one run. */
-  drive(id: string): Promise<void> {
+  drive(id: string, claimed: ActionRow | null = null): Promise<void> {
     const running = this.#inFlight.get(id);
     if (running) return running;
-    const run = this.#run(id)
+    const run = this.#run(id, claimed)
       .catch((err) => this.log.error({ err, action: id }, 'dispatch failed unexpectedly'))
       .finally(() => this.#inFlight.delete(id));
     this.#inFlight.set(id, run);
     return run;
   }
 
-  async #run(id: string): Promise<void> {
+  /** `claimed`: the first attempt's claim was already taken with the decision (the allow path). */
+  async #run(id: string, claimed: ActionRow | null): Promise<void> {
+    let first = claimed;
     for (;;) {
       if (this.#stopped) return;
-      const action = await this.engine.claim(id, this.owner, this.options.leaseMs);
+      const action = first ?? (await this.engine.claim(id, this.owner, this.options.leaseMs));
+      first = null;
       if (!action) return;
       if (!(await this.engine.approvalsBindTo(action))) {
         await this.engine.fail(id, this.owner, null, undefined, 'approval does not match this request');
@@ -169,7 +172,8 @@ export class Dispatcher {
         stripeVersion: action.stripe_version,
       });
       if (res.status >= 200 && res.status < 300) {
-        await this.engine.complete(id, this.owner, res.status, res.body);
+        // Stripe keeps the answer under our Idempotency-Key, so this record can be rebuilt: no fsync needed.
+        await this.engine.complete(id, this.owner, res.status, res.body, false);
         return { done: true };
       }
       const error = `upstream answered ${res.status}: ${errorMessage(res.body)}`;

@@ -58,6 +58,11 @@ export interface Submission {
   /** The caller asked for a person to decide (actions API `approve: true`), whatever the policy says. */
   forceReview?: boolean;
   details?: Record<string, unknown> | null;
+  /**
+   * The caller will dispatch an allowed action itself: the first claim is taken in the same transaction as the
+   * decision, saving a durable commit on the allow path.
+   */
+  claimFor?: { owner: string; leaseMs: number } | null;
   method: string;
   path: string;
   params: Params;
@@ -255,18 +260,22 @@ export class Engine {
    * Records a new action and its decision before anything is forwarded. A repeat of the same agent
    * Idempotency-Key returns the existing action instead of creating a second one.
    */
-  async submit(sub: Submission): Promise<{ action: ActionRow; created: boolean }> {
+  async submit(sub: Submission): Promise<{ action: ActionRow; created: boolean; claimed?: boolean }> {
     // A decision that reads the agent's own history must see the one decided just before it, on any instance.
     const result =
       sub.agent && readsAgentHistory(this.#policy)
         ? await this.store.serializeAgent(sub.agent.id, (store) => this.#submit(sub, store))
         : await this.#submit(sub, this.store);
-    // Only once committed: a dispatcher woken earlier could not see the row yet.
-    if (result.created) this.#emit(result.action.id, result.action.status as Status);
+    // Only once committed: a dispatcher woken earlier could not see the row yet. A claimed action is driven by
+    // its claimer, so waking a dispatcher for it would only contend for the lease.
+    if (result.created && !result.claimed) this.#emit(result.action.id, result.action.status as Status);
     return result;
   }
 
-  async #submit(sub: Submission, store: Store): Promise<{ action: ActionRow; created: boolean }> {
+  async #submit(
+    sub: Submission,
+    store: Store,
+  ): Promise<{ action: ActionRow; created: boolean; claimed?: boolean }> {
     const hash = requestHash(sub.method, sub.path, sub.params, sub.stripeAccount);
     const requester = sub.agent ? sub.agent.id : `reviewer:${sub.requestedBy?.id ?? 'unknown'}`;
     const scope = sub.idempotencyKey ? `${requester}|${sub.stripeAccount ?? ''}|${sub.idempotencyKey}` : null;
@@ -336,6 +345,7 @@ export class Engine {
     };
     const actor = sub.agent ? `agent:${sub.agent.name}` : `reviewer:${sub.requestedBy?.email ?? 'unknown'}`;
 
+    let claimed = false;
     try {
       await store.transaction(async (tx) => {
         await tx.insertAction(row);
@@ -365,6 +375,23 @@ export class Engine {
           at,
           patch: { decided_at: at },
         });
+        if (status === 'pending' && sub.claimFor) {
+          const { owner, leaseMs } = sub.claimFor;
+          const leaseUntil = new Date(now.getTime() + leaseMs).toISOString();
+          claimed = await tx.claimAction(row.id, owner, at, leaseUntil);
+          if (claimed) {
+            await tx.appendLedger({
+              actionId: row.id,
+              type: 'dispatch.attempt',
+              from: 'pending',
+              to: 'pending',
+              actor: `dispatcher:${owner}`,
+              data: { attempt: 1, idempotency_key: `airlock-${row.id}` },
+              at,
+            });
+            Object.assign(row, { attempts: 1, lease_owner: owner, lease_until: leaseUntil });
+          }
+        }
       });
     } catch (err) {
       // Two identical retries raced: the unique scope let one in; answer the other with it.
@@ -375,7 +402,7 @@ export class Engine {
       }
       throw err;
     }
-    return { action: { ...row, status, decided_at: at }, created: true };
+    return { action: { ...row, status, decided_at: at }, created: true, claimed };
   }
 
   #checkRepeat(existing: ActionRow, hash: string, key: string): ActionRow {
@@ -749,23 +776,25 @@ export class Engine {
     return approvals.length >= action.approvals_required;
   }
 
-  async complete(id: string, owner: string, code: number, body: unknown): Promise<void> {
+  async complete(id: string, owner: string, code: number, body: unknown, durable = true): Promise<void> {
     const at = this.clock.now().toISOString();
-    await this.store.transaction((tx) =>
-      this.#transition(tx, id, 'pending', 'completed', {
-        type: 'action.completed',
-        actor: `dispatcher:${owner}`,
-        data: { response_code: code, object_id: objectId(body) },
-        at,
-        patch: {
-          response_code: code,
-          response_body: JSON.stringify(body),
-          completed_at: at,
-          last_error: null,
-          lease_owner: null,
-          lease_until: null,
-        },
-      }),
+    await this.store.transaction(
+      (tx) =>
+        this.#transition(tx, id, 'pending', 'completed', {
+          type: 'action.completed',
+          actor: `dispatcher:${owner}`,
+          data: { response_code: code, object_id: objectId(body) },
+          at,
+          patch: {
+            response_code: code,
+            response_body: JSON.stringify(body),
+            completed_at: at,
+            last_error: null,
+            lease_owner: null,
+            lease_until: null,
+          },
+        }),
+      { durable },
     );
     this.#emit(id, 'completed');
   }

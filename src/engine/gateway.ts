@@ -81,11 +81,14 @@ export class Gateway {
       return { type: 'read', response };
     }
 
-    const { action, created } = await this.engine.submit(submission);
+    const { action, created, claimed } = await this.engine.submit({
+      ...submission,
+      claimFor: { owner: this.dispatcher.owner, leaseMs: this.dispatcher.options.leaseMs },
+    });
     let row = action;
     const wait = Math.min(Math.max(0, call.waitSeconds), MAX_WAIT_SECONDS);
     if (row.status === 'pending') {
-      if (created) await this.dispatcher.drive(row.id);
+      if (created) await this.dispatcher.drive(row.id, claimed ? row : null);
       row = await this.engine.waitFor(row.id, settled, created ? 0 : REPEAT_WAIT_MS);
     } else if (row.status === 'awaiting_approval' && wait > 0) {
       row = await this.engine.waitFor(row.id, (s) => s !== 'awaiting_approval', wait * 1000);

@@ -56,12 +56,14 @@ export async function openSqliteStore(file: string, opts: { migrate?: boolean } 
   const raw = new BetterSqlite3(file);
   raw.pragma('journal_mode = WAL');
   // FULL: a decision must survive power loss before its upstream call is made.
-  raw.pragma(`synchronous = ${process.env['AIRLOCK_SQLITE_SYNCHRONOUS'] === 'normal' ? 'NORMAL' : 'FULL'}`);
+  // AIRLOCK_SQLITE_SYNCHRONOUS=normal trades that power-loss guarantee for speed; process crashes stay safe.
+  const fullSync = process.env['AIRLOCK_SQLITE_SYNCHRONOUS'] !== 'normal';
+  raw.pragma(`synchronous = ${fullSync ? 'FULL' : 'NORMAL'}`);
   raw.pragma('busy_timeout = 5000');
   raw.pragma('foreign_keys = ON');
   const db = new Kysely<Database>({
     dialect: new ImmediateSqliteDialect({ database: cachingDatabase(raw) }),
   });
   if (opts.migrate ?? true) await migrateToLatest(db as Kysely<unknown>, 'sqlite');
-  return new Store(db, 'sqlite');
+  return new Store(db, 'sqlite', null, fullSync);
 }
