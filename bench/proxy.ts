@@ -111,16 +111,32 @@ try {
   );
   const agentKey = keyOut.match[1]!;
   const al = await startChild(
-    ['bin/airlock.mjs', 'serve'],
+    // AIRLOCK_PROFILE_DIR=dir writes a V8 CPU profile of the Airlock process there (open it in Chrome DevTools).
+    [
+      ...(process.env['AIRLOCK_PROFILE_DIR']
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env['AIRLOCK_PROFILE_DIR']}`]
+        : []),
+      'bin/airlock.mjs',
+      'serve',
+    ],
     { ...env, PORT: '0', AIRLOCK_LOG_LEVEL: 'info' },
     /"url":"(http[^"]+)"/,
   );
   children.push(al.child);
   const airlockUrl = al.match[1]!;
 
+  const bp = await startChild(
+    ['--import', 'tsx', 'bench/bare-proxy.ts'],
+    { UPSTREAM: sandboxUrl },
+    /"url":"(http[^"]+)"/,
+  );
+  children.push(bp.child);
+  const bareUrl = bp.match[1]!;
+
   const warm = await createCharge(sandboxUrl);
   await load('warmup-direct', sandboxUrl, 'sk_test_bench', warm);
   const direct = await load('direct', sandboxUrl, 'sk_test_bench', await createCharge(sandboxUrl));
+  const bare = await load('bare', bareUrl, 'sk_test_bench', await createCharge(sandboxUrl));
   const through = await load('airlock', airlockUrl, agentKey, await createCharge(sandboxUrl));
 
   const report = {
@@ -128,16 +144,18 @@ try {
     seconds: SECONDS,
     concurrency: CONCURRENCY,
     direct,
+    bare_proxy: bare,
     airlock: through,
     ratio_rps: through.rps / direct.rps,
+    ratio_rps_vs_bare_proxy: through.rps / bare.rps,
     added_p50_ms: through.p50 - direct.p50,
     added_p99_ms: through.p99 - direct.p99,
   };
   const fmt = (r: Result) =>
     `${r.label.padEnd(8)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(2).padStart(7)} ms  p99 ${r.p99.toFixed(2).padStart(7)} ms  (${r.requests} requests, ${r.errors} non-200)`;
   process.stdout.write(
-    `\nAllow path: POST /v1/refunds ($1), ${CONCURRENCY} concurrent clients, ${SECONDS}s each\n${fmt(direct)}\n${fmt(through)}\n` +
-      `through Airlock: ${(report.ratio_rps * 100).toFixed(1)}% of direct throughput; +${report.added_p50_ms.toFixed(2)} ms p50, +${report.added_p99_ms.toFixed(2)} ms p99\n`,
+    `\nAllow path: POST /v1/refunds ($1), ${CONCURRENCY} concurrent clients, ${SECONDS}s each\n${fmt(direct)}\n${fmt(bare)}\n${fmt(through)}\n` +
+      `through Airlock: ${(report.ratio_rps_vs_bare_proxy * 100).toFixed(1)}% of the bare Node proxy's throughput, ${(report.ratio_rps * 100).toFixed(1)}% of direct; +${report.added_p50_ms.toFixed(2)} ms p50, +${report.added_p99_ms.toFixed(2)} ms p99\n`,
   );
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench', 'results', 'proxy.json'), `${JSON.stringify(report, null, 2)}\n`);

@@ -848,8 +848,8 @@ export class Engine {
     to: Status,
     e: { type: string; actor: string; data: Record<string, unknown>; at: string; patch: Partial<ActionRow> },
   ): Promise<void> {
-    const ok = await tx.updateActionFrom(id, from, { ...e.patch, status: to, updated_at: e.at });
-    if (!ok) {
+    const moved = await tx.updateActionFromReturning(id, from, { ...e.patch, status: to, updated_at: e.at });
+    if (!moved) {
       const current = await tx.getAction(id);
       throw new TransitionConflict(id, from, current?.status ?? null);
     }
@@ -857,9 +857,11 @@ export class Engine {
     // An approval wakes the dispatchers of every instance when it commits (PostgreSQL LISTEN/NOTIFY). An action
     // allowed on submit is not announced: the instance that took the request executes it and answers the caller.
     if (from === 'awaiting_approval' && to === 'pending') await tx.notifyActionReady(id);
-    const row = await tx.getAction(id);
     // The callback is queued in the same transaction as the change it reports (an outbox): never lost, never early.
-    if (row?.callback_url && isSettledAction(row)) await enqueueCallback(tx, row, e.at);
+    if (moved.callback_url && isSettledAction({ status: to, mode: moved.mode })) {
+      const row = await tx.getAction(id);
+      if (row) await enqueueCallback(tx, row, e.at);
+    }
   }
 
   #emit(id: string, status: Status): void {

@@ -69,6 +69,17 @@ export class Store {
     readonly fullSync = true,
   ) {}
 
+  #ledgerHead: { seq: number; hash: string } | null = null;
+  #headDirty = false;
+
+  /** Runs fn on a Store bound to the transaction and writes the ledger head before the commit. */
+  async #inTransaction<T>(trx: Transaction<Database>, fn: (tx: Store) => Promise<T>): Promise<T> {
+    const tx = new Store(trx, this.dialect, this.signals, this.fullSync);
+    const result = await fn(tx);
+    await tx.flushLedgerHead();
+    return result;
+  }
+
   /**
    * Runs fn in one transaction; any driver failure surfaces as StoreUnavailable so callers fail closed. Inside a
    * transaction it joins the one already open.
@@ -79,7 +90,7 @@ export class Store {
     try {
       return await this.db
         .transaction()
-        .execute((trx: Transaction<Database>) => fn(new Store(trx, this.dialect, this.signals)));
+        .execute((trx: Transaction<Database>) => this.#inTransaction(trx, fn));
     } catch (err) {
       throw asStoreError(err);
     }
@@ -95,16 +106,15 @@ export class Store {
       if (this.dialect === 'postgres') {
         return await this.db.transaction().execute(async (trx) => {
           await sql`set local synchronous_commit = off`.execute(trx);
-          return fn(new Store(trx, this.dialect, this.signals));
+          return this.#inTransaction(trx, fn);
         });
       }
-      if (!this.fullSync)
-        return await this.db.transaction().execute((trx) => fn(new Store(trx, this.dialect)));
+      if (!this.fullSync) return await this.db.transaction().execute((trx) => this.#inTransaction(trx, fn));
       return await this.db.connection().execute(async (conn) => {
         // The safety level cannot change inside a transaction, so it is set around it on the one connection.
         await sql`pragma synchronous = normal`.execute(conn);
         try {
-          return await conn.transaction().execute((trx) => fn(new Store(trx, this.dialect)));
+          return await conn.transaction().execute((trx) => this.#inTransaction(trx, fn));
         } finally {
           await sql`pragma synchronous = full`.execute(conn);
         }
@@ -328,6 +338,21 @@ export class Store {
     return Number(res.numUpdatedRows) === 1;
   }
 
+  /** As updateActionFrom, returning what the caller needs next instead of a second read; undefined if it moved. */
+  async updateActionFromReturning(
+    id: string,
+    from: string,
+    patch: Partial<ActionRow>,
+  ): Promise<{ callback_url: string | null; mode: string } | undefined> {
+    return this.db
+      .updateTable('actions')
+      .set(patch)
+      .where('id', '=', id)
+      .where('status', '=', from)
+      .returning(['callback_url', 'mode'])
+      .executeTakeFirst();
+  }
+
   /** Claims a pending action for dispatch unless another dispatcher holds a live lease on it. */
   async claimAction(id: string, owner: string, now: string, leaseUntil: string): Promise<boolean> {
     const res = await this.db
@@ -444,9 +469,13 @@ export class Store {
 
   /** Appends one event to the chain. Must run inside a transaction, together with the change it records. */
   async appendLedger(e: LedgerEventInput): Promise<void> {
-    let headQuery = this.db.selectFrom('ledger_head').select(['seq', 'hash']).where('id', '=', 1);
-    if (this.dialect === 'postgres') headQuery = headQuery.forUpdate();
-    const head = await headQuery.executeTakeFirstOrThrow();
+    // Within one transaction the head is read (and on PostgreSQL locked) once and written back once, at commit.
+    let head = this.#ledgerHead;
+    if (!head) {
+      let headQuery = this.db.selectFrom('ledger_head').select(['seq', 'hash']).where('id', '=', 1);
+      if (this.dialect === 'postgres') headQuery = headQuery.forUpdate();
+      head = await headQuery.executeTakeFirstOrThrow();
+    }
     const seq = head.seq + 1;
     const row = {
       seq,
@@ -463,7 +492,20 @@ export class Store {
       .insertInto('ledger')
       .values({ ...row, prev_hash: head.hash, hash })
       .execute();
+    if (this.db.isTransaction) {
+      this.#ledgerHead = { seq, hash };
+      this.#headDirty = true;
+    } else {
+      await this.db.updateTable('ledger_head').set({ seq, hash }).where('id', '=', 1).execute();
+    }
+  }
+
+  /** Writes the chain's new end; called by transaction() before it commits. */
+  async flushLedgerHead(): Promise<void> {
+    if (!this.#headDirty || !this.#ledgerHead) return;
+    const { seq, hash } = this.#ledgerHead;
     await this.db.updateTable('ledger_head').set({ seq, hash }).where('id', '=', 1).execute();
+    this.#headDirty = false;
   }
 
   async ledgerForAction(actionId: string): Promise<LedgerRow[]> {
