@@ -11,7 +11,7 @@ import {
 } from '../policy/index.ts';
 import { parseVelocityName } from '../policy/velocity.ts';
 import type { ActionRow, Store } from '../store/store.ts';
-import { type Classification, classify } from '../stripe/classify.ts';
+import { type Classification, classify, statedFacts } from '../stripe/classify.ts';
 import type { FactSource } from '../stripe/lookups.ts';
 import { canonicalJson, type Params } from '../stripe/params.ts';
 import { enqueueCallback } from './callbacks.ts';
@@ -487,19 +487,12 @@ export class Engine {
     // A decide-only intent carries its own facts; a Stripe call is classified again from its new parameters.
     const classification: Classification =
       action.mode === 'decide'
-        ? {
-            kind: action.kind,
-            read: false,
-            amount: changes.amount ?? (action.amount === null ? null : Number(action.amount)),
-            currency: action.currency,
-            customer: action.customer,
-            charge: null,
-            payment_intent: null,
-            destination: null,
-            objectId: null,
-            acceptsMetadata: false,
-            irreversible: false,
-          }
+        ? statedFacts(
+            action.kind,
+            changes.amount ?? (action.amount === null ? null : Number(action.amount)),
+            action.currency,
+            { customer: action.customer },
+          )
         : classify({ method: action.method, path: action.path, params: next });
     const agent = action.agent_id ? ((await this.store.getAgent(action.agent_id)) ?? null) : null;
     const sub: Submission = {

@@ -31,6 +31,16 @@ export interface ActionObject {
   completed_at: string | null;
 }
 
+function approvalView(a: ApprovalRow): ActionObject['approvals'][number] {
+  return {
+    reviewer: a.reviewer_email,
+    decision: a.decision,
+    note: a.note,
+    at: a.at,
+    changes: a.changes ? JSON.parse(a.changes) : null,
+  };
+}
+
 /** The public shape of an action (PRODUCT.md). Built from stored columns only, which never hold secrets. */
 export function toActionObject(
   row: ActionRow,
@@ -55,13 +65,7 @@ export function toActionObject(
     stripe_account: row.stripe_account,
     idempotency_key: row.idempotency_key,
     decision: JSON.parse(row.decision) as StoredDecision,
-    approvals: approvals.map((a) => ({
-      reviewer: a.reviewer_email,
-      decision: a.decision,
-      note: a.note,
-      at: a.at,
-      changes: a.changes ? JSON.parse(a.changes) : null,
-    })),
+    approvals: approvals.map(approvalView),
     approvals_required: row.approvals_required,
     expires_at: row.expires_at,
     response_code: row.response_code,
@@ -138,13 +142,7 @@ export function toDecisionObject(row: ActionRow, approvals: ApprovalRow[]): Deci
       currency: row.currency,
       metadata: (params['metadata'] as Record<string, string> | undefined) ?? {},
     },
-    approvals: approvals.map((a) => ({
-      reviewer: a.reviewer_email,
-      decision: a.decision,
-      note: a.note,
-      at: a.at,
-      changes: a.changes ? JSON.parse(a.changes) : null,
-    })),
+    approvals: approvals.map(approvalView),
     expires_at: row.expires_at,
     created_at: row.created_at,
     decided_at: row.status === 'awaiting_approval' ? null : row.updated_at,

@@ -21,7 +21,7 @@ import { AirlockError } from '../errors.ts';
 import type { CallbackSender } from '../outbound/callbacks.ts';
 import { type OutboundHttp, refusedHeader } from '../outbound/http.ts';
 import type { ActionRow } from '../store/store.ts';
-import type { Classification } from '../stripe/classify.ts';
+import { type Classification, statedFacts } from '../stripe/classify.ts';
 import type { Params } from '../stripe/params.ts';
 import { openApiDocument } from './openapi.ts';
 import {
@@ -68,19 +68,7 @@ function classification(
   amount: number | undefined,
   currency: string | undefined,
 ): Classification {
-  return {
-    kind,
-    read: false,
-    amount: amount ?? null,
-    currency: currency ?? null,
-    customer: null,
-    charge: null,
-    payment_intent: null,
-    destination: null,
-    objectId: null,
-    acceptsMetadata: false,
-    irreversible: false,
-  };
+  return statedFacts(kind, amount ?? null, currency ?? null);
 }
 
 /** The review API (reviewers decide; agents read and withdraw their own), the actions API and the decisions API. */

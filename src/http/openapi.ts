@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { STATUSES } from '../engine/status.ts';
 import { CreateActionRequest, CreateDecisionRequest, DecideRequest, RejectRequest } from './schemas.ts';
 
 function schema(s: z.ZodType): Record<string, unknown> {
@@ -31,20 +32,7 @@ const actionSchema = {
   properties: {
     id: { type: 'string', pattern: '^act_' },
     object: { const: 'action' },
-    status: {
-      enum: [
-        'received',
-        'blocked',
-        'awaiting_approval',
-        'approved',
-        'rejected',
-        'expired',
-        'cancelled',
-        'pending',
-        'completed',
-        'failed',
-      ],
-    },
+    status: { enum: [...STATUSES] },
     kind: { type: 'string' },
     read: { type: 'boolean' },
     shadow: { type: 'boolean' },

@@ -629,3 +629,25 @@ export function classify(req: StripeRequest): Classification {
   result.currency = readCurrency(params, route);
   return result;
 }
+
+/** The facts of an action that is not a Stripe call (a decision intent, a generic HTTP call): only what the caller said. */
+export function statedFacts(
+  kind: string,
+  amount: number | null,
+  currency: string | null,
+  more: Partial<Pick<Classification, 'customer' | 'charge'>> = {},
+): Classification {
+  return {
+    kind,
+    read: false,
+    amount,
+    currency,
+    customer: more.customer ?? null,
+    charge: more.charge ?? null,
+    payment_intent: null,
+    destination: null,
+    objectId: null,
+    acceptsMetadata: false,
+    irreversible: false,
+  };
+}
