@@ -103,6 +103,8 @@ try {
     AIRLOCK_DATA: join(dir, 'airlock.db'),
     STRIPE_API_BASE: sandboxUrl,
     AIRLOCK_LOG_LEVEL: 'warn',
+    // One key at full speed: the per-key limit (default 100/min) would measure the limiter, not the proxy.
+    AIRLOCK_RATE_LIMIT_PER_MINUTE: '100000000',
   };
   const keyOut = await startChild(
     ['bin/airlock.mjs', 'keys', 'create', '--agent', 'bench', '--json'],

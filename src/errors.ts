@@ -31,7 +31,8 @@ export type ErrorCode =
   | 'csrf_invalid'
   | 'link_invalid'
   | 'link_expired'
-  | 'link_used';
+  | 'link_used'
+  | 'rate_limit';
 
 export class AirlockError extends Error {
   readonly code: ErrorCode;

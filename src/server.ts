@@ -1,6 +1,7 @@
 import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
 import type { Config } from './config/config.ts';
 import { type Clock, systemClock } from './engine/clock.ts';
 import { Dispatcher } from './engine/dispatcher.ts';
@@ -8,6 +9,8 @@ import { Engine } from './engine/engine.ts';
 import { Gateway } from './engine/gateway.ts';
 import { policyResolvers } from './engine/resolvers/index.ts';
 import { buildApp } from './http/app.ts';
+import { registerMetricsRoute, startMetricsServer } from './metrics/http.ts';
+import { Metrics } from './metrics/metrics.ts';
 import { Notifier } from './notify/notifier.ts';
 import { CallbackSender, callbackSecret } from './outbound/callbacks.ts';
 import { OutboundHttp } from './outbound/http.ts';
@@ -30,14 +33,23 @@ export interface RunningAirlock {
   gateway: Gateway;
   upstream: StripeUpstream;
   sandbox: Sandbox | null;
+  metrics: Metrics | null;
+  /** Where Prometheus scrapes, on the main port or the private metrics port; null when disabled. */
+  metricsUrl: string | null;
   close(): Promise<void>;
 }
 
 // Used only against the built-in sandbox or a Stripe-compatible server given without a key; never real Stripe.
 const SANDBOX_KEY = 'sk_test_airlock_sandbox';
 
-export function createLogger(config: Pick<Config, 'log_level'>): Logger {
-  return pino({
+export function createLogger(
+  config: Pick<Config, 'log_level'> & Partial<Pick<Config, 'log_format' | 'log_redact'>>,
+  /** Tests capture lines here; by default pino's own fast stdout writer. */
+  destination?: NodeJS.WritableStream,
+): Logger {
+  const readable =
+    config.log_format === 'pretty' || (config.log_format !== 'json' && process.stdout.isTTY === true);
+  const options: pino.LoggerOptions = {
     level: config.log_level,
     base: { service: 'airlock' },
     // Belt and braces for guarantee 7: even if a header object is ever logged, credentials are not.
@@ -49,10 +61,19 @@ export function createLogger(config: Pick<Config, 'log_level'>): Logger {
         'key',
         'token',
         'secret',
+        ...(config.log_redact ?? []),
       ],
       censor: '[redacted]',
     },
-  });
+  };
+  return readable
+    ? pino(
+        options,
+        pretty({ colorize: !destination && process.stdout.isTTY === true, sync: true, destination }),
+      )
+    : destination
+      ? pino(options, destination as pino.DestinationStream)
+      : pino(options);
 }
 
 /** PostgreSQL when DATABASE_URL is set, else the SQLite file. Pending migrations run unless migrate is false. */
@@ -123,6 +144,7 @@ export async function startAirlock(
   // Stores the running version's text and swaps in valid edits of the file (and on SIGHUP).
   const reloader = new PolicyReloader({ file: config.policy, holder: engine, store, log });
   await reloader.start();
+  const metrics = config.metrics.enabled ? new Metrics(engine) : null;
   const http = config.http_upstreams.length
     ? new OutboundHttp(config.http_upstreams, config.dispatch.upstream_timeout_ms)
     : null;
@@ -138,6 +160,7 @@ export async function startAirlock(
     },
     log,
     http,
+    metrics,
   );
   const callbacks = new CallbackSender(
     store,
@@ -151,6 +174,7 @@ export async function startAirlock(
       allowPrivate: config.callbacks.allow_private,
     },
     log,
+    metrics,
   );
   const gateway = new Gateway(engine, dispatcher, upstream, log);
   const app = buildApp({
@@ -162,17 +186,29 @@ export async function startAirlock(
     callbacks,
     log,
     bodyLimitBytes: config.body_limit_bytes,
+    rateLimitPerMinute: config.rate_limit.per_minute,
     review: {
       sessionTtlMs: config.review.session_ttl_ms,
       secureCookies: config.public_url?.startsWith('https:') ?? false,
     },
   });
+  const separateMetrics = metrics !== null && config.metrics.port !== undefined;
+  if (metrics && !separateMetrics) registerMetricsRoute(app, metrics, config.metrics.path);
   dispatcher.start();
   callbacks.start();
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host}:${port}`;
+  const metricsServer =
+    metrics && config.metrics.port !== undefined
+      ? await startMetricsServer(metrics, {
+          host: config.metrics.host,
+          port: config.metrics.port,
+          path: config.metrics.path,
+        })
+      : null;
+  const metricsUrl = metrics ? (metricsServer?.url ?? `${url}${config.metrics.path}`) : null;
   log.info(
     {
       url,
@@ -203,10 +239,14 @@ export async function startAirlock(
     gateway,
     upstream,
     sandbox,
+    metrics,
+    metricsUrl,
     async close() {
       if (closed) return;
       closed = true;
       await app.close();
+      await metricsServer?.app.close();
+      metrics?.close();
       await notifier.stop();
       await reloader.close();
       await dispatcher.stop();

@@ -28,6 +28,15 @@ policy: ./policy.yaml
 # http_upstreams:
 #   - host: api.shop.example
 #     headers: { authorization: "Bearer \${SHOP_API_TOKEN}" }
+
+# Logs: JSON when piped, readable on a terminal (auto | json | pretty); extra fields to redact.
+# log_format: auto
+# log_redact: ["card.number"]
+
+# Prometheus metrics; give them their own port to keep them off the port agents reach.
+# metrics:
+#   path: /metrics
+#   port: 9464
 `;
 
 export function registerInitCommand(program: Command): void {

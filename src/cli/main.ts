@@ -13,6 +13,7 @@ import { loadPolicyFile, PolicyError } from '../policy/index.ts';
 import { createLogger, openStore, startAirlock } from '../server.ts';
 import { migrateToLatest, pendingMigrations } from '../store/migrations.ts';
 import type { Store } from '../store/store.ts';
+import { registerFreezeCommands } from './freeze.ts';
 import { registerInitCommand } from './init.ts';
 import { registerPolicyCommands } from './policy.ts';
 
@@ -202,6 +203,7 @@ program
 
 registerPolicyCommands(program, config);
 registerInitCommand(program);
+registerFreezeCommands(program, keys, withStore);
 
 const audit = program.command('audit').description('the ledger');
 audit

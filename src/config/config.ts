@@ -53,7 +53,15 @@ const UpstreamHostSchema = z
 
 /** Lists may also come from the environment as JSON. */
 const jsonList = <T extends z.ZodType>(item: T) =>
-  z.preprocess((v) => (typeof v === 'string' ? JSON.parse(v) : v), z.array(item));
+  z.preprocess((v, ctx) => {
+    if (typeof v !== 'string') return v;
+    try {
+      return JSON.parse(v) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'expected a JSON list' });
+      return z.NEVER;
+    }
+  }, z.array(item));
 
 // Backoff doubles from 1 s to an hour, so 35 attempts span about a day.
 const CallbacksSchema = z
@@ -65,11 +73,26 @@ const CallbacksSchema = z
     poll_ms: z.coerce.number().int().min(10).default(500),
     timeout_ms: z.coerce.number().int().min(100).default(10_000),
     allow_private: z
-      .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
+      .union([z.boolean(), z.enum(['true', 'false', '1', '0'])], { error: 'expected true or false' })
       .transform((v) => v === true || v === 'true' || v === '1')
       .default(false),
   })
   .strict();
+
+// Metrics on the main port at `path`, or on their own `port` (and `host`) so they can stay private.
+const MetricsSchema = z
+  .object({
+    enabled: z
+      .union([z.boolean(), z.enum(['true', 'false', '1', '0'])], { error: 'expected true or false' })
+      .transform((v) => v === true || v === 'true' || v === '1')
+      .default(true),
+    path: z.string().startsWith('/', { message: 'expected a path starting with /' }).default('/metrics'),
+    port: z.coerce.number().int().min(0).max(65535).optional(),
+    host: z.string().min(1).default('127.0.0.1'),
+  })
+  .strict();
+
+const RateLimitSchema = z.object({ per_minute: z.coerce.number().int().min(1).default(100) }).strict();
 
 export const ConfigSchema = z
   .object({
@@ -79,7 +102,7 @@ export const ConfigSchema = z
     database_url: z.string().optional(),
     policy: z.string().optional(),
     stripe_secret_key: z.string().optional(),
-    stripe_api_base: z.url().optional(),
+    stripe_api_base: z.url({ error: 'expected an absolute URL such as https://host/path' }).optional(),
     sandbox_port: z.coerce.number().int().min(0).max(65535).default(4701),
     body_limit_bytes: z.coerce
       .number()
@@ -87,15 +110,22 @@ export const ConfigSchema = z
       .min(1024)
       .default(1024 * 1024),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** auto: readable lines on a terminal, JSON otherwise. */
+    log_format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+    /** Extra pino redaction paths (`req.body.card`, `*.api_key`) on top of the built-in credentials. */
+    log_redact: jsonList(z.string().min(1)).default([]),
+    metrics: MetricsSchema.default(MetricsSchema.parse({})),
     dispatch: DispatchSchema.default(DispatchSchema.parse({})),
     /** Where reviewers reach the dashboard, used in email and Slack links; defaults to the listening address. */
-    public_url: z.url().optional(),
+    public_url: z.url({ error: 'expected an absolute URL such as https://host/path' }).optional(),
     review: ReviewSchema.default(ReviewSchema.parse({})),
     smtp: SmtpSchema.optional(),
-    slack_webhook_url: z.url().optional(),
+    slack_webhook_url: z.url({ error: 'expected an absolute URL such as https://host/path' }).optional(),
     /** Hosts the actions API may call, with the credentials Airlock adds for each. */
     http_upstreams: jsonList(UpstreamHostSchema).default([]),
     callbacks: CallbacksSchema.default(CallbacksSchema.parse({})),
+    /** Requests per minute per agent key on the proxy and the agent APIs; in memory on each instance. */
+    rate_limit: RateLimitSchema.default(RateLimitSchema.parse({})),
   })
   .strict();
 
@@ -112,6 +142,13 @@ const ENV: Record<string, string[]> = {
   STRIPE_API_BASE: ['stripe_api_base'],
   AIRLOCK_SANDBOX_PORT: ['sandbox_port'],
   AIRLOCK_LOG_LEVEL: ['log_level'],
+  AIRLOCK_RATE_LIMIT_PER_MINUTE: ['rate_limit', 'per_minute'],
+  AIRLOCK_LOG_FORMAT: ['log_format'],
+  AIRLOCK_LOG_REDACT: ['log_redact'],
+  AIRLOCK_METRICS_ENABLED: ['metrics', 'enabled'],
+  AIRLOCK_METRICS_PATH: ['metrics', 'path'],
+  AIRLOCK_METRICS_PORT: ['metrics', 'port'],
+  AIRLOCK_METRICS_HOST: ['metrics', 'host'],
   AIRLOCK_DISPATCH_MAX_ATTEMPTS: ['dispatch', 'max_attempts'],
   AIRLOCK_DISPATCH_BACKOFF_MS: ['dispatch', 'backoff_ms'],
   AIRLOCK_DISPATCH_MAX_BACKOFF_MS: ['dispatch', 'max_backoff_ms'],
@@ -164,13 +201,34 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, file = env['AIR
   const result = ConfigSchema.safeParse(raw);
   if (!result.success) {
     const lines = result.error.issues.map((i) => {
-      const key = i.path.join('.');
-      const envName = Object.entries(ENV).find(([, p]) => p.join('.') === key)?.[0];
-      const source =
-        envName && env[envName] !== undefined ? `environment variable ${envName}` : (file ?? 'defaults');
-      return `${key || '(root)'} (from ${source}): ${i.message}`;
+      const path = i.path.map(String);
+      // An unknown key is reported at its parent; name the key itself.
+      if (i.code === 'unrecognized_keys') path.push(...i.keys);
+      const key = path.join('.');
+      const message = i.code === 'unrecognized_keys' ? 'unknown setting' : i.message;
+      return `${key || '(root)'} (from ${sourceOf(path, env, file)}): ${message}`;
     });
     throw new AirlockError('config_invalid', `Invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   return result.data;
+}
+
+/**
+ * Where a bad value came from: the environment variable that set it (or the list holding it), else the file, else
+ * the variables that started a section whose required key is missing (`SMTP_PORT` without `SMTP_HOST`).
+ */
+function sourceOf(path: string[], env: NodeJS.ProcessEnv, file: string | undefined): string {
+  const isSet = (name: string) => Boolean(env[name]);
+  const covering = Object.entries(ENV)
+    .filter(([name, p]) => isSet(name) && p.every((k, n) => path[n] === k))
+    .map(([name]) => name);
+  if (covering.length) return `environment variable ${covering[0]}`;
+  if (file) return file;
+  const section = path.slice(0, -1).join('.');
+  const siblings = Object.entries(ENV)
+    .filter(([name, p]) => isSet(name) && section && p.slice(0, -1).join('.') === section)
+    .map(([name]) => name);
+  const own = Object.entries(ENV).find(([, p]) => p.join('.') === path.join('.'))?.[0];
+  if (siblings.length) return `environment variables ${siblings.join(', ')}${own ? `; set ${own}` : ''}`;
+  return 'defaults';
 }

@@ -22,6 +22,18 @@ export const DEFAULT_DISPATCH: DispatchOptions = {
   pollMs: 500,
 };
 
+/** One upstream attempt as metrics see it; `status` is null when no answer came. */
+export interface DispatchAttempt {
+  mode: 'stripe' | 'http';
+  ms: number;
+  status: number | null;
+  result: 'ok' | 'http_error' | 'network' | 'uncertain';
+}
+
+export interface DispatchObserver {
+  attempt(a: DispatchAttempt): void;
+}
+
 /** Statuses worth another try with the same Idempotency-Key; anything else is Stripe's final answer. */
 export function isRetryableStatus(status: number): boolean {
   return status === 409 || status === 429 || status >= 500;
@@ -60,6 +72,7 @@ export class Dispatcher {
     readonly options: DispatchOptions,
     readonly log: Logger,
     readonly http: OutboundHttp | null = null,
+    readonly observer: DispatchObserver | null = null,
   ) {
     this.#onChange = (c) => {
       if (c.status === 'pending' && !this.#stopped) void this.drive(c.id);
@@ -162,6 +175,7 @@ export class Dispatcher {
   async #attempt(action: ActionRow): Promise<AttemptResult> {
     const id = action.id;
     if (action.mode === 'http') return this.#attemptHttp(action);
+    const start = performance.now();
     try {
       const res = await this.upstream.send({
         method: action.method,
@@ -171,6 +185,7 @@ export class Dispatcher {
         stripeAccount: action.stripe_account,
         stripeVersion: action.stripe_version,
       });
+      this.#observe('stripe', start, res.status);
       if (res.status >= 200 && res.status < 300) {
         // Stripe keeps the answer under our Idempotency-Key, so this record can be rebuilt: no fsync needed.
         await this.engine.complete(id, this.owner, res.status, res.body, false);
@@ -184,6 +199,7 @@ export class Dispatcher {
       return { done: false, error, code: res.status, body: res.body };
     } catch (err) {
       if (!(err instanceof UpstreamNetworkError)) throw err;
+      this.#observe('stripe', start, null, 'network');
       return { done: false, error: `upstream unreachable: ${err.message}`, code: null, body: undefined };
     }
   }
@@ -204,6 +220,7 @@ export class Dispatcher {
       );
       return { done: true };
     }
+    const start = performance.now();
     try {
       const res = await this.http.send({
         url: action.url ?? '',
@@ -212,6 +229,7 @@ export class Dispatcher {
         body: action.http_body,
         idempotencyKey: `airlock-${action.id}`,
       });
+      this.#observe('http', start, res.status);
       if (res.status >= 200 && res.status < 300) {
         await this.engine.complete(id, this.owner, res.status, res.body);
         return { done: true };
@@ -223,9 +241,11 @@ export class Dispatcher {
       return { done: true };
     } catch (err) {
       if (err instanceof NotSentError) {
+        this.#observe('http', start, null, 'network');
         return { done: false, error: `upstream unreachable: ${err.message}`, code: null, body: undefined };
       }
       if (err instanceof UncertainError) {
+        this.#observe('http', start, null, 'uncertain');
         await this.engine.fail(
           id,
           this.owner,
@@ -237,6 +257,17 @@ export class Dispatcher {
       }
       throw err;
     }
+  }
+
+  #observe(
+    mode: DispatchAttempt['mode'],
+    start: number,
+    status: number | null,
+    error: 'network' | 'uncertain' | null = null,
+  ): void {
+    if (!this.observer) return;
+    const result = error ?? (status !== null && status >= 200 && status < 300 ? 'ok' : 'http_error');
+    this.observer.attempt({ mode, ms: performance.now() - start, status, result });
   }
 }
 

@@ -10,6 +10,7 @@ import {
   toUsd,
 } from '../policy/index.ts';
 import { parseVelocityName } from '../policy/velocity.ts';
+import { FreezeCache, frozenReason } from '../reliability/freeze.ts';
 import type { ActionRow, Store } from '../store/store.ts';
 import { type Classification, classify, statedFacts } from '../stripe/classify.ts';
 import type { FactSource } from '../stripe/lookups.ts';
@@ -70,6 +71,13 @@ export interface Submission {
   stripeVersion: string | null;
   idempotencyKey: string | null;
   classification: Classification;
+  /** The HTTP request that caused this action, recorded in its ledger event to tie logs to the ledger. */
+  requestId?: string | null;
+}
+
+/** Who or what asked for a change, for the ledger: the HTTP request id when there is one. */
+export interface ChangeContext {
+  requestId?: string | null;
 }
 
 export interface StoredDecision {
@@ -131,6 +139,14 @@ export interface ActionChange {
   status: Status;
 }
 
+/** Emitted once per new action when its decision is committed, including the allow path that skips `change`. */
+export interface ActionDecided {
+  id: string;
+  kind: string;
+  outcome: StoredDecision['outcome'];
+  mode: ActionMode;
+}
+
 /** Hash of the canonical request: what an approval is bound to, and what a repeated Idempotency-Key must match. */
 export function requestHash(
   method: string,
@@ -170,7 +186,7 @@ function targetStatus(outcome: PolicyDecision['outcome'], mode: ActionMode): Sta
  * expects to leave and writes the ledger event in the same transaction.
  */
 export class Engine {
-  readonly changes = new EventEmitter<{ change: [ActionChange] }>();
+  readonly changes = new EventEmitter<{ change: [ActionChange]; decided: [ActionDecided] }>();
   #policy: Policy;
 
   readonly store: Store;
@@ -186,6 +202,9 @@ export class Engine {
     this.resolvers = opts.resolvers ?? [];
     this.changes.setMaxListeners(0);
   }
+
+  /** Freezes set with `airlock freeze`, read through a short cache so every instance sees them. */
+  readonly freezes = new FreezeCache();
 
   get policy(): Policy {
     return this.#policy;
@@ -241,6 +260,12 @@ export class Engine {
       if (extra.riskFactors) riskFactors.push(...extra.riskFactors);
     }
     const decision = decide(policy, { attributes, metadata: metadataOf(sub.params) });
+    // The kill switch overrides the policy for every write, and is recorded as the decision's reason.
+    const frozen = c.read ? null : await this.freezes.find(store, sub.agent?.id ?? null);
+    if (frozen) {
+      decision.outcome = 'block';
+      decision.reason = frozenReason(frozen);
+    }
     const risk = attributes['risk_score'];
     const stored: StoredDecision = {
       outcome: decision.outcome,
@@ -269,6 +294,15 @@ export class Engine {
     // Only once committed: a dispatcher woken earlier could not see the row yet. A claimed action is driven by
     // its claimer, so waking a dispatcher for it would only contend for the lease.
     if (result.created && !result.claimed) this.#emit(result.action.id, result.action.status as Status);
+    if (result.created && this.changes.listenerCount('decided') > 0) {
+      const a = result.action;
+      this.changes.emit('decided', {
+        id: a.id,
+        kind: a.kind,
+        outcome: (JSON.parse(a.decision) as StoredDecision).outcome,
+        mode: a.mode as ActionMode,
+      });
+    }
     return result;
   }
 
@@ -365,6 +399,7 @@ export class Engine {
             stripe_account: row.stripe_account,
             idempotency_key: row.idempotency_key,
             request_hash: hash,
+            ...requestIdOf(sub),
           },
           at,
         });
@@ -431,13 +466,25 @@ export class Engine {
     reviewer: Reviewer,
     note: string | null,
     changes: ApprovalChanges | null = null,
+    context: ChangeContext = {},
   ): Promise<ActionRow> {
+    const held = await this.get(id);
+    const frozen = held.read ? null : await this.freezes.find(this.store, held.agent_id);
+    if (frozen)
+      throw new AirlockError('action_blocked', `${id} cannot be approved now. ${frozenReason(frozen)}`, {
+        actionId: id,
+      });
     const modified = changes && Object.keys(changes).length > 0 ? await this.#modify(id, changes) : null;
-    return this.#vote(id, reviewer, 'approve', note, modified);
+    return this.#vote(id, reviewer, 'approve', note, modified, context);
   }
 
-  async reject(id: string, reviewer: Reviewer, note: string | null): Promise<ActionRow> {
-    return this.#vote(id, reviewer, 'reject', note, null);
+  async reject(
+    id: string,
+    reviewer: Reviewer,
+    note: string | null,
+    context: ChangeContext = {},
+  ): Promise<ActionRow> {
+    return this.#vote(id, reviewer, 'reject', note, null, context);
   }
 
   /** Builds and evaluates the changed request outside the transaction; #vote applies it if nothing moved meanwhile. */
@@ -530,8 +577,10 @@ export class Engine {
     vote: 'approve' | 'reject',
     note: string | null,
     modified: Modification | null,
+    context: ChangeContext,
   ): Promise<ActionRow> {
     let newStatus: Status | null = null;
+    const rid = requestIdOf(context);
     await this.store.transaction(async (tx) => {
       let action = await tx.getActionForUpdate(id);
       if (!action) throw new AirlockError('resource_missing', `No such action: '${id}'`, { param: 'id' });
@@ -620,6 +669,7 @@ export class Engine {
             after: modified.params,
             request_hash: modified.requestHash,
             decision: e.stored,
+            ...rid,
           },
           at,
         });
@@ -646,7 +696,7 @@ export class Engine {
         await this.#transition(tx, id, 'awaiting_approval', 'rejected', {
           type: 'action.rejected',
           actor,
-          data: { note },
+          data: { note, ...rid },
           at,
           patch: {},
         });
@@ -661,7 +711,7 @@ export class Engine {
         await this.#transition(tx, id, 'awaiting_approval', to, {
           type: 'action.approved',
           actor,
-          data: { note, approvals, approvals_required: action.approvals_required, bound_hash: bound },
+          data: { note, approvals, approvals_required: action.approvals_required, bound_hash: bound, ...rid },
           at,
           patch: {},
         });
@@ -673,7 +723,7 @@ export class Engine {
           from: 'awaiting_approval',
           to: 'awaiting_approval',
           actor,
-          data: { note, approvals, approvals_required: action.approvals_required },
+          data: { note, approvals, approvals_required: action.approvals_required, ...rid },
           at,
         });
       }
@@ -921,4 +971,8 @@ function readsAgentHistory(policy: Policy): boolean {
 function isUniqueViolation(err: unknown): boolean {
   const code = err && typeof err === 'object' && 'code' in err ? String((err as { code: unknown }).code) : '';
   return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === '23505';
+}
+
+function requestIdOf(c: { requestId?: string | null }): { request_id?: string } {
+  return c.requestId ? { request_id: c.requestId } : {};
 }

@@ -24,6 +24,8 @@ export interface StripeCall {
   idempotencyKey: string | null;
   /** Seconds to wait for a reviewer when the call is held (Airlock-Wait). */
   waitSeconds: number;
+  /** The HTTP request id, carried into the ledger. */
+  requestId?: string | null;
 }
 
 /** Either a read answered straight from upstream, or an action in whatever status it reached. */
@@ -62,6 +64,7 @@ export class Gateway {
       stripeVersion: call.stripeVersion,
       idempotencyKey: call.idempotencyKey,
       classification,
+      requestId: call.requestId ?? null,
     };
 
     // Reads the policy allows go straight through; they are logged, not held in the action store.

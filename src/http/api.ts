@@ -20,6 +20,7 @@ import { toActionObject, toDecisionObject } from '../engine/view.ts';
 import { AirlockError } from '../errors.ts';
 import type { CallbackSender } from '../outbound/callbacks.ts';
 import { type OutboundHttp, refusedHeader } from '../outbound/http.ts';
+import type { RateLimiter } from '../reliability/rate-limit.ts';
 import type { ActionRow } from '../store/store.ts';
 import { type Classification, statedFacts } from '../stripe/classify.ts';
 import type { Params } from '../stripe/params.ts';
@@ -39,6 +40,7 @@ export interface ApiDeps {
   dispatcher: Dispatcher;
   http: OutboundHttp | null;
   callbacks: CallbackSender | null;
+  limiter?: RateLimiter;
 }
 
 const ListQuery = z
@@ -88,7 +90,10 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
       if (reviewer) return { type: 'reviewer', reviewer };
     } else if (token.startsWith(AGENT_KEY_PREFIX)) {
       const agent = await engine.store.findAgentByKeyHash(hashCredential(token));
-      if (agent) return { type: 'agent', agent };
+      if (agent) {
+        deps.limiter?.take(token);
+        return { type: 'agent', agent };
+      }
     }
     throw new AirlockError('invalid_api_key', 'Invalid credential');
   }
@@ -210,14 +215,18 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
   app.post<{ Params: { id: string } }>('/api/actions/:id/approve', async (request) => {
     const reviewer = await reviewerOnly(request);
     const body = parse(DecideRequest, request.body);
-    const row = await engine.approve(request.params.id, reviewer, body.note ?? null, body.changes ?? null);
+    const row = await engine.approve(request.params.id, reviewer, body.note ?? null, body.changes ?? null, {
+      requestId: request.id,
+    });
     return row.mode === 'decide' ? renderDecision(row) : render(row);
   });
 
   app.post<{ Params: { id: string } }>('/api/actions/:id/reject', async (request) => {
     const reviewer = await reviewerOnly(request);
     const body = parse(RejectRequest, request.body);
-    const row = await engine.reject(request.params.id, reviewer, body.note ?? null);
+    const row = await engine.reject(request.params.id, reviewer, body.note ?? null, {
+      requestId: request.id,
+    });
     return row.mode === 'decide' ? renderDecision(row) : render(row);
   });
 
@@ -270,6 +279,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
       callbackUrl: body.callback ?? null,
       forceReview: body.approve === true,
       details: { summary: body.summary ?? null, notify: body.notify ?? [] },
+      requestId: request.id,
     };
     const { action, created } = await engine.submit(sub);
     return render(await settle(action, created, body.wait ?? 0));
@@ -302,6 +312,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
       },
       callbackUrl: body.callback_url ?? null,
       details: { summary: body.summary ?? null, justification: body.justification ?? null },
+      requestId: request.id,
     };
     let result: Awaited<ReturnType<Engine['submit']>>;
     try {

@@ -1,13 +1,17 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Dispatcher } from '../engine/dispatcher.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { Gateway } from '../engine/gateway.ts';
 import { AirlockError } from '../errors.ts';
+import { newId } from '../ids.ts';
 import { registerMcp } from '../mcp/http.ts';
 import type { CallbackSender } from '../outbound/callbacks.ts';
 import type { OutboundHttp } from '../outbound/http.ts';
+import { RateLimiter } from '../reliability/rate-limit.ts';
 import { type DashboardOptions, registerDashboard } from '../review/dashboard.ts';
+import { pendingMigrations } from '../store/migrations.ts';
 import { parseForm } from '../stripe/params.ts';
 import type { StripeUpstream } from '../stripe/upstream.ts';
 import { registerApi } from './api.ts';
@@ -24,6 +28,8 @@ export interface AppDeps {
   log: Logger;
   bodyLimitBytes: number;
   review?: Partial<DashboardOptions>;
+  /** Per agent key; the default is DEFAULT_RATE_LIMIT_PER_MINUTE. */
+  rateLimitPerMinute?: number;
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
@@ -33,6 +39,28 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // Stripe ids and our paths are short; anything longer is not a real request.
     routerOptions: { maxParamLength: 200 },
     return503OnClosing: true,
+    // A caller's Request-Id is kept when it is a plain token, so its logs and ours share one id.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : newId('req');
+    },
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    deps.log.debug(
+      {
+        request_id: request.id,
+        method: request.method,
+        url: request.url.split('?')[0],
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
+      'request',
+    );
   });
 
   // Stripe speaks form bodies (v1) and JSON (v2, /api); anything else is refused with 415 rather than guessed at.
@@ -50,7 +78,11 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.setErrorHandler((err, request, reply) => {
     const error = toAirlockError(err);
-    if (isInternal(error)) deps.log.error({ err, method: request.method, url: request.url }, error.message);
+    if (isInternal(error))
+      deps.log.error(
+        { err, request_id: request.id, method: request.method, url: request.url },
+        error.message,
+      );
     return sendError(reply, error);
   });
 
@@ -69,9 +101,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return { ok: true, policy_version: deps.engine.policy.version };
   });
 
-  registerProxy(app, deps);
+  // Ready for traffic: every check is named, and a 503 says which failed.
+  app.get('/readyz', async (_request, reply) => {
+    const checks = await readiness(deps.engine);
+    const ok = Object.values(checks).every((c) => c.ok);
+    return reply.code(ok ? 200 : 503).send({ ok, checks });
+  });
+
+  const limiter = new RateLimiter(deps.rateLimitPerMinute);
+  registerProxy(app, { ...deps, limiter });
   registerApi(app, {
     engine: deps.engine,
+    limiter,
     dispatcher: deps.dispatcher,
     http: deps.http ?? null,
     callbacks: deps.callbacks ?? null,
@@ -79,4 +120,32 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerMcp(app, deps.engine, deps.log);
   registerDashboard(app, deps);
   return app;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+type Check = { ok: true } | { ok: false; error: string };
+
+export async function readiness(engine: Engine): Promise<{ store: Check; migrations: Check; policy: Check }> {
+  const store: Check = await engine.store.ping().then(
+    () => ({ ok: true as const }),
+    (err: Error) => ({ ok: false as const, error: err.message }),
+  );
+  let migrations: Check = { ok: false, error: 'store unreachable' };
+  if (store.ok) {
+    try {
+      const pending = await pendingMigrations(
+        engine.store.db as unknown as Kysely<unknown>,
+        engine.store.dialect,
+      );
+      migrations = pending.length
+        ? { ok: false, error: `pending migrations: ${pending.join(', ')} (run airlock migrate)` }
+        : { ok: true };
+    } catch (err) {
+      migrations = { ok: false, error: (err as Error).message };
+    }
+  }
+  const version = engine.policy?.version;
+  const policy: Check = version ? { ok: true } : { ok: false, error: 'no policy loaded' };
+  return { store, migrations, policy };
 }

@@ -1,5 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import { AirlockError, type ErrorCode } from '../errors.ts';
+import { RateLimited } from '../reliability/rate-limit.ts';
 import { ParamError } from '../stripe/classify.ts';
 
 interface WireError {
@@ -41,6 +42,7 @@ const WIRE: Record<ErrorCode, WireError> = {
   link_invalid: { status: 403, type: 'invalid_request_error' },
   link_expired: { status: 410, type: 'invalid_request_error' },
   link_used: { status: 409, type: 'invalid_request_error' },
+  rate_limit: { status: 429, type: 'invalid_request_error' },
 };
 
 /** The HTTP status for an error code, for surfaces that answer in HTML rather than JSON (the dashboard). */
@@ -79,6 +81,7 @@ export function sendError(reply: FastifyReply, error: AirlockError): FastifyRepl
   const wire = WIRE[error.code];
   if (wire.shouldRetry !== undefined) reply.header('Stripe-Should-Retry', String(wire.shouldRetry));
   if (error.actionId) reply.header('Airlock-Action', error.actionId);
+  if (error instanceof RateLimited) reply.header('Retry-After', String(error.retryAfterSeconds));
   return reply.code(wire.status).send({
     error: {
       type: wire.type,

@@ -9,6 +9,7 @@ import type { Agent, Engine } from '../engine/engine.ts';
 import { type Gateway, MAX_WAIT_SECONDS } from '../engine/gateway.ts';
 import { assertNever, isStatus } from '../engine/status.ts';
 import { AirlockError } from '../errors.ts';
+import type { RateLimiter } from '../reliability/rate-limit.ts';
 import type { ActionRow } from '../store/store.ts';
 import { isValidStripePath } from '../stripe/classify.ts';
 import { type Params, parseQuery } from '../stripe/params.ts';
@@ -17,6 +18,7 @@ import { sendError } from './errors.ts';
 export interface ProxyDeps {
   engine: Engine;
   gateway: Gateway;
+  limiter?: RateLimiter;
 }
 
 /** Caches agent-key look-ups briefly: the hot path should not hit the store for every request's credential. */
@@ -64,6 +66,7 @@ export function registerProxy(app: FastifyInstance, deps: ProxyDeps): void {
   const keys = new AgentKeyCache(deps.engine);
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const agent = await authenticateAgent(keys, request.headers.authorization);
+    deps.limiter?.take(credentialFrom(request.headers.authorization)!);
     const method = request.method.toUpperCase();
     const [path = '', rawQuery = ''] = request.url.split('?', 2) as [string, string?];
     if (!isValidStripePath(path) || (method !== 'GET' && method !== 'POST' && method !== 'DELETE')) {
@@ -79,6 +82,7 @@ export function registerProxy(app: FastifyInstance, deps: ProxyDeps): void {
       stripeVersion: header(request, 'stripe-version'),
       idempotencyKey: header(request, 'idempotency-key'),
       waitSeconds: parseWait(header(request, 'airlock-wait')),
+      requestId: request.id,
     });
     if (outcome.type === 'read') {
       return reply

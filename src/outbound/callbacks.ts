@@ -14,6 +14,15 @@ export interface CallbackOptions {
   allowPrivate: boolean;
 }
 
+export interface CallbackDelivery {
+  result: 'delivered' | 'failed' | 'gave_up';
+  status: number | null;
+}
+
+export interface CallbackObserver {
+  delivery(d: CallbackDelivery): void;
+}
+
 /** `t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, as Stripe signs its webhooks. */
 export function signPayload(secret: string, body: string, timestamp: number): string {
   const mac = createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
@@ -34,6 +43,7 @@ export class CallbackSender {
     readonly store: Store,
     readonly options: CallbackOptions,
     readonly log: Logger,
+    readonly observer: CallbackObserver | null = null,
   ) {
     this.#http = new OutboundHttp(
       [{ host: '*', allow_private: options.allowPrivate, headers: {} }],
@@ -126,6 +136,7 @@ export class CallbackSender {
           })
           .where('id', '=', id)
           .execute();
+        this.observer?.delivery({ result: 'delivered', status });
         return;
       }
       error = `receiver answered ${status}`;
@@ -148,6 +159,7 @@ export class CallbackSender {
       })
       .where('id', '=', id)
       .execute();
+    this.observer?.delivery({ result: giveUp ? 'gave_up' : 'failed', status });
     this.log.warn({ callback: id, url, attempt: tries, error, giveUp }, 'callback delivery failed');
   }
 }

@@ -316,5 +316,19 @@ class Parser {
 
 /** Parses one rule's text ("Review if :amount_in_usd: > 500"). Throws RuleError with an offset into `text`. */
 export function parseRule(text: string): RuleAst {
-  return new Parser(tokenize(text)).rule();
+  const tokens = tokenize(text);
+  // Recursive descent (and the checks after it) recurse once per level: a hostile depth would overflow the stack.
+  let depth = 0;
+  let prefixes = 0;
+  for (const t of tokens) {
+    if (t.type === '(') depth++;
+    else if (t.type === ')') depth--;
+    else if ((t.type === 'word' && t.value === 'not') || (t.type === 'op' && t.value === '-')) prefixes++;
+    if (depth > MAX_NESTING || prefixes > MAX_NESTING) {
+      throw new RuleError(t.start, 'The rule is nested too deeply', `at most ${MAX_NESTING} levels`);
+    }
+  }
+  return new Parser(tokens).rule();
 }
+
+const MAX_NESTING = 64;

@@ -360,9 +360,9 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
         let row: Awaited<ReturnType<Engine['approve']>>;
         if (verb === 'approve') {
           const changes = await changesFrom(id, body);
-          row = await engine.approve(id, s.reviewer, note, changes);
+          row = await engine.approve(id, s.reviewer, note, changes, { requestId: request.id });
         } else {
-          row = await engine.reject(id, s.reviewer, note);
+          row = await engine.reject(id, s.reviewer, note, { requestId: request.id });
         }
         if (row.status === 'pending') void dispatcher.drive(id);
         const notice =
@@ -548,8 +548,8 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
     try {
       const row =
         link.verb === 'approve'
-          ? await engine.approve(link.actionId, reviewer, note)
-          : await engine.reject(link.actionId, reviewer, note);
+          ? await engine.approve(link.actionId, reviewer, note, null, { requestId: request.id })
+          : await engine.reject(link.actionId, reviewer, note, { requestId: request.id });
       if (row.status === 'pending') void dispatcher.drive(row.id);
       return reply.redirect(`/review/links/${token}?done=1`, 303);
     } catch (err) {

@@ -247,6 +247,17 @@ function migrations(_dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0007_freeze': {
+      async up(db: Kysely<unknown>) {
+        // The kill switch: one row per frozen agent id, or '*' for every agent.
+        await db.schema
+          .createTable('freezes')
+          .addColumn('scope', 'text', (c) => c.primaryKey())
+          .addColumn('reason', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

@@ -368,8 +368,10 @@ interface Node {
 
 const newNode = (): Node => ({ literal: new Map(), param: null, route: null });
 const TRIE = new Map<string, Node>();
+const TABLE = new Map<string, Route>();
 
 function addRoute(key: string, route: Route): void {
+  TABLE.set(key, route);
   const [method = '', path = ''] = key.split(' ');
   let node = TRIE.get(method);
   if (!node) {
@@ -407,6 +409,39 @@ for (const [collection, ops] of Object.entries(RESOURCES)) {
 }
 // Specific routes last, so they replace a generic entry for the same path.
 for (const [key, route] of Object.entries(ROUTES)) addRoute(key, route);
+
+export interface EndpointCoverage {
+  /** `POST /v1/refunds`; `*` stands for an id. */
+  endpoint: string;
+  kind: string;
+  /** The kind depends on the parameters (an update that cancels, a dispute update that submits). */
+  refined: boolean;
+  amountFields: readonly string[];
+  currency: NonNullable<Route['currency']> | 'none';
+  metadata: boolean;
+  irreversible: boolean;
+  read: boolean;
+}
+
+/** Every write endpoint Airlock classifies by name, for docs/stripe-coverage.md. */
+export function endpointCoverage(): EndpointCoverage[] {
+  return [...TABLE.entries()]
+    .map(([endpoint, r]) => ({
+      endpoint,
+      kind: r.kind,
+      refined: r.refine !== undefined,
+      amountFields: r.amount ?? [],
+      currency: r.currency ?? 'none',
+      metadata: r.metadata,
+      irreversible: r.irreversible ?? false,
+      read: r.read ?? false,
+    }))
+    .sort(
+      (a, b) =>
+        a.endpoint.split(' ')[1]!.localeCompare(b.endpoint.split(' ')[1]!) ||
+        a.endpoint.localeCompare(b.endpoint),
+    );
+}
 
 function match(node: Node, segments: readonly string[], i: number, ids: string[]): Route | null {
   if (i === segments.length) return node.route;

@@ -33,7 +33,8 @@ describe.skipIf(unavailable('postgres'))('several instances on one PostgreSQL', 
     db = await createPostgresDatabase();
     sandbox = await startSandbox();
     dir = tempDir();
-    env = { DATABASE_URL: db.url, STRIPE_API_BASE: sandbox.url };
+    // Instance A is built from this env and takes more than the default 100 requests a minute from one key.
+    env = { DATABASE_URL: db.url, STRIPE_API_BASE: sandbox.url, AIRLOCK_RATE_LIMIT_PER_MINUTE: '1000000' };
     expect((await cli(['migrate'], env)).code).toBe(0);
     agentKey = JSON.parse((await cli(['keys', 'create', '--agent', 'refund-bot', '--json'], env)).stdout).key;
     reviewerToken = JSON.parse(

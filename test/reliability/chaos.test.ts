@@ -1,0 +1,35 @@
+// The crash loop at CI size: a few SIGKILLs of a real `airlock serve` under agents and reviewers, on both stores.
+import { expect, it } from 'vitest';
+import { runChaos } from '../../src/reliability/chaos.ts';
+import { PG_ADMIN_URL, unavailable } from '../store/databases.ts';
+
+for (const store of ['sqlite', 'postgres'] as const) {
+  it.skipIf(unavailable(store))(
+    `keeps every action exactly once through 3 SIGKILLs of the server (${store})`,
+    async () => {
+      const report = await runChaos({
+        seconds: 6,
+        kills: 3,
+        agents: 3,
+        reviewers: 1,
+        store,
+        postgresUrl: PG_ADMIN_URL,
+        seed: 42,
+      });
+      expect(report.problems).toEqual([]);
+      expect(report.kills).toBe(3);
+      expect(report.ledgerVerified).toBe(true);
+      expect(report.unsettled).toBe(0);
+      expect(report.duplicates).toBe(0);
+      expect(report.lostActions).toBe(0);
+      expect(report.unledgeredWrites).toBe(0);
+      expect(report.failedButExecuted).toBe(0);
+      expect(report.missingUpstream).toBe(0);
+      // The run did real work: allowed writes went upstream and reviewers decided holds.
+      expect(report.statuses['completed'] ?? 0).toBeGreaterThan(10);
+      expect(report.upstreamWrites).toBe(report.statuses['completed']);
+      expect(report.reviewsDecided).toBeGreaterThan(0);
+    },
+    90_000,
+  );
+}
