@@ -157,6 +157,7 @@ export async function startAirlock(
       maxBackoffMs: config.dispatch.max_backoff_ms,
       leaseMs: config.dispatch.lease_ms,
       pollMs: config.dispatch.poll_ms,
+      reconcileMs: config.dispatch.reconcile_ms,
     },
     log,
     http,

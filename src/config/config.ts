@@ -11,6 +11,7 @@ const DispatchSchema = z
     max_backoff_ms: z.coerce.number().int().min(1).default(10_000),
     lease_ms: z.coerce.number().int().min(1000).default(60_000),
     poll_ms: z.coerce.number().int().min(10).default(500),
+    reconcile_ms: z.coerce.number().int().min(10).default(60_000),
     upstream_timeout_ms: z.coerce.number().int().min(100).default(30_000),
   })
   .strict();
@@ -153,6 +154,7 @@ const ENV: Record<string, string[]> = {
   AIRLOCK_DISPATCH_BACKOFF_MS: ['dispatch', 'backoff_ms'],
   AIRLOCK_DISPATCH_MAX_BACKOFF_MS: ['dispatch', 'max_backoff_ms'],
   AIRLOCK_DISPATCH_POLL_MS: ['dispatch', 'poll_ms'],
+  AIRLOCK_DISPATCH_RECONCILE_MS: ['dispatch', 'reconcile_ms'],
   AIRLOCK_UPSTREAM_TIMEOUT_MS: ['dispatch', 'upstream_timeout_ms'],
   AIRLOCK_PUBLIC_URL: ['public_url'],
   SMTP_HOST: ['smtp', 'host'],

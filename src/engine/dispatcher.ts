@@ -3,8 +3,10 @@ import { newId } from '../ids.ts';
 import { NotSentError, type OutboundHttp, UncertainError } from '../outbound/http.ts';
 import type { ActionRow } from '../store/store.ts';
 import type { Params } from '../stripe/params.ts';
+import { reconcile } from '../stripe/reconcile.ts';
 import { type StripeUpstream, UpstreamNetworkError } from '../stripe/upstream.ts';
 import type { Engine } from './engine.ts';
+import { assertNever } from './status.ts';
 
 export interface DispatchOptions {
   maxAttempts: number;
@@ -12,6 +14,8 @@ export interface DispatchOptions {
   maxBackoffMs: number;
   leaseMs: number;
   pollMs: number;
+  /** After the budget, how often an action whose outcome is unknown is retried and reconciled. */
+  reconcileMs: number;
 }
 
 export const DEFAULT_DISPATCH: DispatchOptions = {
@@ -20,6 +24,7 @@ export const DEFAULT_DISPATCH: DispatchOptions = {
   maxBackoffMs: 10_000,
   leaseMs: 60_000,
   pollMs: 500,
+  reconcileMs: 60_000,
 };
 
 /** One upstream attempt as metrics see it; `status` is null when no answer came. */
@@ -134,6 +139,10 @@ export class Dispatcher {
   /** `claimed`: the first attempt's claim was already taken with the decision (the allow path). */
   async #run(id: string, claimed: ActionRow | null): Promise<void> {
     let first = claimed;
+    // Whether an attempt may have taken effect upstream. Attempts made before this run (another process, a
+    // crash) are unknown to it, so they count as uncertain.
+    let uncertain = false;
+    let seen = 0;
     for (;;) {
       if (this.#stopped) return;
       const action = first ?? (await this.engine.claim(id, this.owner, this.options.leaseMs));
@@ -146,14 +155,20 @@ export class Dispatcher {
       const result = await this.#attempt(action);
       if (result.done) return;
       const { error, code, body } = result;
+      seen++;
+      uncertain ||= result.uncertain || seen < action.attempts;
       if (action.attempts >= this.options.maxAttempts) {
-        await this.engine.fail(
-          id,
-          this.owner,
-          code,
-          body,
-          `${error} (gave up after ${action.attempts} attempts)`,
-        );
+        if (!uncertain || action.mode === 'http') {
+          await this.engine.fail(
+            id,
+            this.owner,
+            code,
+            body,
+            `${error} (gave up after ${action.attempts} attempts)`,
+          );
+          return;
+        }
+        await this.#settleUncertain(action, error, code, body);
         return;
       }
       const delay = backoffFor(action.attempts, this.options);
@@ -168,6 +183,64 @@ export class Dispatcher {
         new Date(this.engine.clock.now().getTime() + delay),
       );
       await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  /**
+   * The budget ran out after an attempt that may have taken effect. Stripe is asked whether an object tagged
+   * with the action exists: if so the action completed; if Stripe can say it does not, the action failed. While
+   * Stripe cannot say, the action stays pending and is retried (same key) and checked again later, within the
+   * idempotency window, so a refund that happened is never reported as failed.
+   */
+  async #settleUncertain(
+    action: ActionRow,
+    error: string,
+    code: number | null,
+    body: unknown,
+  ): Promise<void> {
+    const id = action.id;
+    const verdict = await reconcile(this.upstream, action);
+    switch (verdict.kind) {
+      case 'found':
+        this.log.warn({ action: id }, 'reconciled: the upstream object exists although no answer arrived');
+        await this.engine.complete(id, this.owner, 200, verdict.object);
+        return;
+      case 'absent':
+        await this.engine.fail(
+          id,
+          this.owner,
+          code,
+          body,
+          `${error} (gave up after ${action.attempts} attempts; Stripe holds no object tagged metadata[airlock_action]=${id}, so it did not execute)`,
+        );
+        return;
+      case 'unknown': {
+        const age = this.engine.clock.now().getTime() - Date.parse(action.created_at);
+        if (age >= RECONCILE_FOR_MS) {
+          await this.engine.fail(
+            id,
+            this.owner,
+            code,
+            body,
+            `${error} (outcome unknown after ${action.attempts} attempts: ${verdict.reason}; check Stripe for metadata[airlock_action]=${id})`,
+          );
+          return;
+        }
+        const retryAt = new Date(this.engine.clock.now().getTime() + this.options.reconcileMs);
+        this.log.warn(
+          { action: id, reason: verdict.reason, retryAt },
+          'outcome unknown; will retry and reconcile',
+        );
+        await this.engine.scheduleRetry(
+          id,
+          this.owner,
+          `${error}; outcome unknown (${verdict.reason}), retrying`,
+          retryAt,
+        );
+        return;
+      }
+      default:
+        return assertNever(verdict);
     }
   }
 
@@ -196,11 +269,17 @@ export class Dispatcher {
         await this.engine.fail(id, this.owner, res.status, res.body, error);
         return { done: true };
       }
-      return { done: false, error, code: res.status, body: res.body };
+      return { done: false, error, code: res.status, body: res.body, uncertain: res.status !== 429 };
     } catch (err) {
       if (!(err instanceof UpstreamNetworkError)) throw err;
       this.#observe('stripe', start, null, 'network');
-      return { done: false, error: `upstream unreachable: ${err.message}`, code: null, body: undefined };
+      return {
+        done: false,
+        error: `upstream unreachable: ${err.message}`,
+        code: null,
+        body: undefined,
+        uncertain: !err.notSent,
+      };
     }
   }
 
@@ -236,13 +315,19 @@ export class Dispatcher {
       }
       const error = `upstream answered ${res.status}`;
       if (res.status === 429 || res.status === 503)
-        return { done: false, error, code: res.status, body: res.body };
+        return { done: false, error, code: res.status, body: res.body, uncertain: false };
       await this.engine.fail(id, this.owner, res.status, res.body, error);
       return { done: true };
     } catch (err) {
       if (err instanceof NotSentError) {
         this.#observe('http', start, null, 'network');
-        return { done: false, error: `upstream unreachable: ${err.message}`, code: null, body: undefined };
+        return {
+          done: false,
+          error: `upstream unreachable: ${err.message}`,
+          code: null,
+          body: undefined,
+          uncertain: false,
+        };
       }
       if (err instanceof UncertainError) {
         this.#observe('http', start, null, 'uncertain');
@@ -271,7 +356,13 @@ export class Dispatcher {
   }
 }
 
-type AttemptResult = { done: true } | { done: false; error: string; code: number | null; body: unknown };
+type AttemptResult =
+  | { done: true }
+  /** uncertain: the upstream may have acted (no answer, a 5xx, a conflict); not: it certainly did not. */
+  | { done: false; error: string; code: number | null; body: unknown; uncertain: boolean };
+
+/** The idempotency window Stripe keeps answers for is 24 hours; reconciliation stops short of it. */
+const RECONCILE_FOR_MS = 23 * 3_600_000;
 
 function errorMessage(body: unknown): string {
   const e = (body as { error?: { message?: unknown } } | null)?.error;

@@ -21,7 +21,24 @@ export interface UpstreamResponse {
 /** The upstream could not be reached or did not answer: the effect is unknown, so a retry must reuse the key. */
 export class UpstreamNetworkError extends Error {
   override name = 'UpstreamNetworkError';
+
+  /** True when the request certainly never reached the upstream (nothing listening, no route, no DNS). */
+  get notSent(): boolean {
+    const cause = this.cause as { code?: string; cause?: { code?: string } } | undefined;
+    const code = cause?.code ?? '';
+    const inner = cause?.cause?.code ?? '';
+    return NOT_SENT.has(code) || NOT_SENT.has(inner);
+  }
 }
+
+const NOT_SENT = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 
 const FORWARDED_RESPONSE_HEADERS = [
   'request-id',

@@ -47,6 +47,7 @@ export async function startStack(env: Record<string, string> = {}, clock?: Clock
       AIRLOCK_DISPATCH_MAX_BACKOFF_MS: '50',
       AIRLOCK_DISPATCH_MAX_ATTEMPTS: '4',
       AIRLOCK_DISPATCH_POLL_MS: '50',
+      AIRLOCK_DISPATCH_RECONCILE_MS: '100',
       // Tests drive one key far past the default 100 per minute; test/reliability tests the limit itself.
       AIRLOCK_RATE_LIMIT_PER_MINUTE: '1000000',
       ...env,
