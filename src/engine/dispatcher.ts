@@ -171,7 +171,11 @@ export class Dispatcher {
         await this.#settleUncertain(action, error, code, body);
         return;
       }
-      const delay = backoffFor(action.attempts, this.options);
+      // The upstream's Retry-After wins over our backoff when it asks for longer (capped by the backoff ceiling).
+      const delay = Math.max(
+        backoffFor(action.attempts, this.options),
+        Math.min(result.retryAfterMs ?? 0, this.options.maxBackoffMs),
+      );
       this.log.warn(
         { action: id, attempt: action.attempts, delay, error },
         'upstream attempt failed; retrying',
@@ -269,7 +273,15 @@ export class Dispatcher {
         await this.engine.fail(id, this.owner, res.status, res.body, error);
         return { done: true };
       }
-      return { done: false, error, code: res.status, body: res.body, uncertain: res.status !== 429 };
+      const wait = retryAfterMs(res.headers['retry-after']);
+      return {
+        done: false,
+        error,
+        code: res.status,
+        body: res.body,
+        uncertain: res.status !== 429,
+        ...(wait !== undefined ? { retryAfterMs: wait } : {}),
+      };
     } catch (err) {
       if (!(err instanceof UpstreamNetworkError)) throw err;
       this.#observe('stripe', start, null, 'network');
@@ -358,8 +370,26 @@ export class Dispatcher {
 
 type AttemptResult =
   | { done: true }
-  /** uncertain: the upstream may have acted (no answer, a 5xx, a conflict); not: it certainly did not. */
-  | { done: false; error: string; code: number | null; body: unknown; uncertain: boolean };
+  /**
+   * uncertain: the upstream may have acted (no answer, a 5xx, a conflict); not: it certainly did not.
+   * retryAfterMs: the upstream said when to come back (Retry-After), which the backoff then respects.
+   */
+  | {
+      done: false;
+      error: string;
+      code: number | null;
+      body: unknown;
+      uncertain: boolean;
+      retryAfterMs?: number;
+    };
+
+/** Retry-After in seconds (or an HTTP date), as milliseconds from now; undefined when absent or unreadable. */
+export function retryAfterMs(value: string | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
 
 /** The idempotency window Stripe keeps answers for is 24 hours; reconciliation stops short of it. */
 const RECONCILE_FOR_MS = 23 * 3_600_000;

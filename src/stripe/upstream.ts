@@ -45,6 +45,7 @@ const FORWARDED_RESPONSE_HEADERS = [
   'idempotent-replayed',
   'stripe-version',
   'stripe-should-retry',
+  'retry-after',
 ];
 
 /** The only place that holds the upstream secret key. */

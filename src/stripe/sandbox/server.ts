@@ -14,6 +14,8 @@ export interface SandboxFaults {
   /** The next N matching requests answer `failStatus` with a Stripe api_error body, without processing. */
   failNext?: number;
   failStatus?: number;
+  /** Seconds to put in a Retry-After header on fault answers (Stripe sends it with some 429s). */
+  retryAfter?: number;
   /** The next N matching requests: the socket is destroyed without any answer, without processing. */
   dropNext?: number;
   /** Every matching request: socket destroyed, no processing, until cleared. */
@@ -65,6 +67,7 @@ export interface SandboxOptions {
 const faultsSchema = z.object({
   failNext: z.number().int().min(0).optional(),
   failStatus: z.number().int().min(400).max(599).optional(),
+  retryAfter: z.number().int().min(0).optional(),
   dropNext: z.number().int().min(0).optional(),
   down: z.boolean().optional(),
   delayMs: z.number().min(0).optional(),
@@ -230,6 +233,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     reply.header('request-id', newRequestId());
     if (idempotencyKey) reply.header('idempotency-key', idempotencyKey);
     if (fault === 'fail') {
+      if (f.retryAfter !== undefined) reply.header('retry-after', String(f.retryAfter));
       const err = new StripeApiError(
         f.failStatus ?? 500,
         'api_error',
