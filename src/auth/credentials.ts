@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import { newId, randomToken, sha256Hex } from '../ids.ts';
 import type { Store } from '../store/store.ts';
 
@@ -53,12 +52,6 @@ export async function createReviewer(
     });
     return { id: reviewer.id, email: reviewer.email, token };
   });
-}
-
-export function safeEqual(a: string, b: string): boolean {
-  const ab = Buffer.from(a);
-  const bb = Buffer.from(b);
-  return ab.length === bb.length && timingSafeEqual(ab, bb);
 }
 
 /** Extracts the credential from `Authorization: Bearer x` or Basic auth with the key as user name (as Stripe accepts). */

@@ -6,6 +6,7 @@ import type { Params } from '../stripe/params.ts';
 import { reconcile } from '../stripe/reconcile.ts';
 import { type StripeUpstream, UpstreamNetworkError } from '../stripe/upstream.ts';
 import type { Engine } from './engine.ts';
+import { Poller } from './poll.ts';
 import { assertNever } from './status.ts';
 
 export interface DispatchOptions {
@@ -17,15 +18,6 @@ export interface DispatchOptions {
   /** After the budget, how often an action whose outcome is unknown is retried and reconciled. */
   reconcileMs: number;
 }
-
-export const DEFAULT_DISPATCH: DispatchOptions = {
-  maxAttempts: 6,
-  backoffMs: 250,
-  maxBackoffMs: 10_000,
-  leaseMs: 60_000,
-  pollMs: 500,
-  reconcileMs: 60_000,
-};
 
 /** One upstream attempt as metrics see it; `status` is null when no answer came. */
 export interface DispatchAttempt {
@@ -65,7 +57,7 @@ export function upstreamParams(action: ActionRow): Params {
 export class Dispatcher {
   readonly owner = newId('disp');
   readonly #inFlight = new Map<string, Promise<void>>();
-  #timer: NodeJS.Timeout | null = null;
+  readonly #poller: Poller;
   #stopped = false;
   #ticking = false;
   readonly #onChange: (c: { id: string; status: string }) => void;
@@ -79,6 +71,7 @@ export class Dispatcher {
     readonly http: OutboundHttp | null = null,
     readonly observer: DispatchObserver | null = null,
   ) {
+    this.#poller = new Poller(options.pollMs, () => this.tick());
     this.#onChange = (c) => {
       if (c.status === 'pending' && !this.#stopped) void this.drive(c.id);
     };
@@ -91,22 +84,15 @@ export class Dispatcher {
     this.#unlisten = this.engine.store.onActionsReady((id) => {
       if (!this.#stopped) void this.drive(id);
     });
-    const loop = () => {
-      if (this.#stopped) return;
-      this.#timer = setTimeout(async () => {
-        await this.tick();
-        loop();
-      }, this.options.pollMs);
-    };
     void this.tick();
-    loop();
+    this.#poller.start();
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     this.engine.changes.off('change', this.#onChange);
     this.#unlisten();
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#poller.stop();
     await Promise.allSettled([...this.#inFlight.values()]);
   }
 

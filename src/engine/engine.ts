@@ -809,6 +809,9 @@ export class Engine {
 
   /** Checks that every approval was given for exactly this request under this policy version. */
   async approvalsBindTo(action: ActionRow): Promise<boolean> {
+    // The hash is recomputed from what will be sent, not read from the row, so a request changed after its
+    // decision (outside the engine) no longer matches the decision or any approval.
+    if (!sendsWhatWasDecided(action)) return false;
     const decision = JSON.parse(action.decision) as StoredDecision;
     // Allowed outright and never changed by a reviewer: there is no approval to check.
     if (decision.outcome === 'allow' && action.original_params === null) return true;
@@ -940,8 +943,20 @@ export class Engine {
   }
 }
 
-export function isSettled(status: Status): boolean {
-  return isTerminal(status);
+/** Whether the row still holds the request its decision and approvals were made for, in every column dispatch reads. */
+function sendsWhatWasDecided(action: ActionRow): boolean {
+  const params = JSON.parse(action.params) as Params;
+  if (requestHash(action.method, action.path, params, action.stripe_account) !== action.request_hash)
+    return false;
+  if (action.mode !== 'http') return true;
+  // A generic HTTP call is sent from its url, header and body columns; they must say what the hashed params say.
+  const body = params['body'] ?? null;
+  const expectedBody = body === null ? null : typeof body === 'string' ? body : JSON.stringify(body);
+  return (
+    params['url'] === action.url &&
+    canonicalJson(params['headers'] ?? {}) === canonicalJson(JSON.parse(action.http_headers ?? '{}')) &&
+    (expectedBody === action.http_body || (body === null && action.http_body === 'null'))
+  );
 }
 
 function metadataOf(params: Params): Record<string, string> {

@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
+import { Poller } from '../engine/poll.ts';
 import { randomToken } from '../ids.ts';
 import type { Store } from '../store/store.ts';
 import { NotSentError, OutboundHttp, UncertainError } from './http.ts';
@@ -35,8 +36,7 @@ export function signPayload(secret: string, body: string, timestamp: number): st
  */
 export class CallbackSender {
   readonly #http: OutboundHttp;
-  #timer: NodeJS.Timeout | null = null;
-  #stopped = true;
+  readonly #poller: Poller;
   #ticking = false;
 
   constructor(
@@ -45,6 +45,7 @@ export class CallbackSender {
     readonly log: Logger,
     readonly observer: CallbackObserver | null = null,
   ) {
+    this.#poller = new Poller(options.pollMs, () => this.tick());
     this.#http = new OutboundHttp(
       [{ host: '*', allow_private: options.allowPrivate, headers: {} }],
       options.timeoutMs,
@@ -57,20 +58,11 @@ export class CallbackSender {
   }
 
   start(): void {
-    this.#stopped = false;
-    const loop = () => {
-      if (this.#stopped) return;
-      this.#timer = setTimeout(async () => {
-        await this.tick();
-        loop();
-      }, this.options.pollMs);
-    };
-    loop();
+    this.#poller.start();
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#poller.stop();
     await this.#http.close();
   }
 

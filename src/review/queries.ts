@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { callbacksFor } from '../engine/callbacks.ts';
 import type { Engine, StoredDecision } from '../engine/engine.ts';
 import { AirlockError } from '../errors.ts';
 import type { ActionRow, ApprovalRow, LedgerRow } from '../store/store.ts';
@@ -31,25 +31,18 @@ export interface CallbackDelivery {
   last_error: string | null;
 }
 
-/** Callback deliveries from the outbound queue's table; none when that table is not there. */
-async function callbacksFor(engine: Engine, actionId: string): Promise<CallbackDelivery[]> {
-  try {
-    const { rows } =
-      await sql<CallbackDelivery>`select type, url, attempts, delivered_at, gave_up_at, last_status, last_error
-      from callbacks where action_id = ${actionId} order by created_at`.execute(engine.store.db);
-    return rows.map((r) => {
-      let url = r.url;
-      try {
-        const u = new URL(r.url);
-        url = `${u.origin}${u.pathname}`;
-      } catch {
-        url = '[unparseable URL]';
-      }
-      return { ...r, url, attempts: Number(r.attempts) };
-    });
-  } catch {
-    return [];
-  }
+/** Callback deliveries as the receipt shows them: origin and path only, since a query string may carry a token. */
+async function deliveriesFor(engine: Engine, actionId: string): Promise<CallbackDelivery[]> {
+  return (await callbacksFor(engine.store, actionId)).map(({ id: _id, url, ...rest }) => {
+    let shown: string;
+    try {
+      const u = new URL(url);
+      shown = `${u.origin}${u.pathname}`;
+    } catch {
+      shown = '[unparseable URL]';
+    }
+    return { ...rest, url: shown };
+  });
 }
 
 function parseJson(text: string | null): unknown {
@@ -83,7 +76,7 @@ export async function viewOf(
     row.agent_id ? engine.store.getAgent(row.agent_id) : Promise.resolve(undefined),
     row.requested_by ? reviews.reviewerEmail(row.requested_by) : Promise.resolve(null),
     opts.ledger ? engine.store.ledgerForAction(row.id) : Promise.resolve([]),
-    opts.ledger ? callbacksFor(engine, row.id) : Promise.resolve([]),
+    opts.ledger ? deliveriesFor(engine, row.id) : Promise.resolve([]),
   ]);
   return {
     row,

@@ -1,5 +1,3 @@
-import type { Generated } from 'kysely';
-
 // Times are ISO 8601 UTC strings in both dialects, so ordering and JSON output need no conversion.
 export interface AgentsTable {
   id: string;
@@ -141,5 +139,3 @@ export interface Database {
   callbacks: CallbacksTable;
   settings: SettingsTable;
 }
-
-export type SeqColumn = Generated<number>;
