@@ -177,7 +177,9 @@ export async function startAirlock(
     log,
     metrics,
   );
-  const gateway = new Gateway(engine, dispatcher, upstream, log);
+  const gateway = new Gateway(engine, dispatcher, upstream, log, {
+    outageReads: config.store_outage.reads,
+  });
   const app = buildApp({
     engine,
     dispatcher,

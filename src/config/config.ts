@@ -95,6 +95,10 @@ const MetricsSchema = z
 
 const RateLimitSchema = z.object({ per_minute: z.coerce.number().int().min(1).default(100) }).strict();
 
+// While the store cannot be reached, writes are always refused; reads (not recorded in the store) are refused too
+// unless the operator chooses to forward them.
+const StoreOutageSchema = z.object({ reads: z.enum(['refuse', 'forward']).default('refuse') }).strict();
+
 export const ConfigSchema = z
   .object({
     port: z.coerce.number().int().min(0).max(65535).default(4700),
@@ -127,6 +131,7 @@ export const ConfigSchema = z
     callbacks: CallbacksSchema.default(CallbacksSchema.parse({})),
     /** Requests per minute per agent key on the proxy and the agent APIs; in memory on each instance. */
     rate_limit: RateLimitSchema.default(RateLimitSchema.parse({})),
+    store_outage: StoreOutageSchema.default(StoreOutageSchema.parse({})),
   })
   .strict();
 
@@ -144,6 +149,7 @@ const ENV: Record<string, string[]> = {
   AIRLOCK_SANDBOX_PORT: ['sandbox_port'],
   AIRLOCK_LOG_LEVEL: ['log_level'],
   AIRLOCK_RATE_LIMIT_PER_MINUTE: ['rate_limit', 'per_minute'],
+  AIRLOCK_STORE_OUTAGE_READS: ['store_outage', 'reads'],
   AIRLOCK_LOG_FORMAT: ['log_format'],
   AIRLOCK_LOG_REDACT: ['log_redact'],
   AIRLOCK_METRICS_ENABLED: ['metrics', 'enabled'],

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
+import { StoreUnavailable } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { NotSentError, type OutboundHttp, UncertainError } from '../outbound/http.ts';
-import type { ActionRow } from '../store/store.ts';
+import { type ActionRow, asStoreError } from '../store/store.ts';
 import type { Params } from '../stripe/params.ts';
 import { reconcile } from '../stripe/reconcile.ts';
 import { type StripeUpstream, UpstreamNetworkError } from '../stripe/upstream.ts';
@@ -56,7 +57,9 @@ export function upstreamParams(action: ActionRow): Params {
  */
 export class Dispatcher {
   readonly owner = newId('disp');
-  readonly #inFlight = new Map<string, Promise<void>>();
+  readonly #inFlight = new Map<string, Promise<ActionRow | null>>();
+  /** Set when the store failed us; the next sweep that reaches it takes back the leases the outage orphaned. */
+  #storeFailed = false;
   readonly #poller: Poller;
   #stopped = false;
   #ticking = false;
@@ -104,42 +107,76 @@ export class Dispatcher {
       await this.engine.expireDue();
       const ids = await this.engine.store.listDispatchable(this.engine.clock.now().toISOString(), 50);
       for (const id of ids) void this.drive(id);
+      if (this.#storeFailed) await this.#resumeOrphaned();
     } catch (err) {
+      if (asStoreError(err) instanceof StoreUnavailable) this.#storeFailed = true;
       this.log.error({ err }, 'dispatcher sweep failed');
     } finally {
       this.#ticking = false;
     }
   }
 
-  /** Drives one action to completed or failed, retrying within the budget. Concurrent calls share one run. */
-  drive(id: string, claimed: ActionRow | null = null): Promise<void> {
+  /**
+   * Drives one action to completed or failed, retrying within the budget. Concurrent calls share one run. Resolves
+   * with the completed row when this run completed it from Stripe's answer (so the caller needs no second read).
+   */
+  drive(id: string, claimed: ActionRow | null = null): Promise<ActionRow | null> {
     const running = this.#inFlight.get(id);
     if (running) return running;
     const run = this.#run(id, claimed)
-      .catch((err) => this.log.error({ err, action: id }, 'dispatch failed unexpectedly'))
+      .catch((err) => {
+        if (asStoreError(err) instanceof StoreUnavailable) {
+          this.#storeFailed = true;
+          this.log.warn(
+            { err, action: id },
+            'dispatch interrupted: the store is unavailable; resuming when it answers',
+          );
+        } else this.log.error({ err, action: id }, 'dispatch failed unexpectedly');
+        return null;
+      })
       .finally(() => this.#inFlight.delete(id));
     this.#inFlight.set(id, run);
     return run;
   }
 
+  /**
+   * After an outage, actions leased by this dispatcher that none of its runs is driving: runs the store cut short,
+   * and completions the database lost in its crash (relaxed commits). Their leases would keep them waiting for
+   * lease_ms; releasing them (recorded as a retry) and driving them again is safe, since a repeat carries the same
+   * Idempotency-Key and gets Stripe's stored answer if the first attempt went through.
+   */
+  async #resumeOrphaned(): Promise<void> {
+    for (const id of await this.engine.store.listLeasedBy(this.owner)) {
+      if (this.#inFlight.has(id) || this.#stopped) continue;
+      await this.engine.scheduleRetry(
+        id,
+        this.owner,
+        'the store was unavailable during dispatch',
+        this.engine.clock.now(),
+      );
+      void this.drive(id);
+    }
+    this.#storeFailed = false;
+  }
+
   /** `claimed`: the first attempt's claim was already taken with the decision (the allow path). */
-  async #run(id: string, claimed: ActionRow | null): Promise<void> {
+  async #run(id: string, claimed: ActionRow | null): Promise<ActionRow | null> {
     let first = claimed;
     // Whether an attempt may have taken effect upstream. Attempts made before this run (another process, a
     // crash) are unknown to it, so they count as uncertain.
     let uncertain = false;
     let seen = 0;
     for (;;) {
-      if (this.#stopped) return;
+      if (this.#stopped) return null;
       const action = first ?? (await this.engine.claim(id, this.owner, this.options.leaseMs));
       first = null;
-      if (!action) return;
+      if (!action) return null;
       if (!(await this.engine.approvalsBindTo(action))) {
         await this.engine.fail(id, this.owner, null, undefined, 'approval does not match this request');
-        return;
+        return null;
       }
       const result = await this.#attempt(action);
-      if (result.done) return;
+      if (result.done) return result.row ?? null;
       const { error, code, body } = result;
       seen++;
       uncertain ||= result.uncertain || seen < action.attempts;
@@ -152,10 +189,10 @@ export class Dispatcher {
             body,
             `${error} (gave up after ${action.attempts} attempts)`,
           );
-          return;
+          return null;
         }
         await this.#settleUncertain(action, error, code, body);
-        return;
+        return null;
       }
       // The upstream's Retry-After wins over our backoff when it asks for longer (capped by the backoff ceiling).
       const delay = Math.max(
@@ -251,8 +288,8 @@ export class Dispatcher {
       this.#observe('stripe', start, res.status);
       if (res.status >= 200 && res.status < 300) {
         // Stripe keeps the answer under our Idempotency-Key, so this record can be rebuilt: no fsync needed.
-        await this.engine.complete(id, this.owner, res.status, res.body, false);
-        return { done: true };
+        const row = await this.engine.complete(id, this.owner, res.status, res.body, false);
+        return { done: true, row };
       }
       const error = `upstream answered ${res.status}: ${errorMessage(res.body)}`;
       if (!isRetryableStatus(res.status)) {
@@ -355,7 +392,7 @@ export class Dispatcher {
 }
 
 type AttemptResult =
-  | { done: true }
+  | { done: true; row?: ActionRow }
   /**
    * uncertain: the upstream may have acted (no answer, a 5xx, a conflict); not: it certainly did not.
    * retryAfterMs: the upstream said when to come back (Retry-After), which the backoff then respects.

@@ -11,7 +11,7 @@ import {
 } from '../policy/index.ts';
 import { parseVelocityName } from '../policy/velocity.ts';
 import { FreezeCache, frozenReason } from '../reliability/freeze.ts';
-import type { ActionRow, Store } from '../store/store.ts';
+import type { ActionRow, LedgerEventInput, Store } from '../store/store.ts';
 import { type Classification, classify, statedFacts } from '../stripe/classify.ts';
 import type { FactSource } from '../stripe/lookups.ts';
 import { canonicalJson, type Params } from '../stripe/params.ts';
@@ -379,54 +379,64 @@ export class Engine {
     };
     const actor = sub.agent ? `agent:${sub.agent.name}` : `reviewer:${sub.requestedBy?.email ?? 'unknown'}`;
 
-    let claimed = false;
+    // The row is written once, already decided (and claimed when allowed), with the events that say how it got
+    // there: no other transaction can see it in between, so the guarded updates of #transition would add nothing.
+    const claimed = status === 'pending' && sub.claimFor !== undefined;
+    const decided: ActionRow = { ...row, status, decided_at: at };
+    const events: LedgerEventInput[] = [
+      {
+        actionId: row.id,
+        type: 'action.received',
+        from: null,
+        to: 'received',
+        actor,
+        data: {
+          kind: row.kind,
+          method: row.method,
+          path: row.path,
+          params: sub.params,
+          amount: row.amount,
+          currency: row.currency,
+          stripe_account: row.stripe_account,
+          idempotency_key: row.idempotency_key,
+          request_hash: hash,
+          ...requestIdOf(sub),
+        },
+        at,
+      },
+      {
+        actionId: row.id,
+        type: 'action.decided',
+        from: 'received',
+        to: status,
+        actor: 'policy',
+        data: { ...stored },
+        at,
+      },
+    ];
+    if (claimed && sub.claimFor) {
+      const { owner, leaseMs } = sub.claimFor;
+      Object.assign(decided, {
+        attempts: 1,
+        lease_owner: owner,
+        lease_until: new Date(now.getTime() + leaseMs).toISOString(),
+      });
+      events.push({
+        actionId: row.id,
+        type: 'dispatch.attempt',
+        from: 'pending',
+        to: 'pending',
+        actor: `dispatcher:${owner}`,
+        data: { attempt: 1, idempotency_key: `airlock-${row.id}` },
+        at,
+      });
+    }
     try {
       await store.transaction(async (tx) => {
-        await tx.insertAction(row);
-        await tx.appendLedger({
-          actionId: row.id,
-          type: 'action.received',
-          from: null,
-          to: 'received',
-          actor,
-          data: {
-            kind: row.kind,
-            method: row.method,
-            path: row.path,
-            params: sub.params,
-            amount: row.amount,
-            currency: row.currency,
-            stripe_account: row.stripe_account,
-            idempotency_key: row.idempotency_key,
-            request_hash: hash,
-            ...requestIdOf(sub),
-          },
-          at,
-        });
-        await this.#transition(tx, row.id, 'received', status, {
-          type: 'action.decided',
-          actor: 'policy',
-          data: { ...stored },
-          at,
-          patch: { decided_at: at },
-        });
-        if (status === 'pending' && sub.claimFor) {
-          const { owner, leaseMs } = sub.claimFor;
-          const leaseUntil = new Date(now.getTime() + leaseMs).toISOString();
-          claimed = await tx.claimAction(row.id, owner, at, leaseUntil);
-          if (claimed) {
-            await tx.appendLedger({
-              actionId: row.id,
-              type: 'dispatch.attempt',
-              from: 'pending',
-              to: 'pending',
-              actor: `dispatcher:${owner}`,
-              data: { attempt: 1, idempotency_key: `airlock-${row.id}` },
-              at,
-            });
-            Object.assign(row, { attempts: 1, lease_owner: owner, lease_until: leaseUntil });
-          }
-        }
+        await tx.insertAction(decided);
+        await tx.appendLedgerEvents(events);
+        // A decision that settles the action at once (blocked, shadow) reports it, in the same transaction.
+        if (decided.callback_url && isSettledAction(decided)) await enqueueCallback(tx, decided, at);
       });
     } catch (err) {
       // Two identical retries raced: the unique scope let one in; answer the other with it.
@@ -437,7 +447,7 @@ export class Engine {
       }
       throw err;
     }
-    return { action: { ...row, status, decided_at: at }, created: true, claimed };
+    return { action: decided, created: true, claimed };
   }
 
   #checkRepeat(existing: ActionRow, hash: string, key: string): ActionRow {
@@ -822,9 +832,9 @@ export class Engine {
     return approvals.length >= action.approvals_required;
   }
 
-  async complete(id: string, owner: string, code: number, body: unknown, durable = true): Promise<void> {
+  async complete(id: string, owner: string, code: number, body: unknown, durable = true): Promise<ActionRow> {
     const at = this.clock.now().toISOString();
-    await this.store.transaction(
+    const row = await this.store.transaction(
       (tx) =>
         this.#transition(tx, id, 'pending', 'completed', {
           type: 'action.completed',
@@ -843,6 +853,7 @@ export class Engine {
       { durable },
     );
     this.#emit(id, 'completed');
+    return row;
   }
 
   async fail(id: string, owner: string, code: number | null, body: unknown, error: string): Promise<void> {
@@ -893,7 +904,7 @@ export class Engine {
     from: Status,
     to: Status,
     e: { type: string; actor: string; data: Record<string, unknown>; at: string; patch: Partial<ActionRow> },
-  ): Promise<void> {
+  ): Promise<ActionRow> {
     const moved = await tx.updateActionFromReturning(id, from, { ...e.patch, status: to, updated_at: e.at });
     if (!moved) {
       const current = await tx.getAction(id);
@@ -904,10 +915,8 @@ export class Engine {
     // allowed on submit is not announced: the instance that took the request executes it and answers the caller.
     if (from === 'awaiting_approval' && to === 'pending') await tx.notifyActionReady(id);
     // The callback is queued in the same transaction as the change it reports (an outbox): never lost, never early.
-    if (moved.callback_url && isSettledAction({ status: to, mode: moved.mode })) {
-      const row = await tx.getAction(id);
-      if (row) await enqueueCallback(tx, row, e.at);
-    }
+    if (moved.callback_url && isSettledAction(moved)) await enqueueCallback(tx, moved, e.at);
+    return moved;
   }
 
   #emit(id: string, status: Status): void {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import { AirlockError } from '../errors.ts';
-import type { ActionRow } from '../store/store.ts';
+import { AirlockError, StoreUnavailable } from '../errors.ts';
+import { type ActionRow, asStoreError } from '../store/store.ts';
 import { classify, isValidStripePath } from '../stripe/classify.ts';
 import type { Params } from '../stripe/params.ts';
 import type { StripeUpstream, UpstreamResponse } from '../stripe/upstream.ts';
@@ -37,6 +37,11 @@ function settled(s: Status): boolean {
   return s !== 'pending' && s !== 'received';
 }
 
+export interface GatewayOptions {
+  /** While the store cannot be reached: refuse reads like writes (fail closed), or forward them unrecorded. */
+  outageReads: 'refuse' | 'forward';
+}
+
 /**
  * One agent Stripe call, from classification to its outcome: used by the HTTP proxy and the MCP tools alike, so
  * every surface goes through the same engine and the same dispatcher.
@@ -47,6 +52,7 @@ export class Gateway {
     readonly dispatcher: Dispatcher,
     readonly upstream: StripeUpstream,
     readonly log: Logger,
+    readonly options: GatewayOptions = { outageReads: 'refuse' },
   ) {}
 
   async stripe(call: StripeCall): Promise<StripeCallOutcome> {
@@ -69,6 +75,8 @@ export class Gateway {
 
     // Reads the policy allows go straight through; they are logged, not held in the action store.
     if (classification.read && (await this.engine.evaluate(submission)).decision.outcome === 'allow') {
+      // Reads write nothing, so only a reachable store is asked for (a full SQLite disk still serves them).
+      if (this.options.outageReads === 'refuse') await this.engine.store.ping();
       const response = await this.upstream.send({
         method,
         path,
@@ -90,12 +98,23 @@ export class Gateway {
     });
     let row = action;
     const wait = Math.min(Math.max(0, call.waitSeconds), MAX_WAIT_SECONDS);
-    if (row.status === 'pending') {
-      if (created) await this.dispatcher.drive(row.id, claimed ? row : null);
-      row = await this.engine.waitFor(row.id, settled, created ? 0 : REPEAT_WAIT_MS);
-    } else if (row.status === 'awaiting_approval' && wait > 0) {
-      row = await this.engine.waitFor(row.id, (s) => s !== 'awaiting_approval', wait * 1000);
-      if (row.status === 'pending') row = await this.engine.waitFor(row.id, settled, MAX_WAIT_SECONDS * 1000);
+    try {
+      if (row.status === 'pending') {
+        const completed = created ? await this.dispatcher.drive(row.id, claimed ? row : null) : null;
+        row = completed ?? (await this.engine.waitFor(row.id, settled, created ? 0 : REPEAT_WAIT_MS));
+      } else if (row.status === 'awaiting_approval' && wait > 0) {
+        row = await this.engine.waitFor(row.id, (s) => s !== 'awaiting_approval', wait * 1000);
+        if (row.status === 'pending')
+          row = await this.engine.waitFor(row.id, settled, MAX_WAIT_SECONDS * 1000);
+      }
+    } catch (err) {
+      // The action is recorded and may already be upstream: the caller hears it is in progress, with its id,
+      // never "nothing was forwarded". The dispatcher finishes it once the store is back.
+      if (!(asStoreError(err) instanceof StoreUnavailable)) throw err;
+      this.log.warn(
+        { err, action: row.id },
+        'store unavailable while waiting for the outcome of a recorded action',
+      );
     }
     return { type: 'action', action: row, created };
   }

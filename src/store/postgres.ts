@@ -44,7 +44,7 @@ export function poolConfig(url: string, options: PostgresStoreOptions = {}): pg.
 }
 
 /** Maps connection failures on every query, not only inside transactions, to StoreUnavailable: fail closed. */
-function failClosedPool(pool: pg.Pool): PostgresPool {
+function failClosedPool(pool: pg.Pool, onError: (err: Error) => void): PostgresPool {
   return {
     async connect() {
       let client: pg.PoolClient;
@@ -53,13 +53,20 @@ function failClosedPool(pool: pg.Pool): PostgresPool {
       } catch (err) {
         throw asStoreError(err);
       }
+      // A checked-out client idle between queries (a transaction awaiting a Stripe look-up) that loses its server
+      // emits 'error' with no pool listener attached: unhandled, it would crash the process. Its next query
+      // fails closed instead, and the pool discards it on release.
+      client.on('error', onError);
       return {
         query(text: string, values: unknown[]) {
           return client.query(text, values).catch((err: unknown) => {
             throw asStoreError(err);
           });
         },
-        release: () => client.release(),
+        release: () => {
+          client.off('error', onError);
+          client.release();
+        },
       } as unknown as PostgresPoolClient;
     },
     end: () => pool.end(),
@@ -157,7 +164,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   const pool = new pg.Pool(config);
   // An idle client losing its server must not crash the process; the next query fails closed instead.
   pool.on('error', onError);
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: failClosedPool(pool) }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: failClosedPool(pool, onError) }) });
   const signals = new PostgresSignals(config, onError);
   const store = new Store(db, 'postgres', signals);
   try {

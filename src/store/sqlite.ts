@@ -21,6 +21,16 @@ class ImmediateSqliteDriver extends SqliteDriver {
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin immediate'));
   }
+
+  // After SQLITE_FULL or an I/O error SQLite has already rolled back; a second ROLLBACK would fail and its
+  // "no transaction is active" would hide the error that says why (and that the store is unavailable).
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await super.rollbackTransaction(connection);
+    } catch (err) {
+      if (!/no transaction is active/.test((err as Error).message)) throw err;
+    }
+  }
 }
 
 class ImmediateSqliteDialect extends SqliteDialect {

@@ -2,6 +2,7 @@ import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 import { StoreUnavailable } from '../errors.ts';
 import { sha256Hex } from '../ids.ts';
 import { canonicalJson } from '../stripe/params.ts';
+import { GroupCommit } from './group-commit.ts';
 import { type Dialect, GENESIS_HASH } from './migrations.ts';
 import type { ActionsTable, ApprovalsTable, Database, LedgerTable } from './schema.ts';
 
@@ -67,8 +68,20 @@ export class Store {
     readonly signals: StoreSignals | null = null,
     /** SQLite opened with synchronous=FULL, the default; relaxed commits then drop to NORMAL one at a time. */
     readonly fullSync = true,
-  ) {}
+  ) {
+    // One SQLite connection serialises every write anyway; sharing commits between them saves the fsyncs.
+    this.#group =
+      dialect === 'sqlite' && !db.isTransaction
+        ? new GroupCommit<Store>(
+            db,
+            fullSync,
+            asStoreError,
+            (trx) => new Store(trx, dialect, signals, fullSync),
+          )
+        : null;
+  }
 
+  readonly #group: GroupCommit<Store> | null;
   #ledgerHead: { seq: number; hash: string } | null = null;
   #headDirty = false;
 
@@ -86,6 +99,7 @@ export class Store {
    */
   async transaction<T>(fn: (tx: Store) => Promise<T>, opts: { durable?: boolean } = {}): Promise<T> {
     if (this.db.isTransaction) return fn(this);
+    if (this.#group) return this.#group.run(fn, opts.durable !== false);
     if (opts.durable === false) return this.#relaxedTransaction(fn);
     try {
       return await this.db
@@ -100,24 +114,13 @@ export class Store {
    * A commit that may be lost on power failure (not on a process crash), for records that can be rebuilt: a
    * completion lost this way leaves the action pending, and its re-dispatch with the same Idempotency-Key gets
    * Stripe's stored answer. It saves an fsync on the hot path; nothing that precedes an upstream call uses it.
+   * PostgreSQL's form; SQLite's is a relaxed batch of the group commit.
    */
   async #relaxedTransaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
     try {
-      if (this.dialect === 'postgres') {
-        return await this.db.transaction().execute(async (trx) => {
-          await sql`set local synchronous_commit = off`.execute(trx);
-          return this.#inTransaction(trx, fn);
-        });
-      }
-      if (!this.fullSync) return await this.db.transaction().execute((trx) => this.#inTransaction(trx, fn));
-      return await this.db.connection().execute(async (conn) => {
-        // The safety level cannot change inside a transaction, so it is set around it on the one connection.
-        await sql`pragma synchronous = normal`.execute(conn);
-        try {
-          return await conn.transaction().execute((trx) => this.#inTransaction(trx, fn));
-        } finally {
-          await sql`pragma synchronous = full`.execute(conn);
-        }
+      return await this.db.transaction().execute(async (trx) => {
+        await sql`set local synchronous_commit = off`.execute(trx);
+        return this.#inTransaction(trx, fn);
       });
     } catch (err) {
       throw asStoreError(err);
@@ -197,7 +200,7 @@ export class Store {
     }
   }
 
-  // --- agents and reviewers -------------------------------------------------------------------------------------
+  // --- agents and reviewers (credential look-ups, which check expiry and revocation, are in auth/) --------------
 
   async findOrCreateAgent(id: string, name: string, at: string): Promise<{ id: string; name: string }> {
     const existing = await this.db
@@ -221,16 +224,6 @@ export class Store {
       .insertInto('agent_keys')
       .values({ ...row, revoked_at: null })
       .execute();
-  }
-
-  async findAgentByKeyHash(keyHash: string): Promise<{ id: string; name: string } | undefined> {
-    return this.db
-      .selectFrom('agent_keys')
-      .innerJoin('agents', 'agents.id', 'agent_keys.agent_id')
-      .select(['agents.id as id', 'agents.name as name'])
-      .where('agent_keys.key_hash', '=', keyHash)
-      .where('agent_keys.revoked_at', 'is', null)
-      .executeTakeFirst();
   }
 
   async getAgent(id: string): Promise<{ id: string; name: string } | undefined> {
@@ -274,18 +267,6 @@ export class Store {
     created_at: string;
   }) {
     await this.db.insertInto('reviewer_tokens').values(row).execute();
-  }
-
-  async findReviewerByTokenHash(
-    tokenHash: string,
-  ): Promise<{ id: string; email: string; groups: string[] } | undefined> {
-    const row = await this.db
-      .selectFrom('reviewer_tokens')
-      .innerJoin('reviewers', 'reviewers.id', 'reviewer_tokens.reviewer_id')
-      .select(['reviewers.id as id', 'reviewers.email as email', 'reviewers.groups as groups'])
-      .where('reviewer_tokens.token_hash', '=', tokenHash)
-      .executeTakeFirst();
-    return row ? { id: row.id, email: row.email, groups: JSON.parse(row.groups) as string[] } : undefined;
   }
 
   async findReviewerByEmail(
@@ -338,18 +319,18 @@ export class Store {
     return Number(res.numUpdatedRows) === 1;
   }
 
-  /** As updateActionFrom, returning what the caller needs next instead of a second read; undefined if it moved. */
+  /** As updateActionFrom, returning the changed row instead of a second read; undefined if it had moved. */
   async updateActionFromReturning(
     id: string,
     from: string,
     patch: Partial<ActionRow>,
-  ): Promise<{ callback_url: string | null; mode: string } | undefined> {
+  ): Promise<ActionRow | undefined> {
     return this.db
       .updateTable('actions')
       .set(patch)
       .where('id', '=', id)
       .where('status', '=', from)
-      .returning(['callback_url', 'mode'])
+      .returningAll()
       .executeTakeFirst();
   }
 
@@ -395,6 +376,17 @@ export class Store {
       .where('lease_owner', 'is not', null)
       .executeTakeFirst();
     return Number(res.numUpdatedRows);
+  }
+
+  /** Pending actions whose lease this dispatcher holds (after a store outage, some may have no run behind them). */
+  async listLeasedBy(owner: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('actions')
+      .select('id')
+      .where('status', '=', 'pending')
+      .where('lease_owner', '=', owner)
+      .execute();
+    return rows.map((r) => r.id);
   }
 
   /**
@@ -469,6 +461,11 @@ export class Store {
 
   /** Appends one event to the chain. Must run inside a transaction, together with the change it records. */
   async appendLedger(e: LedgerEventInput): Promise<void> {
+    await this.appendLedgerEvents([e]);
+  }
+
+  /** Appends events in order with one statement. */
+  async appendLedgerEvents(events: LedgerEventInput[]): Promise<void> {
     // Within one transaction the head is read (and on PostgreSQL locked) once and written back once, at commit.
     let head = this.#ledgerHead;
     if (!head) {
@@ -476,28 +473,41 @@ export class Store {
       if (this.dialect === 'postgres') headQuery = headQuery.forUpdate();
       head = await headQuery.executeTakeFirstOrThrow();
     }
-    const seq = head.seq + 1;
-    const row = {
-      seq,
-      action_id: e.actionId,
-      type: e.type,
-      from_status: e.from,
-      to_status: e.to,
-      actor: e.actor,
-      data: JSON.stringify(e.data),
-      at: e.at,
-    };
-    const hash = ledgerHash(head.hash, row);
-    await this.db
-      .insertInto('ledger')
-      .values({ ...row, prev_hash: head.hash, hash })
-      .execute();
+    const rows: LedgerRow[] = [];
+    for (const e of events) {
+      const row: Omit<LedgerRow, 'hash' | 'prev_hash'> = {
+        seq: head.seq + 1,
+        action_id: e.actionId,
+        type: e.type,
+        from_status: e.from,
+        to_status: e.to,
+        actor: e.actor,
+        data: JSON.stringify(e.data),
+        at: e.at,
+      };
+      const hash = ledgerHash(head.hash, row);
+      rows.push({ ...row, prev_hash: head.hash, hash });
+      head = { seq: row.seq, hash };
+    }
+    await this.db.insertInto('ledger').values(rows).execute();
+    const { seq, hash } = head;
     if (this.db.isTransaction) {
       this.#ledgerHead = { seq, hash };
       this.#headDirty = true;
     } else {
       await this.db.updateTable('ledger_head').set({ seq, hash }).where('id', '=', 1).execute();
     }
+  }
+
+  /** Where the chain ends in this transaction, so a batch can undo a failed job's events from it. */
+  ledgerMark(): unknown {
+    return { head: this.#ledgerHead, dirty: this.#headDirty };
+  }
+
+  ledgerRestore(mark: unknown): void {
+    const m = mark as { head: { seq: number; hash: string } | null; dirty: boolean };
+    this.#ledgerHead = m.head;
+    this.#headDirty = m.dirty;
   }
 
   /** Writes the chain's new end; called by transaction() before it commits. */
