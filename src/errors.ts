@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'upstream_not_allowed'
   | 'authentication_required'
   | 'invalid_api_key'
+  | 'api_key_expired'
   | 'forbidden'
   | 'resource_missing'
   | 'parameter_invalid'

@@ -1,19 +1,52 @@
+import type { Reviewer } from '../engine/engine.ts';
+import { AirlockError } from '../errors.ts';
 import { newId, randomToken, sha256Hex } from '../ids.ts';
 import type { Store } from '../store/store.ts';
 
 // Keys are long random tokens, so one fast hash is enough to store them safely; passwords (dashboard) use scrypt.
 export const AGENT_KEY_PREFIX = 'ak_';
 export const REVIEWER_TOKEN_PREFIX = 'rk_';
+export const ADMIN_TOKEN_PREFIX = 'adm_';
+/** Dashboard reviewers in this group see the kill switch (freeze, unfreeze) in the dashboard. */
+export const ADMIN_GROUP = 'admins';
 
 export function hashCredential(token: string): string {
   return sha256Hex(token);
 }
 
+const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** `--expires-in 30d`: a whole number and one unit (s, m, h, d, w) into milliseconds. */
+export function parseExpiresIn(text: string): number {
+  const m = /^\s*(\d{1,6})\s*([smhdw])\s*$/.exec(text);
+  const ms = m ? Number(m[1]) * UNITS[m[2]!]! : 0;
+  if (!m || ms <= 0) {
+    throw new AirlockError(
+      'parameter_invalid',
+      `--expires-in takes a positive duration such as 90m, 12h, 30d or 4w, not "${text}"`,
+      { param: 'expires_in' },
+    );
+  }
+  return ms;
+}
+
+/** The expiry time for a credential created now, or null for one that does not expire. */
+export function expiresAtFrom(expiresIn: string | undefined, now = new Date()): string | null {
+  return expiresIn === undefined ? null : new Date(now.getTime() + parseExpiresIn(expiresIn)).toISOString();
+}
+
+export interface CreateOptions {
+  /** ISO time after which the credential is refused; null or absent: never. */
+  expiresAt?: string | null;
+}
+
 export async function createAgentKey(
   store: Store,
   agentName: string,
-): Promise<{ id: string; agent_id: string; key: string }> {
+  opts: CreateOptions = {},
+): Promise<{ id: string; agent_id: string; key: string; expires_at: string | null }> {
   const at = new Date().toISOString();
+  const expiresAt = opts.expiresAt ?? null;
   return store.transaction(async (tx) => {
     const agent = await tx.findOrCreateAgent(newId('agt'), agentName, at);
     const key = `${AGENT_KEY_PREFIX}${randomToken(40)}`;
@@ -25,16 +58,19 @@ export async function createAgentKey(
       prefix: key.slice(0, 7),
       created_at: at,
     });
-    return { id, agent_id: agent.id, key };
+    if (expiresAt)
+      await tx.db.updateTable('agent_keys').set({ expires_at: expiresAt }).where('id', '=', id).execute();
+    return { id, agent_id: agent.id, key, expires_at: expiresAt };
   });
 }
 
 export async function createReviewer(
   store: Store,
   email: string,
-  opts: { passwordHash?: string | null; groups?: string[] } = {},
-): Promise<{ id: string; email: string; token: string }> {
+  opts: { passwordHash?: string | null; groups?: string[] } & CreateOptions = {},
+): Promise<{ id: string; email: string; token: string; token_id: string; expires_at: string | null }> {
   const at = new Date().toISOString();
+  const expiresAt = opts.expiresAt ?? null;
   return store.transaction(async (tx) => {
     const reviewer = await tx.upsertReviewer({
       id: newId('rev'),
@@ -44,14 +80,230 @@ export async function createReviewer(
       created_at: at,
     });
     const token = `${REVIEWER_TOKEN_PREFIX}${randomToken(40)}`;
+    const tokenId = newId('rtk');
     await tx.insertReviewerToken({
-      id: newId('rtk'),
+      id: tokenId,
       reviewer_id: reviewer.id,
       token_hash: hashCredential(token),
       created_at: at,
     });
-    return { id: reviewer.id, email: reviewer.email, token };
+    if (expiresAt) {
+      await tx.db
+        .updateTable('reviewer_tokens')
+        .set({ expires_at: expiresAt })
+        .where('id', '=', tokenId)
+        .execute();
+    }
+    return { id: reviewer.id, email: reviewer.email, token, token_id: tokenId, expires_at: expiresAt };
   });
+}
+
+export interface Admin {
+  id: string;
+  name: string;
+}
+
+/** An operator token for the admin API. Like the others it is shown once and stored as a hash. */
+export async function createAdminToken(
+  store: Store,
+  name: string,
+  opts: CreateOptions = {},
+): Promise<{ id: string; name: string; token: string; expires_at: string | null }> {
+  if (!/^[\w.@ -]{1,100}$/.test(name)) {
+    throw new AirlockError('parameter_invalid', 'An admin name is 1-100 letters, digits, spaces or ._@-', {
+      param: 'name',
+    });
+  }
+  const token = `${ADMIN_TOKEN_PREFIX}${randomToken(40)}`;
+  const row = {
+    id: newId('atk'),
+    name,
+    token_hash: hashCredential(token),
+    prefix: token.slice(0, 8),
+    created_at: new Date().toISOString(),
+    expires_at: opts.expiresAt ?? null,
+    revoked_at: null,
+  };
+  await store.db.insertInto('admin_tokens').values(row).execute();
+  return { id: row.id, name, token, expires_at: row.expires_at };
+}
+
+// --- looking credentials up ---------------------------------------------------------------------------------------
+// Revoked credentials are not found at all (a revoked key is a wrong key); expired ones are found with their expiry
+// so the caller can refuse them at the time of use, with a message that says why.
+
+export async function findAgentKey(
+  store: Store,
+  key: string,
+): Promise<{ agent: { id: string; name: string }; keyId: string; expiresAt: string | null } | null> {
+  const row = await store.db
+    .selectFrom('agent_keys')
+    .innerJoin('agents', 'agents.id', 'agent_keys.agent_id')
+    .select(['agents.id as id', 'agents.name as name', 'agent_keys.id as key_id', 'agent_keys.expires_at'])
+    .where('agent_keys.key_hash', '=', hashCredential(key))
+    .where('agent_keys.revoked_at', 'is', null)
+    .executeTakeFirst();
+  return row ? { agent: { id: row.id, name: row.name }, keyId: row.key_id, expiresAt: row.expires_at } : null;
+}
+
+export async function findReviewerToken(
+  store: Store,
+  token: string,
+): Promise<{ reviewer: Reviewer & { groups: string[] }; expiresAt: string | null } | null> {
+  const row = await store.db
+    .selectFrom('reviewer_tokens')
+    .innerJoin('reviewers', 'reviewers.id', 'reviewer_tokens.reviewer_id')
+    .select([
+      'reviewers.id as id',
+      'reviewers.email as email',
+      'reviewers.groups as groups',
+      'reviewer_tokens.expires_at',
+    ])
+    .where('reviewer_tokens.token_hash', '=', hashCredential(token))
+    .where('reviewer_tokens.revoked_at', 'is', null)
+    .executeTakeFirst();
+  if (!row) return null;
+  return {
+    reviewer: { id: row.id, email: row.email, groups: JSON.parse(row.groups) as string[] },
+    expiresAt: row.expires_at,
+  };
+}
+
+export async function findAdminToken(
+  store: Store,
+  token: string,
+): Promise<{ admin: Admin; expiresAt: string | null } | null> {
+  const row = await store.db
+    .selectFrom('admin_tokens')
+    .select(['id', 'name', 'expires_at'])
+    .where('token_hash', '=', hashCredential(token))
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return row ? { admin: { id: row.id, name: row.name }, expiresAt: row.expires_at } : null;
+}
+
+export function isExpired(expiresAt: string | null, now: Date): boolean {
+  return expiresAt !== null && expiresAt <= now.toISOString();
+}
+
+/** Refuses a credential past its expiry: a 401 like an unknown key, with a message that says it expired. */
+export function assertNotExpired(credential: string, expiresAt: string | null, now: Date): void {
+  if (isExpired(expiresAt, now)) {
+    throw new AirlockError(
+      'api_key_expired',
+      `Expired API Key provided: ${redactCredential(credential)}. It expired at ${expiresAt}; ask an operator for a new one.`,
+    );
+  }
+}
+
+export function redactCredential(key: string): string {
+  return key.length <= 8 ? '****' : `${key.slice(0, 7)}${'*'.repeat(4)}${key.slice(-4)}`;
+}
+
+export type Principal =
+  | { type: 'agent'; agent: { id: string; name: string } }
+  | { type: 'reviewer'; reviewer: Reviewer & { groups: string[] } }
+  | { type: 'admin'; admin: Admin };
+
+/**
+ * Who a bearer credential belongs to, checked against revocation and expiry at `now`. Missing: 401
+ * authentication_required; unknown or revoked: 401 invalid_api_key; expired: 401 api_key_expired.
+ */
+export async function authenticate(store: Store, header: string | undefined, now: Date): Promise<Principal> {
+  const token = credentialFrom(header);
+  if (!token) {
+    throw new AirlockError(
+      'authentication_required',
+      'Send Authorization: Bearer with an agent key, reviewer token or admin token',
+    );
+  }
+  if (token.startsWith(AGENT_KEY_PREFIX)) {
+    const found = await findAgentKey(store, token);
+    if (found) {
+      assertNotExpired(token, found.expiresAt, now);
+      return { type: 'agent', agent: found.agent };
+    }
+  } else if (token.startsWith(REVIEWER_TOKEN_PREFIX)) {
+    const found = await findReviewerToken(store, token);
+    if (found) {
+      assertNotExpired(token, found.expiresAt, now);
+      return { type: 'reviewer', reviewer: found.reviewer };
+    }
+  } else if (token.startsWith(ADMIN_TOKEN_PREFIX)) {
+    const found = await findAdminToken(store, token);
+    if (found) {
+      assertNotExpired(token, found.expiresAt, now);
+      return { type: 'admin', admin: found.admin };
+    }
+  }
+  throw new AirlockError('invalid_api_key', 'Invalid credential');
+}
+
+// --- revoking and listing -----------------------------------------------------------------------------------------
+
+/** Revokes an agent key by id (key_…); false when there is no such active key. Caches drop it within 10 s. */
+export async function revokeAgentKey(store: Store, id: string): Promise<boolean> {
+  const res = await store.db
+    .updateTable('agent_keys')
+    .set({ revoked_at: new Date().toISOString() })
+    .where('id', '=', id)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return Number(res.numUpdatedRows) > 0;
+}
+
+export async function revokeReviewerToken(store: Store, id: string): Promise<boolean> {
+  const res = await store.db
+    .updateTable('reviewer_tokens')
+    .set({ revoked_at: new Date().toISOString() })
+    .where('id', '=', id)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return Number(res.numUpdatedRows) > 0;
+}
+
+export async function revokeAdminToken(store: Store, id: string): Promise<boolean> {
+  const res = await store.db
+    .updateTable('admin_tokens')
+    .set({ revoked_at: new Date().toISOString() })
+    .where('id', '=', id)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return Number(res.numUpdatedRows) > 0;
+}
+
+export interface CredentialListing {
+  id: string;
+  owner: string;
+  prefix: string;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+
+/** Agent keys without their hashes, newest first, so an operator can find the id to revoke. */
+export async function listAgentKeys(store: Store): Promise<CredentialListing[]> {
+  return store.db
+    .selectFrom('agent_keys')
+    .innerJoin('agents', 'agents.id', 'agent_keys.agent_id')
+    .select([
+      'agent_keys.id as id',
+      'agents.name as owner',
+      'agent_keys.prefix as prefix',
+      'agent_keys.created_at as created_at',
+      'agent_keys.expires_at as expires_at',
+      'agent_keys.revoked_at as revoked_at',
+    ])
+    .orderBy('agent_keys.created_at', 'desc')
+    .execute();
+}
+
+export async function listAdminTokens(store: Store): Promise<CredentialListing[]> {
+  return store.db
+    .selectFrom('admin_tokens')
+    .select(['id', 'name as owner', 'prefix', 'created_at', 'expires_at', 'revoked_at'])
+    .orderBy('created_at', 'desc')
+    .execute();
 }
 
 /** Extracts the credential from `Authorization: Bearer x` or Basic auth with the key as user name (as Stripe accepts). */

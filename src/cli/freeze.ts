@@ -1,17 +1,11 @@
 // `airlock freeze`, `airlock unfreeze`, `airlock freezes` (the kill switch) and `airlock keys revoke`.
 import type { Command } from 'commander';
+import { revokeAgentKey } from '../auth/credentials.ts';
 import { AirlockError } from '../errors.ts';
-import { ALL_AGENTS, clearFreeze, listFreezes, setFreeze } from '../reliability/freeze.ts';
+import { clearFreeze, describeFreezes, freezeScope as scopeOf, setFreeze } from '../reliability/freeze.ts';
 import type { Store } from '../store/store.ts';
 
 type WithStore = <T>(fn: (store: Store) => Promise<T>) => Promise<T>;
-
-async function scopeOf(store: Store, agent: string | undefined): Promise<string> {
-  if (agent === undefined) return ALL_AGENTS;
-  const row = await store.db.selectFrom('agents').select('id').where('name', '=', agent).executeTakeFirst();
-  if (!row) throw new AirlockError('resource_missing', `No agent named '${agent}'`);
-  return row.id;
-}
 
 function print(json: boolean, value: unknown, human: string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human}\n`);
@@ -51,15 +45,7 @@ export function registerFreezeCommands(program: Command, keys: Command, withStor
     .description('list the freezes in force')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const rows = await withStore(async (s) => {
-        const names = new Map(
-          (await s.db.selectFrom('agents').select(['id', 'name']).execute()).map((a) => [a.id, a.name]),
-        );
-        return (await listFreezes(s)).map((f) => ({
-          ...f,
-          agent: f.scope === ALL_AGENTS ? null : (names.get(f.scope) ?? f.scope),
-        }));
-      });
+      const rows = await withStore(describeFreezes);
       print(
         Boolean(o.json),
         rows,
@@ -76,15 +62,7 @@ export function registerFreezeCommands(program: Command, keys: Command, withStor
     .description('revoke an agent key (key_…); the proxy stops accepting it within 10 seconds')
     .option('--json', 'print JSON')
     .action(async (id: string, o: { json?: boolean }) => {
-      const revoked = await withStore(async (s) => {
-        const res = await s.db
-          .updateTable('agent_keys')
-          .set({ revoked_at: new Date().toISOString() })
-          .where('id', '=', id)
-          .where('revoked_at', 'is', null)
-          .executeTakeFirst();
-        return Number(res.numUpdatedRows) > 0;
-      });
+      const revoked = await withStore((s) => revokeAgentKey(s, id));
       if (!revoked) throw new AirlockError('resource_missing', `No active agent key '${id}'`);
       print(Boolean(o.json), { id, revoked }, `Revoked ${id}.`);
     });

@@ -1,6 +1,16 @@
 import { Command, Option } from 'commander';
 import type { Kysely } from 'kysely';
-import { createAgentKey, createReviewer } from '../auth/credentials.ts';
+import {
+  type CredentialListing,
+  createAdminToken,
+  createAgentKey,
+  createReviewer,
+  expiresAtFrom,
+  listAdminTokens,
+  listAgentKeys,
+  revokeAdminToken,
+  revokeReviewerToken,
+} from '../auth/credentials.ts';
 import { hashPassword } from '../auth/password.ts';
 import { type Config, loadConfig } from '../config/config.ts';
 import { Engine } from '../engine/engine.ts';
@@ -83,15 +93,56 @@ program
   });
 
 const keys = program.command('keys').description('agent keys');
+const EXPIRES_IN = 'refuse the credential after this long: 90m, 12h, 30d, 4w (default: never)';
+
 keys
-  .command('create')
+  .command('create [agent]')
   .description('create an agent key; the key is shown once')
-  .requiredOption('--agent <name>', 'agent name')
+  .option('--agent <name>', 'agent name (or give it as the argument)')
+  .option('--expires-in <duration>', EXPIRES_IN)
   .option('--json', 'print JSON')
-  .action(async (o: { agent: string; json?: boolean }) => {
-    const created = await withStore((s) => createAgentKey(s, o.agent));
-    print(Boolean(o.json), created, () => `Agent key for ${o.agent} (shown once):\n${created.key}`);
+  .action(async (name: string | undefined, o: { agent?: string; expiresIn?: string; json?: boolean }) => {
+    const agent = o.agent ?? name;
+    if (!agent)
+      throw new AirlockError('parameter_missing', 'Name the agent: airlock keys create --agent NAME');
+    const expiresAt = expiresAtFrom(o.expiresIn);
+    const created = await withStore((s) => createAgentKey(s, agent, { expiresAt }));
+    print(
+      Boolean(o.json),
+      created,
+      () => `Agent key for ${agent}${until(expiresAt)} (shown once):\n${created.key}`,
+    );
   });
+
+keys
+  .command('list')
+  .description('list agent keys (never the keys themselves): id, agent, prefix, expiry, revocation')
+  .option('--json', 'print JSON')
+  .action(async (o: { json?: boolean }) => {
+    const rows = await withStore(listAgentKeys);
+    print(Boolean(o.json), { object: 'list', data: rows }, () => listing(rows, 'No agent keys.'));
+  });
+
+function until(expiresAt: string | null): string {
+  return expiresAt ? `, valid until ${expiresAt}` : '';
+}
+
+function listing(rows: CredentialListing[], empty: string): string {
+  if (rows.length === 0) return empty;
+  const now = new Date().toISOString();
+  return rows
+    .map((r) => {
+      const state = r.revoked_at
+        ? `revoked ${r.revoked_at}`
+        : r.expires_at && r.expires_at <= now
+          ? `expired ${r.expires_at}`
+          : r.expires_at
+            ? `expires ${r.expires_at}`
+            : 'active';
+      return `${r.id}  ${r.owner.padEnd(20)} ${r.prefix}…  created ${r.created_at}  ${state}`;
+    })
+    .join('\n');
+}
 
 const reviewers = program.command('reviewers').description('reviewer accounts');
 reviewers
@@ -99,16 +150,73 @@ reviewers
   .description('create a reviewer (or add a token to an existing one); prints an API token')
   .requiredOption('--email <email>', 'reviewer email')
   .option('--password <password>', 'dashboard password')
-  .addOption(new Option('--group <group...>', 'groups the reviewer belongs to').default([]))
+  .addOption(
+    new Option(
+      '--group <group...>',
+      'groups the reviewer belongs to (group "admins" sees the kill switch in the dashboard)',
+    ).default([]),
+  )
+  .option('--expires-in <duration>', `for the API token: ${EXPIRES_IN}`)
   .option('--json', 'print JSON')
-  .action(async (o: { email: string; password?: string; group: string[]; json?: boolean }) => {
-    const passwordHash = o.password ? await hashPassword(o.password) : null;
-    const created = await withStore((s) => createReviewer(s, o.email, { passwordHash, groups: o.group }));
+  .action(
+    async (o: { email: string; password?: string; group: string[]; expiresIn?: string; json?: boolean }) => {
+      const expiresAt = expiresAtFrom(o.expiresIn);
+      const passwordHash = o.password ? await hashPassword(o.password) : null;
+      const created = await withStore((s) =>
+        createReviewer(s, o.email, { passwordHash, groups: o.group, expiresAt }),
+      );
+      print(
+        Boolean(o.json),
+        created,
+        () =>
+          `Reviewer ${created.email} (${created.id}); API token ${created.token_id}${until(expiresAt)} (shown once):\n${created.token}`,
+      );
+    },
+  );
+
+reviewers
+  .command('revoke-token <token-id>')
+  .description('revoke a reviewer API token (rtk_…, printed when it was created)')
+  .option('--json', 'print JSON')
+  .action(async (id: string, o: { json?: boolean }) => {
+    const revoked = await withStore((s) => revokeReviewerToken(s, id));
+    if (!revoked) throw new AirlockError('resource_missing', `No active reviewer token '${id}'`);
+    print(Boolean(o.json), { id, revoked }, () => `Revoked ${id}.`);
+  });
+
+const admins = program
+  .command('admins')
+  .description('admin tokens (adm_…) for the admin API: freeze, unfreeze, revoke agent keys');
+admins
+  .command('create <name>')
+  .description('create an admin token; it is shown once')
+  .option('--expires-in <duration>', EXPIRES_IN)
+  .option('--json', 'print JSON')
+  .action(async (name: string, o: { expiresIn?: string; json?: boolean }) => {
+    const expiresAt = expiresAtFrom(o.expiresIn);
+    const created = await withStore((s) => createAdminToken(s, name, { expiresAt }));
     print(
       Boolean(o.json),
       created,
-      () => `Reviewer ${created.email} (${created.id}); API token (shown once):\n${created.token}`,
+      () => `Admin token ${created.id} for ${name}${until(expiresAt)} (shown once):\n${created.token}`,
     );
+  });
+admins
+  .command('list')
+  .description('list admin tokens (never the tokens themselves)')
+  .option('--json', 'print JSON')
+  .action(async (o: { json?: boolean }) => {
+    const rows = await withStore(listAdminTokens);
+    print(Boolean(o.json), { object: 'list', data: rows }, () => listing(rows, 'No admin tokens.'));
+  });
+admins
+  .command('revoke <id>')
+  .description('revoke an admin token by its id (atk_…)')
+  .option('--json', 'print JSON')
+  .action(async (id: string, o: { json?: boolean }) => {
+    const revoked = await withStore((s) => revokeAdminToken(s, id));
+    if (!revoked) throw new AirlockError('resource_missing', `No active admin token '${id}'`);
+    print(Boolean(o.json), { id, revoked }, () => `Revoked ${id}.`);
   });
 
 const actions = program.command('actions').description('list, show and decide actions');

@@ -1,11 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import {
-  AGENT_KEY_PREFIX,
-  credentialFrom,
-  hashCredential,
-  REVIEWER_TOKEN_PREFIX,
-} from '../auth/credentials.ts';
+import { authenticate, credentialFrom } from '../auth/credentials.ts';
 import { callbacksFor } from '../engine/callbacks.ts';
 import type { Dispatcher } from '../engine/dispatcher.ts';
 import {
@@ -78,24 +73,15 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
   const { engine } = deps;
 
   async function principal(request: FastifyRequest): Promise<Principal> {
-    const token = credentialFrom(request.headers.authorization);
-    if (!token) {
+    const p = await authenticate(engine.store, request.headers.authorization, engine.clock.now());
+    if (p.type === 'admin') {
       throw new AirlockError(
-        'authentication_required',
-        'Send Authorization: Bearer with an agent key or reviewer token',
+        'forbidden',
+        'Admin tokens only use the admin API (/api/admin); reviewers decide, agents request.',
       );
     }
-    if (token.startsWith(REVIEWER_TOKEN_PREFIX)) {
-      const reviewer = await engine.store.findReviewerByTokenHash(hashCredential(token));
-      if (reviewer) return { type: 'reviewer', reviewer };
-    } else if (token.startsWith(AGENT_KEY_PREFIX)) {
-      const agent = await engine.store.findAgentByKeyHash(hashCredential(token));
-      if (agent) {
-        deps.limiter?.take(token);
-        return { type: 'agent', agent };
-      }
-    }
-    throw new AirlockError('invalid_api_key', 'Invalid credential');
+    if (p.type === 'agent') deps.limiter?.take(credentialFrom(request.headers.authorization)!);
+    return p;
   }
 
   async function reviewerOnly(request: FastifyRequest): Promise<Reviewer> {

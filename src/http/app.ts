@@ -14,6 +14,7 @@ import { type DashboardOptions, registerDashboard } from '../review/dashboard.ts
 import { pendingMigrations } from '../store/migrations.ts';
 import { parseForm } from '../stripe/params.ts';
 import type { StripeUpstream } from '../stripe/upstream.ts';
+import { registerAdminApi } from './admin.ts';
 import { registerApi } from './api.ts';
 import { isInternal, sendError, toAirlockError } from './errors.ts';
 import { registerProxy } from './proxy.ts';
@@ -117,6 +118,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     http: deps.http ?? null,
     callbacks: deps.callbacks ?? null,
   });
+  registerAdminApi(app, { engine: deps.engine });
   registerMcp(app, deps.engine, deps.log);
   registerDashboard(app, deps);
   return app;

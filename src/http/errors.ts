@@ -21,6 +21,7 @@ const WIRE: Record<ErrorCode, WireError> = {
   upstream_not_allowed: { status: 403, type: 'invalid_request_error', shouldRetry: false },
   authentication_required: { status: 401, type: 'invalid_request_error' },
   invalid_api_key: { status: 401, type: 'invalid_request_error' },
+  api_key_expired: { status: 401, type: 'invalid_request_error' },
   forbidden: { status: 403, type: 'invalid_request_error', shouldRetry: false },
   resource_missing: { status: 404, type: 'invalid_request_error' },
   parameter_invalid: { status: 400, type: 'invalid_request_error' },

@@ -1,6 +1,13 @@
 import { z } from 'zod';
 import { STATUSES } from '../engine/status.ts';
-import { CreateActionRequest, CreateDecisionRequest, DecideRequest, RejectRequest } from './schemas.ts';
+import {
+  CreateActionRequest,
+  CreateDecisionRequest,
+  DecideRequest,
+  FreezeRequest,
+  RejectRequest,
+  UnfreezeRequest,
+} from './schemas.ts';
 
 function schema(s: z.ZodType): Record<string, unknown> {
   const json = z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
@@ -73,6 +80,18 @@ const decisionSchema = {
   },
 };
 
+const freezeSchema = {
+  type: 'object',
+  required: ['object', 'scope', 'agent', 'reason', 'created_at'],
+  properties: {
+    object: { const: 'freeze' },
+    scope: { enum: ['all', 'agent'] },
+    agent: { type: ['string', 'null'] },
+    reason: { type: ['string', 'null'] },
+    created_at: { type: 'string', format: 'date-time' },
+  },
+};
+
 function json(ref: string) {
   return { content: { 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } } };
 }
@@ -107,7 +126,11 @@ export function openApiDocument(serverUrl?: string): Record<string, unknown> {
     security: [{ bearer: [] }],
     components: {
       securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', description: 'Agent key (ak_…) or reviewer token (rk_…)' },
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'Agent key (ak_…) or reviewer token (rk_…); admin token (adm_…) for /api/admin only',
+        },
       },
       schemas: {
         Error: errorSchema,
@@ -117,6 +140,9 @@ export function openApiDocument(serverUrl?: string): Record<string, unknown> {
         CreateDecisionRequest: schema(CreateDecisionRequest),
         DecideRequest: schema(DecideRequest),
         RejectRequest: schema(RejectRequest),
+        Freeze: freezeSchema,
+        FreezeRequest: schema(FreezeRequest),
+        UnfreezeRequest: schema(UnfreezeRequest),
       },
     },
     paths: {
@@ -217,6 +243,89 @@ export function openApiDocument(serverUrl?: string): Record<string, unknown> {
           operationId: 'getDecision',
           parameters: [idParam, waitParam],
           responses: { '200': { description: 'The decision', ...json('Decision') }, ...errors },
+        },
+      },
+      '/api/admin/freezes': {
+        get: {
+          operationId: 'listFreezes',
+          summary: 'The freezes in force (admin token)',
+          responses: {
+            '200': {
+              description: 'A list',
+              content: {
+                'application/json': {
+                  schema: {
+                    type: 'object',
+                    properties: {
+                      object: { const: 'list' },
+                      has_more: { type: 'boolean' },
+                      data: { type: 'array', items: { $ref: '#/components/schemas/Freeze' } },
+                    },
+                  },
+                },
+              },
+            },
+            ...errors,
+          },
+        },
+      },
+      '/api/admin/freeze': {
+        post: {
+          operationId: 'freeze',
+          summary: 'Kill switch: refuse every write by one agent, or by all agents (admin token)',
+          requestBody: { required: false, ...json('FreezeRequest') },
+          responses: { '200': { description: 'The freeze', ...json('Freeze') }, ...errors },
+        },
+      },
+      '/api/admin/unfreeze': {
+        post: {
+          operationId: 'unfreeze',
+          summary: 'Lift a freeze (admin token)',
+          requestBody: { required: false, ...json('UnfreezeRequest') },
+          responses: {
+            '200': {
+              description: 'Whether a freeze was lifted',
+              content: {
+                'application/json': {
+                  schema: {
+                    type: 'object',
+                    properties: {
+                      object: { const: 'unfreeze' },
+                      scope: { enum: ['all', 'agent'] },
+                      agent: { type: ['string', 'null'] },
+                      lifted: { type: 'boolean' },
+                    },
+                  },
+                },
+              },
+            },
+            ...errors,
+          },
+        },
+      },
+      '/api/admin/keys/{id}/revoke': {
+        post: {
+          operationId: 'revokeAgentKey',
+          summary: 'Revoke an agent key by its id, key_… (admin token)',
+          parameters: [idParam],
+          responses: {
+            '200': {
+              description: 'Revoked',
+              content: {
+                'application/json': {
+                  schema: {
+                    type: 'object',
+                    properties: {
+                      object: { const: 'agent_key' },
+                      id: { type: 'string' },
+                      revoked: { const: true },
+                    },
+                  },
+                },
+              },
+            },
+            ...errors,
+          },
         },
       },
     },

@@ -1,9 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
+  ADMIN_TOKEN_PREFIX,
   AGENT_KEY_PREFIX,
+  assertNotExpired,
   credentialFrom,
+  findAgentKey,
   hashCredential,
   REVIEWER_TOKEN_PREFIX,
+  redactCredential,
 } from '../auth/credentials.ts';
 import type { Agent, Engine } from '../engine/engine.ts';
 import { type Gateway, MAX_WAIT_SECONDS } from '../engine/gateway.ts';
@@ -21,21 +25,31 @@ export interface ProxyDeps {
   limiter?: RateLimiter;
 }
 
-/** Caches agent-key look-ups briefly: the hot path should not hit the store for every request's credential. */
+/**
+ * Caches agent-key look-ups briefly: the hot path should not hit the store for every request's credential. The
+ * key's expiry is cached with it and checked on every use, so a cached key stops working the moment it expires.
+ */
 export class AgentKeyCache {
-  readonly #entries = new Map<string, { agent: Agent | null; until: number }>();
+  readonly #entries = new Map<string, { agent: Agent | null; expiresAt: string | null; until: number }>();
   constructor(
     readonly engine: Engine,
     readonly ttlMs = 10_000,
   ) {}
   async lookup(key: string): Promise<Agent | null> {
     const hash = hashCredential(key);
-    const hit = this.#entries.get(hash);
-    if (hit && hit.until > Date.now()) return hit.agent;
-    const agent = (await this.engine.store.findAgentByKeyHash(hash)) ?? null;
-    if (this.#entries.size > 10_000) this.#entries.clear();
-    this.#entries.set(hash, { agent, until: Date.now() + this.ttlMs });
-    return agent;
+    let hit = this.#entries.get(hash);
+    if (!hit || hit.until <= Date.now()) {
+      const found = await findAgentKey(this.engine.store, key);
+      hit = {
+        agent: found?.agent ?? null,
+        expiresAt: found?.expiresAt ?? null,
+        until: Date.now() + this.ttlMs,
+      };
+      if (this.#entries.size > 10_000) this.#entries.clear();
+      this.#entries.set(hash, hit);
+    }
+    if (hit.agent) assertNotExpired(key, hit.expiresAt, this.engine.clock.now());
+    return hit.agent;
   }
 }
 
@@ -53,13 +67,15 @@ export async function authenticateAgent(cache: AgentKeyCache, header: string | u
       'Reviewer credentials cannot call the Stripe proxy; agents use agent keys (ak_…).',
     );
   }
+  if (key.startsWith(ADMIN_TOKEN_PREFIX)) {
+    throw new AirlockError(
+      'forbidden',
+      'Admin tokens cannot call the Stripe proxy; they use the admin API (/api/admin). Agents use agent keys (ak_…).',
+    );
+  }
   const agent = key.startsWith(AGENT_KEY_PREFIX) ? await cache.lookup(key) : null;
-  if (!agent) throw new AirlockError('invalid_api_key', `Invalid API Key provided: ${redactKey(key)}`);
+  if (!agent) throw new AirlockError('invalid_api_key', `Invalid API Key provided: ${redactCredential(key)}`);
   return agent;
-}
-
-export function redactKey(key: string): string {
-  return key.length <= 8 ? '****' : `${key.slice(0, 7)}${'*'.repeat(4)}${key.slice(-4)}`;
 }
 
 export function registerProxy(app: FastifyInstance, deps: ProxyDeps): void {

@@ -73,4 +73,22 @@ export type RejectRequest = z.input<typeof RejectRequest>;
 
 export const WaitQuery = z.object({ wait: z.coerce.number().int().min(0).max(300).optional() }).strict();
 
+// The admin API (admin tokens only): the kill switch and key revocation, as `airlock freeze` and friends.
+const agentName = z.string().min(1).max(200);
+
+export const FreezeRequest = z
+  .object({
+    agent: agentName.optional().describe('freeze only this agent; without it, every agent'),
+    reason: z.string().max(500).optional(),
+  })
+  .strict();
+export type FreezeRequest = z.input<typeof FreezeRequest>;
+
+export const UnfreezeRequest = z
+  .object({
+    agent: agentName.optional().describe('lift this agent’s freeze; without it, the freeze on everyone'),
+  })
+  .strict();
+export type UnfreezeRequest = z.input<typeof UnfreezeRequest>;
+
 export type { ActionObject, DecisionObject } from '../engine/view.ts';

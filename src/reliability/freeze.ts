@@ -1,6 +1,8 @@
 // The kill switch: freezes stop every write (money-out) for one agent or for all of them. They live in the store, so
 // every instance sees a freeze within FREEZE_CACHE_MS; reads keep working.
+// The CLI, the admin API and the dashboard all go through the functions here, and each change is a ledger event.
 import type { Kysely } from 'kysely';
+import { AirlockError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
 
 /** The scope that freezes every agent. */
@@ -28,21 +30,79 @@ export async function listFreezes(store: Store): Promise<Freeze[]> {
   return db(store).selectFrom('freezes').selectAll().orderBy('created_at').execute();
 }
 
-/** Freezes a scope; freezing it again replaces the reason. */
-export async function setFreeze(store: Store, scope: string, reason: string | null): Promise<Freeze> {
+/**
+ * Freezes a scope; freezing it again replaces the reason. `actor` says who pressed the switch in the ledger
+ * (`cli`, `admin:<name>`, `reviewer:<email>`).
+ */
+export async function setFreeze(
+  store: Store,
+  scope: string,
+  reason: string | null,
+  actor = 'cli',
+): Promise<Freeze> {
   const row = { scope, reason, created_at: new Date().toISOString() };
-  await db(store)
-    .insertInto('freezes')
-    .values(row)
-    .onConflict((oc) => oc.column('scope').doUpdateSet({ reason, created_at: row.created_at }))
-    .execute();
+  await store.transaction(async (tx) => {
+    await db(tx)
+      .insertInto('freezes')
+      .values(row)
+      .onConflict((oc) => oc.column('scope').doUpdateSet({ reason, created_at: row.created_at }))
+      .execute();
+    await tx.appendLedger({
+      actionId: null,
+      type: 'freeze.set',
+      from: null,
+      to: null,
+      actor,
+      data: { scope, reason },
+      at: row.created_at,
+    });
+  });
   return row;
 }
 
-/** Lifts a freeze; false when the scope was not frozen. */
-export async function clearFreeze(store: Store, scope: string): Promise<boolean> {
-  const res = await db(store).deleteFrom('freezes').where('scope', '=', scope).executeTakeFirst();
-  return Number(res.numDeletedRows) > 0;
+/** Lifts a freeze; false when the scope was not frozen (and then nothing is recorded). */
+export async function clearFreeze(store: Store, scope: string, actor = 'cli'): Promise<boolean> {
+  return store.transaction(async (tx) => {
+    const res = await db(tx).deleteFrom('freezes').where('scope', '=', scope).executeTakeFirst();
+    const lifted = Number(res.numDeletedRows) > 0;
+    if (lifted) {
+      await tx.appendLedger({
+        actionId: null,
+        type: 'freeze.lifted',
+        from: null,
+        to: null,
+        actor,
+        data: { scope },
+        at: new Date().toISOString(),
+      });
+    }
+    return lifted;
+  });
+}
+
+/** The scope for an agent name, or every agent when none is given; an unknown name is a 404. */
+export async function freezeScope(store: Store, agentName: string | undefined | null): Promise<string> {
+  if (agentName === undefined || agentName === null || agentName === '') return ALL_AGENTS;
+  const row = await store.db
+    .selectFrom('agents')
+    .select('id')
+    .where('name', '=', agentName)
+    .executeTakeFirst();
+  if (!row) throw new AirlockError('resource_missing', `No agent named '${agentName}'`, { param: 'agent' });
+  return row.id;
+}
+
+/** The freezes in force with the agent's name (null for a freeze on every agent), for people to read. */
+export async function describeFreezes(store: Store): Promise<(Freeze & { agent: string | null })[]> {
+  const freezes = await listFreezes(store);
+  if (freezes.length === 0) return [];
+  const names = new Map(
+    (await store.db.selectFrom('agents').select(['id', 'name']).execute()).map((a) => [a.id, a.name]),
+  );
+  return freezes.map((f) => ({
+    ...f,
+    agent: f.scope === ALL_AGENTS ? null : (names.get(f.scope) ?? f.scope),
+  }));
 }
 
 /** What the engine asks on every write: a short cache in front of the table, shared by all agents. */

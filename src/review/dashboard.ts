@@ -9,10 +9,13 @@ import { isStatus } from '../engine/status.ts';
 import { AirlockError } from '../errors.ts';
 import { httpStatus } from '../http/errors.ts';
 import { randomToken } from '../ids.ts';
+import { clearFreeze, describeFreezes, freezeScope, setFreeze } from '../reliability/freeze.ts';
 import { classify } from '../stripe/classify.ts';
 import { parseMajorUnits } from './html.ts';
 import {
   actionsPage,
+  freezePage,
+  isAdmin,
   linkPage,
   loginPage,
   messagePage,
@@ -63,6 +66,9 @@ const NOTICES: Record<string, Notice> = {
   requested: { kind: 'ok', text: 'Refund requested.' },
   out: { kind: 'ok', text: 'You are logged out.' },
   expired: { kind: 'error', text: 'Your session expired; log in again.' },
+  frozen: { kind: 'ok', text: 'Frozen. Writes are refused on every instance within a second.' },
+  unfrozen: { kind: 'ok', text: 'Unfrozen.' },
+  not_frozen: { kind: 'error', text: 'That was not frozen; nothing changed.' },
 };
 
 function cookies(request: FastifyRequest): Record<string, string> {
@@ -470,6 +476,66 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
       );
     }
   });
+
+  // --- kill switch: admins (reviewers in the admins group) freeze and unfreeze money-out ---------------------------
+
+  /** Admins only: anyone else gets a 403 page, whatever they send. */
+  function requireAdmin(s: Session, reply: FastifyReply): boolean {
+    if (isAdmin(s)) return true;
+    void page(
+      reply,
+      403,
+      messagePage('Admins only', 'Only dashboard admins (the admins group) can freeze or unfreeze.', s),
+    );
+    return false;
+  }
+
+  async function freezeView(s: Session, reply: FastifyReply, status: number, notice: Notice | null) {
+    const [freezes, agents] = await Promise.all([
+      describeFreezes(engine.store),
+      engine.store.db.selectFrom('agents').select('name').orderBy('name').execute(),
+    ]);
+    return page(
+      reply,
+      status,
+      freezePage(
+        s,
+        freezes,
+        agents.map((a) => a.name),
+        notice,
+      ),
+    );
+  }
+
+  app.get('/review/freeze', async (request, reply) => {
+    const s = await requireSession(request, reply);
+    if (!s || !requireAdmin(s, reply)) return reply;
+    return freezeView(s, reply, 200, noticeFrom(request));
+  });
+
+  for (const verb of ['freeze', 'unfreeze'] as const) {
+    app.post(`/review/${verb}`, async (request, reply) => {
+      const s = await requireSession(request, reply);
+      if (!s || !requireAdmin(s, reply)) return reply;
+      try {
+        checkCsrf(request, s.csrf);
+        const scope = await freezeScope(engine.store, field(request.body, 'agent').trim() || null);
+        const actor = `reviewer:${s.reviewer.email}`;
+        let notice = 'frozen';
+        if (verb === 'freeze') {
+          const reason = field(request.body, 'reason').trim().slice(0, 500) || null;
+          await setFreeze(engine.store, scope, reason, actor);
+        } else {
+          notice = (await clearFreeze(engine.store, scope, actor)) ? 'unfrozen' : 'not_frozen';
+        }
+        engine.freezes.invalidate(); // this instance applies it at once; others within a second
+        return reply.redirect(`/review/freeze?notice=${notice}`, 303);
+      } catch (err) {
+        if (!isUserError(err)) throw err;
+        return freezeView(s, reply, httpStatus(err.code), errorNotice(err, null));
+      }
+    });
+  }
 
   // --- signed email links ---------------------------------------------------------------------------------------
 

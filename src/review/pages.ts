@@ -1,3 +1,4 @@
+import { ADMIN_GROUP } from '../auth/credentials.ts';
 import { mayDecide, type Reviewer } from '../engine/engine.ts';
 import { STATUSES } from '../engine/status.ts';
 import type { LedgerRow } from '../store/store.ts';
@@ -32,6 +33,7 @@ export function layout(
         <a href="/review/actions">All actions</a>
         <a href="/review/overview">Overview</a>
         <a href="/review/refund">Request a refund</a>
+        ${isAdmin(session) ? html`<a href="/review/freeze" id="nav-freeze">Kill switch</a>` : ''}
         <span class="who">${session.reviewer.email}</span>
         <form method="post" action="/review/logout" class="inline">
           <input type="hidden" name="_csrf" value="${session.csrf}">
@@ -534,6 +536,58 @@ export function refundPage(session: Session, formKey: string, notice: Notice | n
   <label>Amount (leave empty for the full charge) <input type="text" name="amount" inputmode="decimal" placeholder="600.00"></label>
   <label>Reason <select name="reason"><option value="">none</option><option>requested_by_customer</option><option>duplicate</option><option>fraudulent</option></select></label>
   <button type="submit" class="approve big">Request refund</button>
+</form></section>`,
+    { notice },
+  );
+}
+
+// --- kill switch (reviewers in the admins group) ---------------------------------------------------------------
+
+/** A dashboard user is an admin when their reviewer account is in the `admins` group. */
+export function isAdmin(session: Session): boolean {
+  return session.reviewer.groups?.includes(ADMIN_GROUP) ?? false;
+}
+
+export interface FreezeRow {
+  scope: string;
+  agent: string | null;
+  reason: string | null;
+  created_at: string;
+}
+
+export function freezePage(
+  session: Session,
+  freezes: FreezeRow[],
+  agents: string[],
+  notice: Notice | null,
+): string {
+  const rows = freezes.map(
+    (
+      f,
+    ) => html`<tr class="freeze" data-agent="${f.agent ?? ''}"><td>${f.agent ? html`<b>${f.agent}</b>` : html`<b>Every agent</b>`}</td>
+<td>${formatTime(f.created_at)}</td><td>${f.reason ?? html`<span class="muted">—</span>`}</td>
+<td><form method="post" action="/review/unfreeze" class="inline">
+  <input type="hidden" name="_csrf" value="${session.csrf}">
+  <input type="hidden" name="agent" value="${f.agent ?? ''}">
+  <button type="submit" class="approve unfreeze">Unfreeze</button>
+</form></td></tr>`,
+  );
+  return layout(
+    'Kill switch',
+    session,
+    html`<h1>Kill switch</h1>
+<section class="panel"><h2>Frozen now</h2>
+<p class="muted">While frozen, every write (refunds, payouts, transfers, any money-out) by the agent is refused, and held actions cannot be approved. Reads keep working.</p>
+<table class="freezes">
+<thead><tr><th>Who</th><th>Since</th><th>Reason</th><th></th></tr></thead>
+<tbody>${rows.length ? rows : html`<tr class="empty"><td colspan="4">Nothing is frozen.</td></tr>`}</tbody>
+</table></section>
+<section class="panel narrow"><h2>Freeze</h2>
+<form method="post" action="/review/freeze" id="freeze-form">
+  <input type="hidden" name="_csrf" value="${session.csrf}">
+  <label>Agent <select name="agent"><option value="">Every agent</option>${agents.map((a) => html`<option value="${a}">${a}</option>`)}</select></label>
+  <label>Reason (shown to agents and reviewers) <input type="text" name="reason" maxlength="500" placeholder="incident 42"></label>
+  <button type="submit" class="reject big" id="freeze">Freeze money-out</button>
 </form></section>`,
     { notice },
   );

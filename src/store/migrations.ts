@@ -258,6 +258,25 @@ function migrations(_dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0008_credentials': {
+      async up(db: Kysely<unknown>) {
+        // Optional expiry on every credential; reviewer tokens become revocable like agent keys.
+        await db.schema.alterTable('agent_keys').addColumn('expires_at', 'text').execute();
+        await db.schema.alterTable('reviewer_tokens').addColumn('expires_at', 'text').execute();
+        await db.schema.alterTable('reviewer_tokens').addColumn('revoked_at', 'text').execute();
+        // Operator tokens for the admin API (freeze, unfreeze, revoke): never the money path, never approvals.
+        await db.schema
+          .createTable('admin_tokens')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('prefix', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text')
+          .addColumn('revoked_at', 'text')
+          .execute();
+      },
+    },
   };
 }
 

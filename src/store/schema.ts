@@ -12,6 +12,7 @@ export interface AgentKeysTable {
   prefix: string;
   created_at: string;
   revoked_at: string | null;
+  expires_at: string | null;
 }
 
 export interface ReviewersTable {
@@ -27,6 +28,18 @@ export interface ReviewerTokensTable {
   reviewer_id: string;
   token_hash: string;
   created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface AdminTokensTable {
+  id: string;
+  name: string;
+  token_hash: string;
+  prefix: string;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
 }
 
 export interface ActionsTable {
@@ -132,6 +145,7 @@ export interface Database {
   agent_keys: AgentKeysTable;
   reviewers: ReviewersTable;
   reviewer_tokens: ReviewerTokensTable;
+  admin_tokens: AdminTokensTable;
   actions: ActionsTable;
   approvals: ApprovalsTable;
   ledger: LedgerTable;
