@@ -111,7 +111,8 @@ export class Store {
   }
 
   /**
-   * A commit that may be lost on power failure (not on a process crash), for records that can be rebuilt: a
+   * A commit that may be lost on power failure or a database server crash (not on a crash of Airlock), for
+   * records that can be rebuilt: a
    * completion lost this way leaves the action pending, and its re-dispatch with the same Idempotency-Key gets
    * Stripe's stored answer. It saves an fsync on the hot path; nothing that precedes an upstream call uses it.
    * PostgreSQL's form; SQLite's is a relaxed batch of the group commit.

@@ -33,3 +33,44 @@ for (const store of ['sqlite', 'postgres'] as const) {
     90_000,
   );
 }
+
+// The same checks with upstream faults (5xx and 429 bursts, resets, answers after the timeout, outages past the retry
+// budget): a `failed` action must not have executed upstream.
+for (const store of ['sqlite', 'postgres'] as const) {
+  it.skipIf(unavailable(store))(
+    `keeps every action exactly once through upstream faults and 2 SIGKILLs, none failed but executed (${store})`,
+    async () => {
+      // An action whose outcome Stripe could not be asked about stays pending until the next reconcile (60 s by
+      // default); a short interval lets the run drain in seconds. The spawned servers inherit this environment.
+      process.env['AIRLOCK_DISPATCH_RECONCILE_MS'] = '1000';
+      const report = await runChaos({
+        seconds: 8,
+        kills: 2,
+        agents: 3,
+        reviewers: 1,
+        store,
+        postgresUrl: PG_ADMIN_URL,
+        seed: 11,
+        faults: true,
+      }).finally(() => {
+        delete process.env['AIRLOCK_DISPATCH_RECONCILE_MS'];
+      });
+      console.log(`chaos with faults (${store}): drained in ${report.drainSeconds}s`, report.faultEpisodes);
+      expect(report.problems).toEqual([]);
+      expect(report.kills).toBe(2);
+      expect(report.ledgerVerified).toBe(true);
+      expect(report.unsettled).toBe(0);
+      expect(report.duplicates).toBe(0);
+      expect(report.lostActions).toBe(0);
+      expect(report.unledgeredWrites).toBe(0);
+      expect(report.failedButExecuted).toBe(0);
+      expect(report.missingUpstream).toBe(0);
+      // Faults were injected and work still got through.
+      const episodes = Object.entries(report.faultEpisodes).filter(([name]) => name !== 'calm');
+      expect(episodes.reduce((n, [, count]) => n + count, 0)).toBeGreaterThan(3);
+      expect(report.statuses['completed'] ?? 0).toBeGreaterThan(10);
+      expect(report.upstreamWrites).toBe(report.statuses['completed']);
+    },
+    120_000,
+  );
+}
