@@ -6,7 +6,7 @@ import type { Engine } from '../engine/engine.ts';
 import type { Gateway } from '../engine/gateway.ts';
 import { AirlockError } from '../errors.ts';
 import { newId } from '../ids.ts';
-import { registerMcp } from '../mcp/http.ts';
+import { MCP_PATH, registerMcp } from '../mcp/http.ts';
 import type { CallbackSender } from '../outbound/callbacks.ts';
 import type { OutboundHttp } from '../outbound/http.ts';
 import { RateLimiter } from '../reliability/rate-limit.ts';
@@ -16,7 +16,7 @@ import { parseForm } from '../stripe/params.ts';
 import type { StripeUpstream } from '../stripe/upstream.ts';
 import { registerAdminApi } from './admin.ts';
 import { registerApi } from './api.ts';
-import { isInternal, sendError, toAirlockError } from './errors.ts';
+import { httpStatus, isInternal, sendError, toAirlockError } from './errors.ts';
 import { registerProxy } from './proxy.ts';
 
 export interface AppDeps {
@@ -84,6 +84,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         { err, request_id: request.id, method: request.method, url: request.url },
         error.message,
       );
+    // MCP clients read JSON-RPC, even for a body that never reached the MCP server.
+    if (request.url.split('?')[0] === MCP_PATH && !isInternal(error)) {
+      return reply.code(httpStatus(error.code)).send({
+        jsonrpc: '2.0',
+        error: { code: -32700, message: error.message },
+        id: null,
+      });
+    }
     return sendError(reply, error);
   });
 

@@ -66,7 +66,11 @@ export function toAirlockError(err: unknown): AirlockError {
       );
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new AirlockError('malformed_body', 'The request body is not valid JSON');
+      // Fastify's parser gives the same error for a prototype-poisoning key in otherwise valid JSON.
+      return new AirlockError(
+        'malformed_body',
+        'The request body is not valid JSON, or holds a forbidden key ("__proto__", "constructor.prototype")',
+      );
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new AirlockError('malformed_body', 'Content-Length does not match the body');
   }

@@ -243,10 +243,12 @@ async function callAndCheck(
     }
     return result.isError ? 'tool_error' : 'ok';
   } catch (err) {
-    // Fastify refuses a JSON body with a `__proto__` key before MCP sees it (prototype-poisoning guard): a 400 with
-    // Airlock's error body instead of a JSON-RPC error. A refusal, not a crash; the test counts it apart.
+    // Fastify refuses a JSON body with a `__proto__` key before MCP sees it (prototype-poisoning guard): a 400
+    // carrying a JSON-RPC parse error that names the forbidden key. A refusal, not a crash; counted apart.
     if (err instanceof StreamableHTTPError && err.code !== undefined && err.code >= 400 && err.code < 500) {
-      expect(err.message).toMatch(/"error":\{"type":"invalid_request_error"/);
+      expect(err.message).toMatch(
+        /"jsonrpc":"2.0","error":\{"code":-32700,"message":"[^}]*forbidden key[^}]*__proto__/,
+      );
       return 'http_refusal';
     }
     expect(err, `${name} threw ${String(err)}`).toBeInstanceOf(McpError);
