@@ -277,6 +277,13 @@ function migrations(_dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0009_fewer_action_indexes': {
+      async up(db: Kysely<unknown>) {
+        // (agent_id, kind, created_at) is a prefix of actions_velocity_agent_idx, which serves the same queries;
+        // every action insert paid for a tenth b-tree for nothing.
+        await db.schema.dropIndex('actions_agent_kind_idx').execute();
+      },
+    },
   };
 }
 
