@@ -701,6 +701,7 @@ export class Engine {
         changes: modified ? JSON.stringify(modified.changes) : null,
         bound_hash: bound,
         at,
+        agent_id: action.agent_id,
       });
       if (vote === 'reject') {
         await this.#transition(tx, id, 'awaiting_approval', 'rejected', {

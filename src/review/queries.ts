@@ -78,6 +78,14 @@ export async function viewOf(
     opts.ledger ? engine.store.ledgerForAction(row.id) : Promise.resolve([]),
     opts.ledger ? deliveriesFor(engine, row.id) : Promise.resolve([]),
   ]);
+  return buildView(row, { approvals, agent: agent ?? null, requester, ledger, callbacks });
+}
+
+/** A view from a row and what was read beside it; everything shown is redacted here. */
+function buildView(
+  row: ActionRow,
+  extra: Pick<ActionView, 'approvals' | 'agent' | 'requester' | 'ledger' | 'callbacks'>,
+): ActionView {
   return {
     row,
     decision: JSON.parse(row.decision) as StoredDecision,
@@ -86,11 +94,11 @@ export async function viewOf(
       ? (redact(parseJson(row.original_params)) as Record<string, unknown>)
       : null,
     responseBody: redact(parseJson(row.response_body)),
-    agent: agent ?? null,
-    requester,
-    approvals,
-    ledger: ledger.map((e) => ({ ...e, data: JSON.stringify(redact(parseJson(e.data))) })),
-    callbacks,
+    agent: extra.agent,
+    requester: extra.requester,
+    approvals: extra.approvals,
+    ledger: extra.ledger.map((e) => ({ ...e, data: JSON.stringify(redact(parseJson(e.data))) })),
+    callbacks: extra.callbacks,
   };
 }
 
@@ -104,7 +112,50 @@ export async function queue(engine: Engine, reviews: ReviewStore): Promise<Actio
     .orderBy('created_at', 'asc')
     .limit(200)
     .execute();
-  return Promise.all(rows.map((r) => viewOf(engine, reviews, r)));
+  return viewsOf(engine, reviews, rows);
+}
+
+/**
+ * The views of a page of rows with two queries for all their votes and agents, not two per row: a 200-row queue
+ * otherwise took 400 round trips through the driver.
+ */
+export async function viewsOf(
+  engine: Engine,
+  reviews: ReviewStore,
+  rows: ActionRow[],
+): Promise<ActionView[]> {
+  if (rows.length === 0) return [];
+  const db = engine.store.db;
+  const agentIds = [...new Set(rows.map((r) => r.agent_id).filter((id): id is string => id !== null))];
+  const [approvals, agents] = await Promise.all([
+    db
+      .selectFrom('approvals')
+      .selectAll()
+      .where(
+        'action_id',
+        'in',
+        rows.map((r) => r.id),
+      )
+      .orderBy('at')
+      .execute(),
+    agentIds.length > 0
+      ? db.selectFrom('agents').select(['id', 'name']).where('id', 'in', agentIds).execute()
+      : Promise.resolve([]),
+  ]);
+  const votesOf = new Map<string, typeof approvals>();
+  for (const a of approvals) votesOf.set(a.action_id, [...(votesOf.get(a.action_id) ?? []), a]);
+  const agentOf = new Map(agents.map((a) => [a.id, a]));
+  return Promise.all(
+    rows.map(async (row) =>
+      buildView(row, {
+        approvals: votesOf.get(row.id) ?? [],
+        agent: (row.agent_id ? agentOf.get(row.agent_id) : undefined) ?? null,
+        requester: row.requested_by ? await reviews.reviewerEmail(row.requested_by) : null,
+        ledger: [],
+        callbacks: [],
+      }),
+    ),
+  );
 }
 
 export interface ActionFilters {
@@ -167,7 +218,7 @@ export async function searchActions(
     .execute();
   const page = rows.slice(0, f.limit);
   return {
-    views: await Promise.all(page.map((r) => viewOf(engine, reviews, r))),
+    views: await viewsOf(engine, reviews, page),
     hasMore: rows.length > f.limit,
   };
 }

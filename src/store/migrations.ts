@@ -284,6 +284,27 @@ function migrations(_dialect: Dialect): Record<string, Migration> {
         await db.schema.dropIndex('actions_agent_kind_idx').execute();
       },
     },
+    '0010_read_paths': {
+      async up(db: Kysely<unknown>) {
+        // The risk score reads an agent's votes of the last week. Found by way of time alone, every decision read
+        // every vote in the store's week; with the agent on the vote it reads only that agent's.
+        await db.schema.alterTable('approvals').addColumn('agent_id', 'text').execute();
+        await sql`update approvals set agent_id = (select agent_id from actions where actions.id = approvals.action_id)`.execute(
+          db,
+        );
+        await db.schema
+          .createIndex('approvals_agent_at_idx')
+          .on('approvals')
+          .columns(['agent_id', 'at', 'decision'])
+          .execute();
+        // The review queue: held actions, soonest to expire first, without sorting every held action.
+        await db.schema
+          .createIndex('actions_hold_expiry_idx')
+          .on('actions')
+          .columns(['status', 'expires_at', 'created_at'])
+          .execute();
+      },
+    },
   };
 }
 

@@ -119,6 +119,8 @@ export interface ApprovalsTable {
   changes: string | null;
   bound_hash: string;
   at: string;
+  /** The action's agent, so an agent's votes are found without reading everyone's. */
+  agent_id: string | null;
 }
 
 export interface LedgerTable {

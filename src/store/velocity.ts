@@ -43,38 +43,23 @@ export async function velocityTotal(store: Store, q: VelocityQuery): Promise<Vel
   return { count: Number(row?.n ?? 0), usd: Math.round(Number(row?.usd ?? 0) * 100) / 100 };
 }
 
-/**
- * Reviewer votes on one agent's actions cast since `since`. Votes are read first (by time: there are only as
- * many as people cast) and then matched to the agent, so the cost never depends on the agent's history.
- */
+/** Reviewer votes on one agent's actions cast since `since`: a range of one index, the agent's votes only. */
 export async function reviewVotes(
   store: Store,
   agentId: string,
   since: string,
 ): Promise<{ rejected: number; decided: number }> {
-  const votes = await store.db
+  const row = await store.db
     .selectFrom('approvals')
-    .select(['action_id', 'decision'])
+    .select((eb) => [
+      eb.fn.countAll().as('decided'),
+      eb.fn.sum(eb.case().when('decision', '=', 'reject').then(1).else(0).end()).as('rejected'),
+    ])
+    .where('agent_id', '=', agentId)
     .where('at', '>=', since)
-    .execute();
-  let rejected = 0;
-  let decided = 0;
-  for (let i = 0; i < votes.length; i += 500) {
-    const chunk = votes.slice(i, i + 500);
-    const mine = await store.db
-      .selectFrom('actions')
-      .select('id')
-      .where('id', 'in', [...new Set(chunk.map((v) => v.action_id))])
-      .where('agent_id', '=', agentId)
-      .execute();
-    const ids = new Set(mine.map((r) => r.id));
-    for (const v of chunk) {
-      if (!ids.has(v.action_id)) continue;
-      decided++;
-      if (v.decision === 'reject') rejected++;
-    }
-  }
-  return { rejected, decided };
+    .executeTakeFirst();
+  // PostgreSQL returns count(*) and sum() as bigint strings.
+  return { rejected: Number(row?.rejected ?? 0), decided: Number(row?.decided ?? 0) };
 }
 
 interface PolicyVersionsTable {
