@@ -38,7 +38,7 @@ export interface ChaosOptions {
    */
   leaseMs?: number;
   /**
-   * Also inject upstream faults on refunds: 5xx and 429 bursts, connections reset before processing, and answers
+   * Also inject upstream faults on refunds: 5xx bursts, 429 bursts with Retry-After, connections reset before processing, and answers
    * held past Airlock's upstream timeout after the refund was made (the outcome unknown to Airlock).
    */
   faults?: boolean;
@@ -351,7 +351,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
                 { failNext: 1 + Math.floor(random() * 4), failStatus: random() < 0.5 ? 500 : 503 },
               ]
             : r < 0.4
-              ? ['429 burst', { failNext: 1 + Math.floor(random() * 3), failStatus: 429 }]
+              ? [
+                  '429 burst with Retry-After',
+                  { failNext: 1 + Math.floor(random() * 3), failStatus: 429, retryAfter: 1 },
+                ]
               : r < 0.65
                 ? ['reset before processing', { dropNext: 1 + Math.floor(random() * 3) }]
                 : r < 0.8
