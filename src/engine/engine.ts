@@ -71,6 +71,11 @@ export interface Submission {
   stripeVersion: string | null;
   idempotencyKey: string | null;
   classification: Classification;
+  /**
+   * The classification completed with upstream facts, when submit looked them up before taking the agent's turn;
+   * `classification` stays as the request stated it (a refund without an amount is a full refund).
+   */
+  completed?: Classification;
   /** The HTTP request that caused this action, recorded in its ledger event to tie logs to the ledger. */
   requestId?: string | null;
 }
@@ -222,9 +227,9 @@ export class Engine {
   ): Promise<Evaluation> {
     const policy = this.#policy;
     const now = this.clock.now();
-    const classification = this.facts
-      ? await this.facts.complete(sub.classification, sub.stripeAccount)
-      : sub.classification;
+    const classification =
+      sub.completed ??
+      (this.facts ? await this.facts.complete(sub.classification, sub.stripeAccount) : sub.classification);
     const c = classification;
     const base = baseAttributes(
       {
@@ -287,10 +292,17 @@ export class Engine {
    */
   async submit(sub: Submission): Promise<{ action: ActionRow; created: boolean; claimed?: boolean }> {
     // A decision that reads the agent's own history must see the one decided just before it, on any instance.
+    // The upstream look-ups (a refund's charge) do not depend on that history, so they are made before the
+    // agent's turn: a Stripe round trip inside it would serialise the agent's requests behind each other's.
+    const serialized = sub.agent !== null && readsAgentHistory(this.#policy);
+    const prepared: Submission =
+      serialized && this.facts && !sub.completed && !(await this.#repeatOf(sub))
+        ? { ...sub, completed: await this.facts.complete(sub.classification, sub.stripeAccount) }
+        : sub;
     const result =
-      sub.agent && readsAgentHistory(this.#policy)
-        ? await this.store.serializeAgent(sub.agent.id, (store) => this.#submit(sub, store))
-        : await this.#submit(sub, this.store);
+      serialized && sub.agent
+        ? await this.store.serializeAgent(sub.agent.id, (store) => this.#submit(prepared, store))
+        : await this.#submit(prepared, this.store);
     // Only once committed: a dispatcher woken earlier could not see the row yet. A claimed action is driven by
     // its claimer, so waking a dispatcher for it would only contend for the lease.
     if (result.created && !result.claimed) this.#emit(result.action.id, result.action.status as Status);
@@ -306,13 +318,18 @@ export class Engine {
     return result;
   }
 
+  /** Whether a request repeats an earlier one's Idempotency-Key (and so needs no look-ups of its own). */
+  async #repeatOf(sub: Submission): Promise<boolean> {
+    const scope = idempotencyScope(sub);
+    return scope !== null && (await this.store.findActionByScope(scope)) !== undefined;
+  }
+
   async #submit(
     sub: Submission,
     store: Store,
   ): Promise<{ action: ActionRow; created: boolean; claimed?: boolean }> {
     const hash = requestHash(sub.method, sub.path, sub.params, sub.stripeAccount);
-    const requester = sub.agent ? sub.agent.id : `reviewer:${sub.requestedBy?.id ?? 'unknown'}`;
-    const scope = sub.idempotencyKey ? `${requester}|${sub.stripeAccount ?? ''}|${sub.idempotencyKey}` : null;
+    const scope = idempotencyScope(sub);
     if (scope) {
       const existing = await store.findActionByScope(scope);
       if (existing) return { action: this.#checkRepeat(existing, hash, sub.idempotencyKey!), created: false };
@@ -996,6 +1013,13 @@ function readsAgentHistory(policy: Policy): boolean {
 function isUniqueViolation(err: unknown): boolean {
   const code = err && typeof err === 'object' && 'code' in err ? String((err as { code: unknown }).code) : '';
   return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === '23505';
+}
+
+/** Idempotency-Keys are scoped to their requester and Stripe account, as Stripe scopes them to an API key. */
+function idempotencyScope(sub: Submission): string | null {
+  if (!sub.idempotencyKey) return null;
+  const requester = sub.agent ? sub.agent.id : `reviewer:${sub.requestedBy?.id ?? 'unknown'}`;
+  return `${requester}|${sub.stripeAccount ?? ''}|${sub.idempotencyKey}`;
 }
 
 function requestIdOf(c: { requestId?: string | null }): { request_id?: string } {
