@@ -165,13 +165,17 @@ const SHORT_DAY: Record<string, number> = { Sun: 0, Mon: 1, Tue: 2, Wed: 3, Thu:
 
 // Every time zone's offset is a whole number of minutes, so one UTC minute is one wall-clock minute everywhere:
 // formatting once per minute and zone serves every decision in it.
-let lastLocal: { minute: number; timezone: string; value: { day: number; hour: number; minute: number } } | null =
-  null;
+let lastLocal: {
+  minute: number;
+  timezone: string;
+  value: { day: number; hour: number; minute: number };
+} | null = null;
 
 /** Weekday (0 = Sunday), hour and minute of `now` on the wall clock of `timezone`. */
 export function localTime(now: Date, timezone: string): { day: number; hour: number; minute: number } {
   const epochMinute = Math.floor(now.getTime() / 60_000);
-  if (lastLocal && lastLocal.minute === epochMinute && lastLocal.timezone === timezone) return lastLocal.value;
+  if (lastLocal && lastLocal.minute === epochMinute && lastLocal.timezone === timezone)
+    return lastLocal.value;
   const value = formatLocalTime(now, timezone);
   lastLocal = { minute: epochMinute, timezone, value };
   return value;
