@@ -6,7 +6,7 @@ import { type ActionRow, asStoreError } from '../store/store.ts';
 import type { Params } from '../stripe/params.ts';
 import { reconcile } from '../stripe/reconcile.ts';
 import { type StripeUpstream, UpstreamNetworkError } from '../stripe/upstream.ts';
-import type { Engine } from './engine.ts';
+import type { ActionChange, Engine } from './engine.ts';
 import { Poller } from './poll.ts';
 import { assertNever } from './status.ts';
 
@@ -63,7 +63,7 @@ export class Dispatcher {
   readonly #poller: Poller;
   #stopped = false;
   #ticking = false;
-  readonly #onChange: (c: { id: string; status: string }) => void;
+  readonly #onChange: (c: ActionChange) => void;
   #unlisten: () => void = () => {};
 
   constructor(
@@ -76,13 +76,14 @@ export class Dispatcher {
   ) {
     this.#poller = new Poller(options.pollMs, () => this.tick());
     this.#onChange = (c) => {
-      if (c.status === 'pending' && !this.#stopped) void this.drive(c.id);
+      if (c.status === 'pending' && !this.#stopped) void this.drive(c.id, c.claimed ?? null);
     };
   }
 
   start(): void {
     this.#stopped = false;
     this.engine.changes.on('change', this.#onChange);
+    this.engine.claimApprovalsFor({ owner: this.owner, leaseMs: this.options.leaseMs });
     // Approvals on other instances arrive by LISTEN/NOTIFY on PostgreSQL; the poll below is the fallback.
     this.#unlisten = this.engine.store.onActionsReady((id) => {
       if (!this.#stopped) void this.drive(id);
@@ -93,6 +94,7 @@ export class Dispatcher {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.engine.claimApprovalsFor(null);
     this.engine.changes.off('change', this.#onChange);
     this.#unlisten();
     this.#poller.stop();
@@ -122,7 +124,9 @@ export class Dispatcher {
    */
   drive(id: string, claimed: ActionRow | null = null): Promise<ActionRow | null> {
     const running = this.#inFlight.get(id);
-    if (running) return running;
+    // A run without the claim (a sweep, a wake-up by NOTIFY) may have started first. It cannot claim what this
+    // instance holds, so the claimed run follows it when it ends without settling the action.
+    if (running) return claimed ? running.then((done) => done ?? this.#resumeClaimed(id)) : running;
     const run = this.#run(id, claimed)
       .catch((err) => {
         if (asStoreError(err) instanceof StoreUnavailable) {
@@ -137,6 +141,14 @@ export class Dispatcher {
       .finally(() => this.#inFlight.delete(id));
     this.#inFlight.set(id, run);
     return run;
+  }
+
+  /** Drives an action this dispatcher claimed, if it is still pending under its lease. */
+  async #resumeClaimed(id: string): Promise<ActionRow | null> {
+    const row = await this.engine.store.getAction(id);
+    const ours = row?.status === 'pending' && row.lease_owner === this.owner;
+    if (!row || !ours || this.#inFlight.has(id)) return null;
+    return this.drive(id, row);
   }
 
   /**

@@ -142,6 +142,8 @@ export interface Evaluation {
 export interface ActionChange {
   id: string;
   status: Status;
+  /** An approved action already claimed for this instance's dispatcher, in the approval's own transaction. */
+  claimed?: ActionRow;
 }
 
 /** Emitted once per new action when its decision is committed, including the allow path that skips `change`. */
@@ -206,6 +208,13 @@ export class Engine {
     this.facts = opts.facts ?? null;
     this.resolvers = opts.resolvers ?? [];
     this.changes.setMaxListeners(0);
+  }
+
+  #approvalClaim: { owner: string; leaseMs: number } | null = null;
+
+  /** The dispatcher that claims approved actions in the approval's transaction; null when none runs here. */
+  claimApprovalsFor(claim: { owner: string; leaseMs: number } | null): void {
+    this.#approvalClaim = claim;
   }
 
   /** Freezes set with `airlock freeze`, read through a short cache so every instance sees them. */
@@ -607,6 +616,7 @@ export class Engine {
     context: ChangeContext,
   ): Promise<ActionRow> {
     let newStatus: Status | null = null;
+    let claimed: ActionRow | undefined;
     const rid = requestIdOf(context);
     await this.store.transaction(async (tx) => {
       let action = await tx.getActionForUpdate(id);
@@ -736,13 +746,35 @@ export class Engine {
       if (approvals >= action.approvals_required) {
         // A decide-only action ends here; anything else is cleared for dispatch.
         const to: Status = action.mode === 'decide' ? 'approved' : 'pending';
-        await this.#transition(tx, id, 'awaiting_approval', to, {
+        // This instance's dispatcher takes the first claim in the same commit, as on the allow path: one
+        // durable commit fewer between the approval and the call to Stripe.
+        const claim = to === 'pending' ? this.#approvalClaim : null;
+        const lease = claim
+          ? {
+              lease_owner: claim.owner,
+              lease_until: new Date(Date.parse(at) + claim.leaseMs).toISOString(),
+              attempts: action.attempts + 1,
+            }
+          : {};
+        const moved = await this.#transition(tx, id, 'awaiting_approval', to, {
           type: 'action.approved',
           actor,
           data: { note, approvals, approvals_required: action.approvals_required, bound_hash: bound, ...rid },
           at,
-          patch: {},
+          patch: lease,
         });
+        if (claim) {
+          await tx.appendLedger({
+            actionId: id,
+            type: 'dispatch.attempt',
+            from: 'pending',
+            to: 'pending',
+            actor: `dispatcher:${claim.owner}`,
+            data: { attempt: moved.attempts, idempotency_key: `airlock-${id}` },
+            at,
+          });
+          claimed = moved;
+        }
         newStatus = to;
       } else {
         await tx.appendLedger({
@@ -757,7 +789,7 @@ export class Engine {
       }
     });
     const row = await this.get(id);
-    if (newStatus) this.#emit(id, newStatus);
+    if (newStatus) this.changes.emit('change', { id, status: newStatus, ...(claimed ? { claimed } : {}) });
     if (newStatus === 'expired')
       throw new AirlockError('action_expired', `Action ${id} expired before a decision`, { actionId: id });
     return row;
