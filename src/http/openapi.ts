@@ -96,6 +96,25 @@ function json(ref: string) {
   return { content: { 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } } };
 }
 
+/** A Stripe-style list of one schema. */
+function listOf(ref: string) {
+  return {
+    description: 'A list',
+    content: {
+      'application/json': {
+        schema: {
+          type: 'object',
+          properties: {
+            object: { const: 'list' },
+            has_more: { type: 'boolean' },
+            data: { type: 'array', items: { $ref: `#/components/schemas/${ref}` } },
+          },
+        },
+      },
+    },
+  };
+}
+
 const errors = {
   '400': { description: 'Invalid request; `param` names the field', ...json('Error') },
   '401': { description: 'Missing or unknown credential', ...json('Error') },
@@ -161,21 +180,7 @@ export function openApiDocument(serverUrl?: string): Record<string, unknown> {
             { name: 'starting_after', in: 'query', required: false, schema: { type: 'string' } },
           ],
           responses: {
-            '200': {
-              description: 'A list',
-              content: {
-                'application/json': {
-                  schema: {
-                    type: 'object',
-                    properties: {
-                      object: { const: 'list' },
-                      has_more: { type: 'boolean' },
-                      data: { type: 'array', items: { $ref: '#/components/schemas/Action' } },
-                    },
-                  },
-                },
-              },
-            },
+            '200': listOf('Action'),
             ...errors,
           },
         },
@@ -250,21 +255,7 @@ export function openApiDocument(serverUrl?: string): Record<string, unknown> {
           operationId: 'listFreezes',
           summary: 'The freezes in force (admin token)',
           responses: {
-            '200': {
-              description: 'A list',
-              content: {
-                'application/json': {
-                  schema: {
-                    type: 'object',
-                    properties: {
-                      object: { const: 'list' },
-                      has_more: { type: 'boolean' },
-                      data: { type: 'array', items: { $ref: '#/components/schemas/Freeze' } },
-                    },
-                  },
-                },
-              },
-            },
+            '200': listOf('Freeze'),
             ...errors,
           },
         },
