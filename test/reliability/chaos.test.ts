@@ -16,15 +16,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
         postgresUrl: PG_ADMIN_URL,
         seed: 42,
       });
-      expect(report.problems).toEqual([]);
-      expect(report.kills).toBe(3);
-      expect(report.ledgerVerified).toBe(true);
-      expect(report.unsettled).toBe(0);
-      expect(report.duplicates).toBe(0);
-      expect(report.lostActions).toBe(0);
-      expect(report.unledgeredWrites).toBe(0);
-      expect(report.failedButExecuted).toBe(0);
-      expect(report.missingUpstream).toBe(0);
+      expectEveryGuaranteeHeld(report, 3);
       // The run did real work: allowed writes went upstream and reviewers decided holds.
       expect(report.statuses['completed'] ?? 0).toBeGreaterThan(10);
       expect(report.upstreamWrites).toBe(report.statuses['completed']);
@@ -56,15 +48,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
         delete process.env['AIRLOCK_DISPATCH_RECONCILE_MS'];
       });
       console.log(`chaos with faults (${store}): drained in ${report.drainSeconds}s`, report.faultEpisodes);
-      expect(report.problems).toEqual([]);
-      expect(report.kills).toBe(2);
-      expect(report.ledgerVerified).toBe(true);
-      expect(report.unsettled).toBe(0);
-      expect(report.duplicates).toBe(0);
-      expect(report.lostActions).toBe(0);
-      expect(report.unledgeredWrites).toBe(0);
-      expect(report.failedButExecuted).toBe(0);
-      expect(report.missingUpstream).toBe(0);
+      expectEveryGuaranteeHeld(report, 2);
       // Faults were injected and work still got through.
       const episodes = Object.entries(report.faultEpisodes).filter(([name]) => name !== 'calm');
       expect(episodes.reduce((n, [, count]) => n + count, 0)).toBeGreaterThan(3);
@@ -73,4 +57,17 @@ for (const store of ['sqlite', 'postgres'] as const) {
     },
     120_000,
   );
+}
+
+/** The crash loop's checks: every kill survived, nothing lost, duplicated, unledgered or left unsettled. */
+function expectEveryGuaranteeHeld(report: Awaited<ReturnType<typeof runChaos>>, kills: number): void {
+  expect(report.problems).toEqual([]);
+  expect(report.kills).toBe(kills);
+  expect(report.ledgerVerified).toBe(true);
+  expect(report.unsettled).toBe(0);
+  expect(report.duplicates).toBe(0);
+  expect(report.lostActions).toBe(0);
+  expect(report.unledgeredWrites).toBe(0);
+  expect(report.failedButExecuted).toBe(0);
+  expect(report.missingUpstream).toBe(0);
 }
