@@ -104,11 +104,16 @@ export class GroupCommit<S extends BatchStore> {
                 await trx.executeQuery(RELEASE);
                 done.push({ job, value });
               } catch (err) {
-                // Undo this job alone; if SQLite already abandoned the whole transaction this throws and the
-                // batch fails as a whole below.
+                // Undo this job alone. If SQLite already abandoned the whole transaction (SQLITE_FULL, an I/O
+                // error) there is no savepoint left, and the batch fails as a whole below with the job's own
+                // error, which says why, rather than with "no such savepoint".
                 tx.ledgerRestore(mark);
-                await trx.executeQuery(ROLLBACK_TO);
-                await trx.executeQuery(RELEASE);
+                try {
+                  await trx.executeQuery(ROLLBACK_TO);
+                  await trx.executeQuery(RELEASE);
+                } catch {
+                  throw err;
+                }
                 job.reject(this.onError(err));
               }
               current = undefined;
