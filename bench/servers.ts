@@ -2,8 +2,8 @@
 // nginx, Airlock, and the load generator.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { freePort, spawnServe } from '../src/reliability/serve-process.ts';
 import type { LoadResult, LoadSpec } from './loadgen.ts';
 
 export const ROOT = join(import.meta.dirname, '..');
@@ -15,8 +15,8 @@ export interface Running {
 }
 
 /** The last lines each child printed, to explain a failure. */
-const tails = new WeakMap<ChildProcess, string>();
-export const outputOf = (child: ChildProcess): string => tails.get(child) ?? '';
+const tails = new WeakMap<ChildProcess, () => string>();
+export const outputOf = (child: ChildProcess): string => tails.get(child)?.() ?? '';
 
 const live = new Set<ChildProcess>();
 // A benchmark stopped halfway (Ctrl-C, an error) must not leave servers behind.
@@ -65,10 +65,11 @@ export function startNode(
       if (m) {
         child.stdout!.off('data', onData);
         // Keep draining so a chatty child never blocks on a full pipe; keep the tail for error reports.
-        tails.set(child, out.slice(-8000));
-        child.stdout!.on('data', (more: Buffer) =>
-          tails.set(child, (tails.get(child) + more.toString()).slice(-8000)),
-        );
+        let tail = out.slice(-8000);
+        tails.set(child, () => tail);
+        child.stdout!.on('data', (more: Buffer) => {
+          tail = (tail + more.toString()).slice(-8000);
+        });
         resolve({ child, match: m });
       }
     };
@@ -106,18 +107,6 @@ export function nginxPath(): string | null {
     } catch {}
   }
   return null;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /**
@@ -212,12 +201,19 @@ export const createReviewerToken = (o: AirlockOptions, email: string) =>
   cli(o, ['reviewers', 'create', '--email', email, '--json'], /"token": "([^"]+)"/);
 
 export async function startAirlock(o: AirlockOptions): Promise<Running> {
-  const { child, match } = await startNode(
-    [...(o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : []), 'bin/airlock.mjs', 'serve'],
-    { ...airlockEnv(o), PORT: '0', AIRLOCK_LOG_LEVEL: 'info' },
-    URL_LINE,
-  );
-  return { child, url: match[1]!, stop: stopper(child) };
+  const airlock = await spawnServe({
+    nodeArgs: o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : [],
+    env: { ...airlockEnv(o), AIRLOCK_LOG_LEVEL: 'info' },
+    stderr: 'inherit',
+    timeoutMs: Number.POSITIVE_INFINITY,
+    outputLimit: 8000,
+    onSpawn(child) {
+      live.add(child);
+      child.once('exit', () => live.delete(child));
+    },
+  });
+  tails.set(airlock.child, airlock.output);
+  return { child: airlock.child, url: airlock.url, stop: stopper(airlock.child) };
 }
 
 /** Runs one load in a fresh generator process and returns what it measured. */

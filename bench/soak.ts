@@ -2,15 +2,14 @@
 // Mixed traffic against a real `airlock serve` for a long time, sampling the child's memory: is it flat?
 // Prints one line per sample and a JSON report: memory at start (after warm-up) and end, the slope over the second
 // half (least squares, MB per minute), requests, errors and p99 latency by kind of call.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import { createAgentKey, createReviewer } from '../src/auth/credentials.ts';
 import { verifyLedger } from '../src/engine/ledger.ts';
+import { spawnServe } from '../src/reliability/serve-process.ts';
 import { openSqliteStore } from '../src/store/sqlite.ts';
 import { startSandbox } from '../src/stripe/sandbox/index.ts';
 
@@ -29,7 +28,6 @@ const sampleMs = Number(values.sample) * 1000;
 // Caches, JIT and the SQLite page cache fill first; the start figure is taken after that.
 const warmupMs = Number(values.warmup ?? Math.min(60, Math.round(seconds / 5))) * 1000;
 const snapshotDir = values['heap-snapshots'] ? resolve(values['heap-snapshots']) : null;
-const ROOT = join(import.meta.dirname, '..');
 
 type Kind = 'read_charge' | 'read_customer' | 'refund_small' | 'refund_large' | 'decision' | 'review';
 const latency: Record<Kind, number[]> = {
@@ -43,14 +41,6 @@ const latency: Record<Kind, number[]> = {
 const errors: string[] = [];
 let requests = 0;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
 const dir = mkdtempSync(join(tmpdir(), 'airlock-soak-'));
 const sandbox = await startSandbox();
 const data = join(dir, 'airlock.db');
@@ -63,40 +53,15 @@ const reviewerTokens = [
 ];
 await setup.close();
 
-const port = await freePort();
-const nodeFlags = snapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`] : [];
+const nodeArgs = snapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`] : [];
 if (snapshotDir) mkdirSync(snapshotDir, { recursive: true });
-const child: ChildProcess = spawn(
-  process.execPath,
-  [...nodeFlags, join(ROOT, 'bin', 'airlock.mjs'), 'serve'],
-  {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      PORT: String(port),
-      AIRLOCK_DATA: data,
-      STRIPE_API_BASE: sandbox.url,
-      AIRLOCK_LOG_LEVEL: 'warn',
-      AIRLOCK_RATE_LIMIT_PER_MINUTE: '1000000',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  },
-);
-let out = '';
-const keep = (d: Buffer) => {
-  out = (out + d).slice(-20_000);
-};
-child.stdout!.on('data', keep);
-child.stderr!.on('data', keep);
-const url = `http://127.0.0.1:${port}`;
-for (let i = 0; ; i++) {
-  const ready = await fetch(`${url}/readyz`)
-    .then((r) => r.ok)
-    .catch(() => false);
-  if (ready) break;
-  if (i > 300 || child.exitCode !== null) throw new Error(`airlock did not start:\n${out}`);
-  await new Promise((r) => setTimeout(r, 100));
-}
+const server = await spawnServe({
+  ready: 'readyz',
+  nodeArgs,
+  env: { AIRLOCK_DATA: data, STRIPE_API_BASE: sandbox.url, AIRLOCK_LOG_LEVEL: 'warn' },
+  outputLimit: 20_000,
+});
+const url = server.url;
 
 const dispatcher = new Agent({ connections: agents + 8 });
 const direct = { authorization: 'Bearer sk_test_soak', 'content-type': 'application/x-www-form-urlencoded' };
@@ -133,7 +98,7 @@ async function sampleMemory(): Promise<Sample> {
   let rssMb = metric(text, 'process_resident_memory_bytes');
   try {
     // /proc is the kernel's own figure when there is one.
-    const status = readFileSync(`/proc/${child.pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
+    const status = readFileSync(`/proc/${server.pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
     if (status) rssMb = (Number(status[1]) * 1024) / 1e6;
   } catch {}
   const series = text.split('\n').filter((l) => l && !l.startsWith('#')).length;
@@ -267,8 +232,8 @@ async function reviewerLoop(r: number): Promise<void> {
 }
 
 async function snapshot(label: string): Promise<void> {
-  if (!snapshotDir || !child.pid) return;
-  child.kill('SIGUSR2');
+  if (!snapshotDir) return;
+  server.child.kill('SIGUSR2');
   // Writing a snapshot stops the child's event loop; wait for it to answer again.
   await new Promise((r) => setTimeout(r, 2000));
   await fetch(`${url}/readyz`).catch(() => null);
@@ -322,8 +287,7 @@ function quantile(values: number[], q: number): number {
   return sorted.length ? +sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!.toFixed(1) : 0;
 }
 
-child.kill('SIGTERM');
-await new Promise((r) => child.once('exit', r));
+await server.stop();
 await dispatcher.close();
 const check = await openSqliteStore(data);
 const ledger = await verifyLedger(check);

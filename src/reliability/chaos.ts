@@ -2,10 +2,9 @@
 // and restarted, in front of an in-process sandbox. Afterwards the store, the ledger and the sandbox must agree:
 // every action settled or legitimately held, the hash chain intact, and each allowed or approved write seen upstream
 // exactly once.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -16,9 +15,8 @@ import { loadConfig } from '../config/config.ts';
 import { openStore } from '../server.ts';
 import type { ActionRow } from '../store/store.ts';
 import { type Sandbox, startSandbox } from '../stripe/sandbox/index.ts';
+import { BIN, freePort, ROOT, type ServeProcess, spawnServe } from './serve-process.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'airlock.mjs');
 const run = promisify(execFile);
 
 export interface ChaosOptions {
@@ -103,62 +101,6 @@ function rng(seed: number): () => number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-interface Child {
-  proc: ChildProcess;
-  output(): string;
-}
-
-async function spawnServer(env: Record<string, string>, timeoutMs = 30_000): Promise<Child> {
-  const proc = spawn(process.execPath, [BIN, 'serve'], {
-    cwd: ROOT,
-    env: { ...process.env, AIRLOCK_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const keep = (d: Buffer) => {
-    out = (out + d).slice(-200_000);
-  };
-  proc.stdout!.on('data', keep);
-  proc.stderr!.on('data', keep);
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`airlock did not start:\n${out}`)), timeoutMs);
-    const check = () => {
-      if (out.includes('"msg":"Airlock is listening"')) {
-        clearTimeout(timer);
-        proc.stdout!.off('data', check);
-        proc.off('exit', onExit);
-        resolve();
-      }
-    };
-    const onExit = (code: number | null) => {
-      clearTimeout(timer);
-      reject(new Error(`airlock exited with ${code} before listening:\n${out}`));
-    };
-    proc.stdout!.on('data', check);
-    proc.once('exit', onExit);
-  });
-  return { proc, output: () => out };
-}
-
-async function kill(child: Child, signal: NodeJS.Signals): Promise<void> {
-  if (child.proc.exitCode !== null || child.proc.signalCode !== null) return;
-  const exited = new Promise((r) => child.proc.once('exit', r));
-  child.proc.kill(signal);
-  await exited;
-}
-
 async function createDatabase(adminUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `airlock_chaos_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
@@ -223,7 +165,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     ...(database ? { DATABASE_URL: database.url } : { AIRLOCK_DATA: join(dir, 'airlock.db') }),
   };
   const problems: string[] = [];
-  let server: Child | null = null;
+  let server: ServeProcess | null = null;
   try {
     // Credentials are made before the first start, straight in the store, as `airlock keys create` does.
     const setup = await openStore(loadConfig({ ...env, AIRLOCK_LOG_LEVEL: 'silent' }));
@@ -241,7 +183,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     // A refund takes a moment upstream, which widens the window in which a kill lands inside dispatch.
     const calm = { delayMs: 25, pathPrefix: '/v1/refunds' };
     sandbox.setFaults(calm);
-    server = await spawnServer(env);
+    server = await spawnServe({ env, port, outputLimit: 200_000 });
     const base = `http://127.0.0.1:${port}`;
     const direct = new Stripe('sk_test_direct', { host: '127.0.0.1', port: sandbox.port, protocol: 'http' });
 
@@ -386,10 +328,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       await sleep(gap * (0.4 + random() * 1.2));
       if (upstreamInFlight > 0) killsDuringUpstreamWrite++;
       if (reviewsInFlight > 0) killsDuringReview++;
-      await kill(server, 'SIGKILL');
+      await server.stop('SIGKILL');
       kills++;
       log(`kill ${kills}/${opts.kills} at ${((Date.now() - started) / 1000).toFixed(1)}s`);
-      server = await spawnServer(env);
+      server = await spawnServe({ env, port, outputLimit: 200_000 });
       restarts++;
     }
     const left = opts.seconds * 1000 - (Date.now() - started);
@@ -413,7 +355,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       await sleep(200);
     }
     const drainSeconds = (Date.now() - drainStarted) / 1000;
-    await kill(server, 'SIGTERM');
+    await server.stop('SIGTERM');
     server = null;
 
     // --- the checks ---------------------------------------------------------------------------------------------
@@ -539,7 +481,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       problems,
     };
   } finally {
-    if (server) await kill(server, 'SIGKILL');
+    if (server) await server.stop('SIGKILL');
     await sandbox.close();
     await database?.drop();
     rmSync(dir, { recursive: true, force: true });

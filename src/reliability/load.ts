@@ -1,6 +1,5 @@
 // Many concurrent agents of mixed traffic against a real `airlock serve` process: errors, latency per kind of call,
 // memory at start and end, and afterwards the same end-state checks as the chaos loop (nothing lost, nothing twice).
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import { Agent, request } from 'undici';
 import { createAgentKey, createReviewer } from '../auth/credentials.ts';
 import { openSqliteStore } from '../store/sqlite.ts';
 import { startSandbox } from '../stripe/sandbox/index.ts';
+import { spawnServe } from './serve-process.ts';
 
 export interface LoadOptions {
   agents: number;
@@ -34,17 +34,6 @@ export interface LoadReport {
   ledgerOk: boolean;
 }
 
-const ROOT = join(import.meta.dirname, '..', '..');
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
 function quantile(sorted: number[], q: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : 0;
 }
@@ -66,36 +55,12 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   const reviewerToken = (await createReviewer(store, 'load-reviewer@example.com')).token;
   await store.close();
 
-  const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [join(ROOT, 'bin', 'airlock.mjs'), 'serve'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      PORT: String(port),
-      AIRLOCK_DATA: data,
-      STRIPE_API_BASE: sandbox.url,
-      AIRLOCK_LOG_LEVEL: 'warn',
-      AIRLOCK_RATE_LIMIT_PER_MINUTE: '1000000',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => {
-    out += d;
-  });
-  child.stderr!.on('data', (d) => {
-    out += d;
-  });
-  const url = `http://127.0.0.1:${port}`;
   // Logs stay at warn (reads are logged at info); readiness is asked instead of read from the log.
-  for (let i = 0; ; i++) {
-    const ready = await fetch(`${url}/readyz`)
-      .then((r) => r.ok)
-      .catch(() => false);
-    if (ready) break;
-    if (i > 300 || child.exitCode !== null) throw new Error(`airlock did not start:\n${out}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const server = await spawnServe({
+    ready: 'readyz',
+    env: { AIRLOCK_DATA: data, STRIPE_API_BASE: sandbox.url, AIRLOCK_LOG_LEVEL: 'warn' },
+  });
+  const url = server.url;
 
   const dispatcher = new Agent({ connections: Math.max(16, opts.agents) });
   const direct = {
@@ -191,8 +156,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     await new Promise((r) => setTimeout(r, 250));
   }
   const rssEndMb = await rssMb(url);
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
+  await server.stop();
   await dispatcher.close();
 
   // End state: every completed refund action has exactly one tagged refund upstream, and nothing else was made.

@@ -2,12 +2,12 @@
 // again, and a small tmpfs that can be filled until SQLite gets SQLITE_FULL. Both need root (we run as root here).
 import { execFile, execFileSync } from 'node:child_process';
 import { chownSync, closeSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import Stripe from 'stripe';
+import { freePort } from '../../src/reliability/serve-process.ts';
 
 const run = promisify(execFile);
 const PG_BIN = process.env['AIRLOCK_PG_BIN'] ?? '/usr/lib/postgresql/15/bin';
@@ -24,18 +24,6 @@ export function privatePostgresProblem(): string | null {
     return 'there is no postgres user to run the cluster as';
   }
   return null;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export interface PrivatePostgres {
