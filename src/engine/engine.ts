@@ -465,9 +465,12 @@ export class Engine {
         if (decided.callback_url && isSettledAction(decided)) await enqueueCallback(tx, decided, at);
       });
     } catch (err) {
-      // Two identical retries raced: the unique scope let one in; answer the other with it.
+      // Two identical retries raced: the unique scope let one in; answer the other with it. On PostgreSQL the
+      // failed insert aborted any transaction it ran in, so another connection reads; on SQLite the transaction
+      // stays usable, and the root store would wait for the connection it holds.
       if (scope && isUniqueViolation(err)) {
-        const existing = await this.store.findActionByScope(scope);
+        const reader = store.dialect === 'sqlite' ? store : this.store;
+        const existing = await reader.findActionByScope(scope);
         if (existing)
           return { action: this.#checkRepeat(existing, hash, sub.idempotencyKey!), created: false };
       }

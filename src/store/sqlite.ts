@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import {
@@ -11,6 +11,7 @@ import {
   SqliteDriver,
   type SqliteStatement,
 } from 'kysely';
+import type { WalSync } from './group-commit.ts';
 import { migrateToLatest } from './migrations.ts';
 import type { Database } from './schema.ts';
 import { Store } from './store.ts';
@@ -64,7 +65,7 @@ function cachingDatabase(db: BetterSqlite3.Database): SqliteDatabase {
 export async function openSqliteStore(file: string, opts: { migrate?: boolean } = {}): Promise<Store> {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
   const raw = new BetterSqlite3(file);
-  raw.pragma('journal_mode = WAL');
+  const wal = raw.pragma('journal_mode = WAL', { simple: true }) === 'wal';
   // FULL: a decision must survive power loss before its upstream call is made.
   // AIRLOCK_SQLITE_SYNCHRONOUS=normal trades that power-loss guarantee for speed; process crashes stay safe.
   const fullSync = process.env['AIRLOCK_SQLITE_SYNCHRONOUS'] !== 'normal';
@@ -75,5 +76,36 @@ export async function openSqliteStore(file: string, opts: { migrate?: boolean } 
     dialect: new ImmediateSqliteDialect({ database: cachingDatabase(raw) }),
   });
   if (opts.migrate ?? true) await migrateToLatest(db as Kysely<unknown>, 'sqlite');
-  return new Store(db, 'sqlite', null, fullSync);
+  return new Store(
+    db,
+    'sqlite',
+    null,
+    fullSync,
+    wal ? walSyncer(`${raw.name}-wal`) : null,
+  );
+}
+
+/**
+ * fdatasync of the WAL on libuv's thread pool. The descriptor is opened on first use (the -wal file exists once
+ * the first write has happened) and kept: SQLite removes the file only when the last connection closes, and this
+ * process holds one for as long as the store is open.
+ */
+function walSyncer(path: string): WalSync {
+  let fd: number | null = null;
+  return {
+    sync: () =>
+      new Promise<void>((resolve, reject) => {
+        try {
+          fd ??= openSync(path, 'r');
+        } catch (err) {
+          reject(err);
+          return;
+        }
+        fdatasync(fd, (err) => (err ? reject(err) : resolve()));
+      }),
+    close() {
+      if (fd !== null) closeSync(fd);
+      fd = null;
+    },
+  };
 }

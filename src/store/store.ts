@@ -3,7 +3,7 @@ import { type Compilable, CompiledQuery, type Kysely, type Selectable, sql, type
 import { StoreUnavailable } from '../errors.ts';
 import { sha256Hex } from '../ids.ts';
 import { canonicalJson } from '../stripe/params.ts';
-import { GroupCommit } from './group-commit.ts';
+import { GroupCommit, type WalSync } from './group-commit.ts';
 import { type Dialect, GENESIS_HASH } from './migrations.ts';
 import type { ActionsTable, ApprovalsTable, Database, LedgerTable } from './schema.ts';
 
@@ -54,9 +54,6 @@ const LEDGER_COLUMNS = [
   'hash',
 ] as const satisfies readonly (keyof LedgerRow)[];
 
-// Per-agent queues for serializeAgent on SQLite, where every Store in the process shares one file.
-const agentQueues = new Map<string, Promise<void>>();
-
 export interface ListActionsQuery {
   status?: string | undefined;
   agentId?: string | undefined;
@@ -86,6 +83,8 @@ export class Store {
     readonly signals: StoreSignals | null = null,
     /** SQLite opened with synchronous=FULL, the default; relaxed commits then drop to NORMAL one at a time. */
     readonly fullSync = true,
+    /** SQLite file stores: fdatasync of the WAL, so durable commits wait for it off the event loop. */
+    syncWal: WalSync | null = null,
   ) {
     // One SQLite connection serialises every write anyway; sharing commits between them saves the fsyncs.
     this.#group =
@@ -95,6 +94,7 @@ export class Store {
             fullSync,
             asStoreError,
             (trx) => new Store(trx, dialect, signals, fullSync),
+            syncWal,
           )
         : null;
   }
@@ -149,6 +149,7 @@ export class Store {
   async close(): Promise<void> {
     await this.signals?.close();
     await this.db.destroy();
+    await this.#group?.close();
   }
 
   // --- coordination between instances ---------------------------------------------------------------------------
@@ -166,31 +167,17 @@ export class Store {
   }
 
   /**
-   * Runs fn while no other decision for this agent runs, on any instance: on PostgreSQL inside a transaction
-   * holding the agent's advisory lock (fn's writes commit with it); on SQLite, one process, under an in-process
-   * lock, fn opening its own transaction.
+   * Runs fn while no other decision for this agent runs, on any instance, inside one transaction whose writes
+   * commit with it. On PostgreSQL the transaction holds the agent's advisory lock. On SQLite it is a job of the
+   * group commit: one process owns the file, and the jobs run one at a time on its one connection, each seeing
+   * what the jobs before it wrote. So an agent's next decision may join the same batch as its last one instead of
+   * waiting for that batch's commit, which it would do behind a lock of its own.
    */
   async serializeAgent<T>(agentId: string, fn: (store: Store) => Promise<T>): Promise<T> {
-    if (this.dialect === 'postgres') {
-      return this.transaction(async (tx) => {
-        await tx.lockAgent(agentId);
-        return fn(tx);
-      });
-    }
-    const previous = agentQueues.get(agentId) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((r) => {
-      release = r;
+    return this.transaction(async (tx) => {
+      if (this.dialect === 'postgres') await tx.lockAgent(agentId);
+      return fn(tx);
     });
-    const tail = previous.then(() => mine);
-    agentQueues.set(agentId, tail);
-    await previous;
-    try {
-      return await fn(this);
-    } finally {
-      release();
-      if (agentQueues.get(agentId) === tail) agentQueues.delete(agentId);
-    }
   }
 
   /** Inside a transaction: tells every instance, on commit, that the action can be dispatched. */
@@ -302,7 +289,7 @@ export class Store {
   // --- actions --------------------------------------------------------------------------------------------------
 
   /** Runs a query of a known shape with `parameters` in the order Kysely would bind them. */
-  async #shaped<R>(shape: string, build: () => Compilable<R>, parameters: unknown[]): Promise<R[]> {
+  async shaped<R>(shape: string, build: () => Compilable<R>, parameters: unknown[]): Promise<R[]> {
     const key = `${this.dialect}:${shape}`;
     let text = shapes.get(key);
     if (text === undefined) {
@@ -320,7 +307,7 @@ export class Store {
   async insertAction(row: ActionRow): Promise<void> {
     // Kysely leaves undefined values out of the statement; so does the shape.
     const columns = (Object.keys(row) as (keyof ActionRow)[]).filter((c) => row[c] !== undefined);
-    await this.#shaped(
+    await this.shaped(
       `insert actions ${columns.join(',')}`,
       () => this.db.insertInto('actions').values(row),
       columns.map((c) => row[c]),
@@ -342,7 +329,7 @@ export class Store {
   }
 
   async findActionByScope(scope: string): Promise<ActionRow | undefined> {
-    const rows = await this.#shaped(
+    const rows = await this.shaped(
       'select action by scope',
       () => this.db.selectFrom('actions').selectAll().where('idempotency_scope', '=', scope),
       [scope],
@@ -368,7 +355,7 @@ export class Store {
     patch: Partial<ActionRow>,
   ): Promise<ActionRow | undefined> {
     const columns = (Object.keys(patch) as (keyof ActionRow)[]).filter((c) => patch[c] !== undefined);
-    const rows = await this.#shaped(
+    const rows = await this.shaped(
       `update action from ${columns.join(',')}`,
       () =>
         this.db
@@ -537,7 +524,7 @@ export class Store {
       rows.push({ ...row, prev_hash: head.hash, hash });
       head = { seq: row.seq, hash };
     }
-    await this.#shaped(
+    await this.shaped(
       `insert ledger x${rows.length}`,
       () => this.db.insertInto('ledger').values(rows),
       rows.flatMap((r) => LEDGER_COLUMNS.map((c) => r[c])),

@@ -28,17 +28,27 @@ export interface VelocityTotal {
  * scan of one covering index from migration 0003_policy.
  */
 export async function velocityTotal(store: Store, q: VelocityQuery): Promise<VelocityTotal> {
-  let query = store.db
-    .selectFrom('actions')
-    .select((eb) => [eb.fn.countAll().as('n'), eb.fn.sum('amount_usd').as('usd')])
-    .where('created_at', '>=', q.since)
-    .where('created_at', '<=', q.until)
-    .where('status', 'in', COUNTED_STATUSES);
-  if (q.scope === 'agent') query = query.where('agent_id', '=', q.subject);
-  else if (q.scope === 'customer') query = query.where('customer', '=', q.subject);
-  query = q.kinds === 'writes' ? query.where('read', '=', 0) : query.where('kind', 'in', q.kinds);
-  if (q.excludeId) query = query.where('id', '!=', q.excludeId);
-  const row = await query.executeTakeFirst();
+  const build = () => {
+    let query = store.db
+      .selectFrom('actions')
+      .select((eb) => [eb.fn.countAll().as('n'), eb.fn.sum('amount_usd').as('usd')])
+      .where('created_at', '>=', q.since)
+      .where('created_at', '<=', q.until)
+      .where('status', 'in', COUNTED_STATUSES);
+    if (q.scope === 'agent') query = query.where('agent_id', '=', q.subject);
+    else if (q.scope === 'customer') query = query.where('customer', '=', q.subject);
+    query = q.kinds === 'writes' ? query.where('read', '=', 0) : query.where('kind', 'in', q.kinds);
+    if (q.excludeId) query = query.where('id', '!=', q.excludeId);
+    return query;
+  };
+  // Every decision runs a few of these: built and compiled once per shape, not per call.
+  const shape = `velocity ${q.scope} ${q.kinds === 'writes' ? 'writes' : q.kinds.length} ${q.excludeId ? 'excluding' : 'all'}`;
+  const parameters: unknown[] = [q.since, q.until, ...COUNTED_STATUSES];
+  if (q.scope !== 'account') parameters.push(q.subject);
+  if (q.kinds === 'writes') parameters.push(0);
+  else parameters.push(...q.kinds);
+  if (q.excludeId) parameters.push(q.excludeId);
+  const [row] = await store.shaped<{ n: unknown; usd: unknown }>(shape, build, parameters);
   // PostgreSQL returns count(*) as a bigint string.
   return { count: Number(row?.n ?? 0), usd: Math.round(Number(row?.usd ?? 0) * 100) / 100 };
 }
@@ -49,15 +59,19 @@ export async function reviewVotes(
   agentId: string,
   since: string,
 ): Promise<{ rejected: number; decided: number }> {
-  const row = await store.db
-    .selectFrom('approvals')
-    .select((eb) => [
-      eb.fn.countAll().as('decided'),
-      eb.fn.sum(eb.case().when('decision', '=', 'reject').then(1).else(0).end()).as('rejected'),
-    ])
-    .where('agent_id', '=', agentId)
-    .where('at', '>=', since)
-    .executeTakeFirst();
+  const [row] = await store.shaped<{ rejected: unknown; decided: unknown }>(
+    'review votes',
+    () =>
+      store.db
+        .selectFrom('approvals')
+        .select((eb) => [
+          eb.fn.countAll().as('decided'),
+          eb.fn.sum(eb.case().when('decision', '=', 'reject').then(1).else(0).end()).as('rejected'),
+        ])
+        .where('agent_id', '=', agentId)
+        .where('at', '>=', since),
+    ['reject', agentId, since],
+  );
   // PostgreSQL returns count(*) and sum() as bigint strings.
   return { rejected: Number(row?.rejected ?? 0), decided: Number(row?.decided ?? 0) };
 }

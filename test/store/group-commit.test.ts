@@ -1,6 +1,7 @@
 // The SQLite group commit (src/store/group-commit.ts), reached the way the engine reaches it: Store.transaction on
 // a store opened by openSqliteStore. Physical commits are counted from the WAL file itself.
 import { readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -8,7 +9,7 @@ import { verifyLedger } from '../../src/engine/ledger.ts';
 import { StoreUnavailable } from '../../src/errors.ts';
 import { newId } from '../../src/ids.ts';
 import { openSqliteStore } from '../../src/store/sqlite.ts';
-import type { Store } from '../../src/store/store.ts';
+import { Store } from '../../src/store/store.ts';
 import { openTestStore, type TestStore } from './databases.ts';
 
 /**
@@ -303,5 +304,109 @@ describe('SQLite group commit: durable and relaxed batches', () => {
     expect(names.map((r) => r.name)).toEqual(['durable', 'relaxed-1', 'relaxed-2']);
     // The connection is back at FULL for whatever comes next.
     expect(await synchronousLevel(store)).toBe(2);
+  });
+});
+
+describe('SQLite group commit with the WAL synced off the event loop (file store)', () => {
+  let t: TestStore;
+  let reader: Database.Database;
+  const committed = (name: string): boolean =>
+    reader.prepare('select 1 from agents where name = ?').get(name) !== undefined;
+
+  beforeEach(async () => {
+    t = await openTestStore('sqlite');
+    reader = new Database(t.location, { readonly: true });
+  });
+  afterEach(async () => {
+    reader?.close();
+    await t?.cleanup();
+  });
+
+  const writeAndLevel = (name: string) => async (tx: Store) => {
+    await addAgent(tx, name);
+    return synchronousLevel(tx);
+  };
+
+  it('commits every batch at synchronous=NORMAL, durable ones included, and leaves the connection at FULL', async () => {
+    const levels = await Promise.all([
+      t.store.transaction(writeAndLevel('n-durable')),
+      t.store.transaction(writeAndLevel('n-relaxed'), {
+        durable: false,
+      }),
+    ]);
+    expect(levels).toEqual([1, 1]);
+    expect(await synchronousLevel(t.store)).toBe(2);
+    expect(committed('n-durable') && committed('n-relaxed')).toBe(true);
+  });
+
+  /**
+   * A store on the same file whose WAL sync, a real fdatasync of the -wal file, waits until the test lets it run
+   * (or fails it, standing in for the disk reporting an I/O error, which cannot be caused here).
+   */
+  function heldSync() {
+    const calls: { release: () => void; fail: (err: Error) => void }[] = [];
+    const syncWal = {
+      async sync() {
+        await new Promise<void>((release, fail) => calls.push({ release, fail }));
+        const wal = await open(`${t.location}-wal`, 'r');
+        await wal.datasync().finally(() => wal.close());
+      },
+      close() {},
+    };
+    return { store: new Store(t.store.db, 'sqlite', null, true, syncWal), calls };
+  }
+  const turn = () => new Promise((r) => setImmediate(r));
+
+  it('acknowledges a durable transaction only after a WAL fdatasync that began after its commit, a relaxed one at commit', async () => {
+    const { store, calls } = heldSync();
+    const acked: string[] = [];
+    const durable = store.transaction((tx) => addAgent(tx, 'h-durable')).then(() => acked.push('durable'));
+    const relaxed = store
+      .transaction((tx) => addAgent(tx, 'h-relaxed'), { durable: false })
+      .then(() => acked.push('relaxed'));
+    await relaxed;
+    for (let i = 0; i < 5; i++) await turn();
+    // Both are committed; only the relaxed one is acknowledged while the sync is held.
+    expect(committed('h-durable') && committed('h-relaxed')).toBe(true);
+    expect(calls).toHaveLength(1);
+    expect(acked).toEqual(['relaxed']);
+    calls[0]!.release();
+    await durable;
+    expect(acked).toEqual(['relaxed', 'durable']);
+  });
+
+  it('acknowledges a transaction committed while an fdatasync runs only after the next one', async () => {
+    const { store, calls } = heldSync();
+    const acked: string[] = [];
+    const first = store.transaction((tx) => addAgent(tx, 'first')).then(() => acked.push('first'));
+    while (calls.length < 1) await turn();
+    const second = store.transaction((tx) => addAgent(tx, 'second')).then(() => acked.push('second'));
+    for (let i = 0; i < 5; i++) await turn();
+    expect(committed('second')).toBe(true);
+    calls[0]!.release();
+    await first;
+    for (let i = 0; i < 5; i++) await turn();
+    // The first sync began before the second commit, so it cannot vouch for it.
+    expect(acked).toEqual(['first']);
+    expect(calls).toHaveLength(2);
+    calls[1]!.release();
+    await second;
+    expect(acked).toEqual(['first', 'second']);
+  });
+
+  it('refuses every write after an fdatasync fails, and rejects what waited for it with store_unavailable', async () => {
+    const { store, calls } = heldSync();
+    const waiting = store
+      .transaction((tx) => addAgent(tx, 'waiting'))
+      .catch((e: { code?: string }) => e.code);
+    while (calls.length < 1) await turn();
+    calls[0]!.fail(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    expect(await waiting).toBe('store_unavailable');
+    const later = await store
+      .transaction((tx) => addAgent(tx, 'later'))
+      .catch((e: Error & { code?: string }) => e);
+    expect((later as { code?: string }).code).toBe('store_unavailable');
+    expect((later as Error).message).toMatch(/same Idempotency-Key/);
+    expect(committed('later')).toBe(false);
   });
 });
