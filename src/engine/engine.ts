@@ -12,6 +12,7 @@ import {
 import { parseVelocityName } from '../policy/velocity.ts';
 import { FreezeCache, frozenReason } from '../reliability/freeze.ts';
 import type { ActionRow, LedgerEventInput, Store } from '../store/store.ts';
+import type { VelocityTotals } from '../store/velocity.ts';
 import { type Classification, classify, statedFacts } from '../stripe/classify.ts';
 import type { FactSource } from '../stripe/lookups.ts';
 import { canonicalJson, type Params } from '../stripe/params.ts';
@@ -113,6 +114,8 @@ export interface AttributeContext {
   store: Store;
   /** An action already stored that must not count towards its own velocity windows (re-evaluation after changes). */
   excludeId?: string | null;
+  /** The velocity totals this decision has read so far (the risk score reads a window the policy may name too). */
+  velocityTotals?: VelocityTotals;
 }
 
 /**
@@ -260,6 +263,7 @@ export class Engine {
     );
     let attributes: Record<string, AttrValue> = base;
     const riskFactors: { name: string; points: number }[] = [];
+    const velocityTotals: VelocityTotals = new Map();
     for (const resolver of this.resolvers) {
       const extra = await resolver.resolve({
         submission: sub,
@@ -269,6 +273,7 @@ export class Engine {
         now,
         store,
         excludeId: opts.excludeId ?? null,
+        velocityTotals,
       });
       attributes = { ...attributes, ...extra.attributes };
       if (extra.riskFactors) riskFactors.push(...extra.riskFactors);

@@ -53,6 +53,25 @@ export async function velocityTotal(store: Store, q: VelocityQuery): Promise<Vel
   return { count: Number(row?.n ?? 0), usd: Math.round(Number(row?.usd ?? 0) * 100) / 100 };
 }
 
+/** One decision's velocity totals, so resolvers asking for the same window share one query. */
+export type VelocityTotals = Map<string, Promise<VelocityTotal>>;
+
+/** velocityTotal, answered from `totals` when another resolver of the same decision already asked for it. */
+export function sharedVelocityTotal(
+  totals: VelocityTotals | undefined,
+  store: Store,
+  q: VelocityQuery,
+): Promise<VelocityTotal> {
+  if (!totals) return velocityTotal(store, q);
+  const key = JSON.stringify([q.scope, q.subject, q.kinds, q.since, q.until, q.excludeId ?? null]);
+  let total = totals.get(key);
+  if (!total) {
+    total = velocityTotal(store, q);
+    totals.set(key, total);
+  }
+  return total;
+}
+
 /** Reviewer votes on one agent's actions cast since `since`: a range of one index, the agent's votes only. */
 export async function reviewVotes(
   store: Store,

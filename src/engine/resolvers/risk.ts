@@ -1,6 +1,6 @@
 import type { AttrValue } from '../../policy/index.ts';
 import { type RiskInput, riskScore } from '../../policy/risk.ts';
-import { reviewVotes, velocityTotal } from '../../store/velocity.ts';
+import { reviewVotes, sharedVelocityTotal } from '../../store/velocity.ts';
 import type { AttributeResolver } from '../engine.ts';
 import type { ResolveContext } from './velocity.ts';
 
@@ -25,7 +25,7 @@ export class RiskResolver implements AttributeResolver {
     let agentKind: { count: number; usd: number } | null = null;
     let reviews: { rejected: number; decided: number } | null = null;
     if (agentId) {
-      agentKind = await velocityTotal(ctx.store, {
+      agentKind = await sharedVelocityTotal(ctx.velocityTotals, ctx.store, {
         scope: 'agent',
         subject: agentId,
         kinds: [c.kind],

@@ -1,6 +1,6 @@
 import type { AttrValue } from '../../policy/index.ts';
 import { parseVelocityName, type VelocitySpec } from '../../policy/velocity.ts';
-import { velocityTotal } from '../../store/velocity.ts';
+import { sharedVelocityTotal } from '../../store/velocity.ts';
 import type { AttributeContext, AttributeResolver } from '../engine.ts';
 
 /** Simulation re-decides stored actions, which must not count themselves. */
@@ -37,7 +37,7 @@ export class VelocityResolver implements AttributeResolver {
       const spec = specs[0]!;
       const subject = subjectOf(ctx, spec);
       if (subject === undefined) continue;
-      const total = await velocityTotal(ctx.store, {
+      const total = await sharedVelocityTotal(ctx.velocityTotals, ctx.store, {
         scope: spec.scope,
         subject,
         kinds:
