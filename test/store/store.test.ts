@@ -148,7 +148,7 @@ for (const dialect of DIALECTS) {
     it(
       dialect === 'postgres'
         ? 'runs one agent’s serialised sections one at a time across instances, other agents alongside'
-        : 'runs serialised sections one at a time across connections, each seeing what the one before wrote',
+        : 'runs serialised sections one at a time, every agent’s, each seeing what the one before wrote',
       async () => {
         const spans: { who: string; start: number; end: number; seen: number }[] = [];
         const section = (s: Store, agentId: string, who: string) =>
