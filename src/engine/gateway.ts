@@ -75,8 +75,9 @@ export class Gateway {
 
     // Reads the policy allows go straight through; they are logged, not held in the action store.
     if (classification.read && (await this.engine.evaluate(submission)).decision.outcome === 'allow') {
-      // Reads write nothing, so only a reachable store is asked for (a full SQLite disk still serves them).
-      if (this.options.outageReads === 'refuse') await this.engine.store.ping();
+      // Reads write nothing, so only a reachable store is asked for (a full SQLite disk still serves them). Under
+      // traffic the last transaction vouches for it; an idle store is pinged.
+      if (this.options.outageReads === 'refuse') await this.engine.store.ensureReachable();
       const response = await this.upstream.send({
         method,
         path,

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { type Compilable, CompiledQuery, type Kysely, type Selectable, sql, type Transaction } from 'kysely';
-import { StoreUnavailable } from '../errors.ts';
+import { AirlockError, StoreUnavailable } from '../errors.ts';
 import { sha256Hex } from '../ids.ts';
 import { canonicalJson } from '../stripe/params.ts';
 import { GroupCommit, type WalSync } from './group-commit.ts';
@@ -117,8 +117,19 @@ export class Store {
    */
   async transaction<T>(fn: (tx: Store) => Promise<T>, opts: { durable?: boolean } = {}): Promise<T> {
     if (this.db.isTransaction) return fn(this);
-    if (this.#group) return this.#group.run(fn, opts.durable !== false);
-    if (opts.durable === false) return this.#relaxedTransaction(fn);
+    try {
+      const result = await this.#transaction(fn, opts.durable !== false);
+      this.#answeredAt = performance.now();
+      return result;
+    } catch (err) {
+      if (err instanceof AirlockError && err.code === 'store_unavailable') this.#answeredAt = 0;
+      throw err;
+    }
+  }
+
+  async #transaction<T>(fn: (tx: Store) => Promise<T>, durable: boolean): Promise<T> {
+    if (this.#group) return this.#group.run(fn, durable);
+    if (!durable) return this.#relaxedTransaction(fn);
     try {
       return await this.db
         .transaction()
@@ -201,9 +212,23 @@ export class Store {
   async ping(): Promise<void> {
     try {
       await sql`select 1`.execute(this.db);
+      this.#answeredAt = performance.now();
     } catch (err) {
+      this.#answeredAt = 0;
       throw new StoreUnavailable(err);
     }
+  }
+
+  /** When the store last completed a ping or a transaction (performance.now()); 0 once one failed. */
+  #answeredAt = 0;
+
+  /**
+   * Throws StoreUnavailable unless the store can be reached: known from a ping or transaction that succeeded in
+   * the last `maxAgeMs` and none failing since, or else by a ping. Under traffic this costs no round trip.
+   */
+  async ensureReachable(maxAgeMs = 250): Promise<void> {
+    if (this.#answeredAt > 0 && performance.now() - this.#answeredAt < maxAgeMs) return;
+    await this.ping();
   }
 
   // --- agents and reviewers (credential look-ups, which check expiry and revocation, are in auth/) --------------
