@@ -15,6 +15,7 @@ import { policyResolvers } from '../src/engine/resolvers/index.ts';
 import { parsePolicy } from '../src/policy/index.ts';
 import { openSqliteStore } from '../src/store/sqlite.ts';
 import { classify } from '../src/stripe/classify.ts';
+import { rng } from './seed.ts';
 
 const { values } = parseArgs({
   options: {
@@ -50,16 +51,6 @@ const POLICY = parsePolicy(
 `,
   'bench.yaml',
 );
-
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function seed(file: string, total: number): void {
   const db = new BetterSqlite3(file);

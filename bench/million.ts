@@ -34,6 +34,7 @@ import { GENESIS_HASH } from '../src/store/migrations.ts';
 import { openSqliteStore } from '../src/store/sqlite.ts';
 import { ledgerHash } from '../src/store/store.ts';
 import { velocityTotal } from '../src/store/velocity.ts';
+import { rng } from './seed.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 export const CACHE_DIR = join(ROOT, 'bench', '.cache');
@@ -74,16 +75,6 @@ export interface MillionStore {
   busiestAgent: string;
   builtSeconds: number | null;
   bytes: number;
-}
-
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The schema's identity: the names of the migrations a fresh store applies. */

@@ -48,50 +48,47 @@ export class Metrics implements DispatchObserver, CallbackObserver {
   ) {
     const registers = [this.registry];
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
-    this.decisions = new Counter({
-      name: 'airlock_decisions_total',
-      help: 'Policy decisions on new actions, by outcome (allow, review, block) and kind',
-      labelNames: ['outcome', 'kind'],
-      registers,
-    });
-    this.reviewWait = new Histogram({
-      name: 'airlock_review_wait_seconds',
-      help: 'Time an action spent awaiting review, by how the hold ended',
-      labelNames: ['outcome'],
-      buckets: REVIEW_BUCKETS,
-      registers,
-    });
-    this.dispatchDuration = new Histogram({
-      name: 'airlock_dispatch_duration_seconds',
-      help: 'Duration of each upstream attempt, by mode (stripe, http) and result (ok, http_error, network, uncertain)',
-      labelNames: ['mode', 'result'],
-      buckets: DISPATCH_BUCKETS,
-      registers,
-    });
-    this.dispatchErrors = new Counter({
-      name: 'airlock_dispatch_errors_total',
-      help: 'Upstream attempts that did not succeed, by mode and reason (http_error, network, uncertain)',
-      labelNames: ['mode', 'reason'],
-      registers,
-    });
-    this.upstreamResponses = new Counter({
-      name: 'airlock_upstream_responses_total',
-      help: 'Upstream answers to dispatched actions, by mode and HTTP status code',
-      labelNames: ['mode', 'code'],
-      registers,
-    });
-    this.callbacks = new Counter({
-      name: 'airlock_callback_deliveries_total',
-      help: 'Callback delivery attempts, by result (delivered, failed, gave_up)',
-      labelNames: ['result'],
-      registers,
-    });
-    this.settled = new Counter({
-      name: 'airlock_actions_settled_total',
-      help: 'Actions this instance saw reach a final status (completed, failed, blocked, rejected, expired, cancelled, approved for decide-only)',
-      labelNames: ['status'],
-      registers,
-    });
+    const counter = <L extends string>(name: string, help: string, labelNames: L[]) =>
+      new Counter({ name, help, labelNames, registers });
+    const histogram = <L extends string>(name: string, help: string, labelNames: L[], buckets: number[]) =>
+      new Histogram({ name, help, labelNames, buckets, registers });
+    this.decisions = counter(
+      'airlock_decisions_total',
+      'Policy decisions on new actions, by outcome (allow, review, block) and kind',
+      ['outcome', 'kind'],
+    );
+    this.reviewWait = histogram(
+      'airlock_review_wait_seconds',
+      'Time an action spent awaiting review, by how the hold ended',
+      ['outcome'],
+      REVIEW_BUCKETS,
+    );
+    this.dispatchDuration = histogram(
+      'airlock_dispatch_duration_seconds',
+      'Duration of each upstream attempt, by mode (stripe, http) and result (ok, http_error, network, uncertain)',
+      ['mode', 'result'],
+      DISPATCH_BUCKETS,
+    );
+    this.dispatchErrors = counter(
+      'airlock_dispatch_errors_total',
+      'Upstream attempts that did not succeed, by mode and reason (http_error, network, uncertain)',
+      ['mode', 'reason'],
+    );
+    this.upstreamResponses = counter(
+      'airlock_upstream_responses_total',
+      'Upstream answers to dispatched actions, by mode and HTTP status code',
+      ['mode', 'code'],
+    );
+    this.callbacks = counter(
+      'airlock_callback_deliveries_total',
+      'Callback delivery attempts, by result (delivered, failed, gave_up)',
+      ['result'],
+    );
+    this.settled = counter(
+      'airlock_actions_settled_total',
+      'Actions this instance saw reach a final status (completed, failed, blocked, rejected, expired, cancelled, approved for decide-only)',
+      ['status'],
+    );
     const store = engine.store;
     new Gauge({
       name: 'airlock_actions',
