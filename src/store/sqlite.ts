@@ -76,13 +76,7 @@ export async function openSqliteStore(file: string, opts: { migrate?: boolean } 
     dialect: new ImmediateSqliteDialect({ database: cachingDatabase(raw) }),
   });
   if (opts.migrate ?? true) await migrateToLatest(db as Kysely<unknown>, 'sqlite');
-  return new Store(
-    db,
-    'sqlite',
-    null,
-    fullSync,
-    wal ? walSyncer(`${raw.name}-wal`) : null,
-  );
+  return new Store(db, 'sqlite', null, fullSync, wal ? walSyncer(`${raw.name}-wal`) : null);
 }
 
 /**
