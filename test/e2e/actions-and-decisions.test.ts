@@ -1,10 +1,8 @@
 // The SafeFetch-, Cheqpoint- and Axiru-style surfaces: wrap any HTTP call, ask first, and signed callbacks.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Receiver, startReceiver } from '../helpers/receiver.ts';
-import { type Stack, startStack, tempDir } from '../helpers/stack.ts';
+import { ACTIONS_POLICY, type Stack, startStackWithPolicy, until } from '../helpers/stack.ts';
 
 const SECRET = 'whsec_test_0123456789abcdef';
 let stack: Stack;
@@ -25,21 +23,7 @@ beforeAll(async () => {
   upstream = await startReceiver();
   other = await startReceiver();
   hooks = await startReceiver();
-  const dir = tempDir();
-  const policy = join(dir, 'policy.yaml');
-  writeFileSync(
-    policy,
-    [
-      'default: review',
-      'rules:',
-      `  - "Allow if :kind: = 'order.lookup'"`,
-      `  - "Allow if :kind: = 'refund.create' and :amount_in_usd: <= 500"`,
-      `  - "Review if :kind: = 'refund.create' and :amount_in_usd: > 500"`,
-      `  - "Block if :kind: = 'payout.create'"`,
-    ].join('\n'),
-  );
-  stack = await startStack({
-    AIRLOCK_POLICY: policy,
+  stack = await startStackWithPolicy(ACTIONS_POLICY, {
     AIRLOCK_HTTP_UPSTREAMS: JSON.stringify([
       { host: '127.0.0.1', allow_private: true, headers: { authorization: 'Bearer upstream-secret-token' } },
       { host: 'localhost', allow_private: false },
@@ -62,16 +46,6 @@ afterAll(async () => {
 
 function asAgent(path: string, body: unknown, method = 'POST') {
   return stack.api(path, { method, body, token: stack.agentKey });
-}
-
-async function waitFor<T>(fn: () => T | undefined, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('actions API (SafeFetch-style)', () => {
@@ -106,7 +80,7 @@ describe('actions API (SafeFetch-style)', () => {
     expect(calls[0]!.headers['authorization']).toBe('Bearer upstream-secret-token');
     expect(JSON.stringify(done)).not.toContain('upstream-secret-token');
 
-    const hook = await waitFor(() => hooks.received.find((h) => h.body.includes(id)));
+    const hook = await until(() => hooks.received.find((h) => h.body.includes(id)));
     expect(verify(hook.headers['airlock-signature'] as string, hook.body)).toBe(true);
     const event = JSON.parse(hook.body);
     expect(event.type).toBe('action.completed');
@@ -254,7 +228,7 @@ describe('decisions API (Cheqpoint- and Axiru-style)', () => {
     expect(decided.modified_details).toEqual({ amount: 40000 });
     expect(decided.decision_note).toBe('half now, half after the return');
     expect(decided.intent.amount).toBe(40000);
-    const hook = await waitFor(() => hooks.received.find((h) => h.body.includes(asked.body.id)));
+    const hook = await until(() => hooks.received.find((h) => h.body.includes(asked.body.id)));
     expect(JSON.parse(hook.body).type).toBe('decision.approved');
     expect(verify(hook.headers['airlock-signature'] as string, hook.body)).toBe(true);
   });
@@ -291,7 +265,7 @@ describe('callback delivery', () => {
         intent: { kind: 'refund.create', amount: 1000, currency: 'usd' },
         callback_url: `${flaky.url}/hook`,
       });
-      await waitFor(() => (flaky.received.length >= 4 ? true : undefined));
+      await until(() => (flaky.received.length >= 4 ? true : undefined));
       await new Promise((r) => setTimeout(r, 200));
       expect(flaky.received).toHaveLength(4);
       const ids = new Set(flaky.received.map((r) => r.headers['airlock-event-id']));

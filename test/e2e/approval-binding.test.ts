@@ -1,11 +1,10 @@
 // Guarantee 3: an approval is bound to the exact request. Changing the request after the decision, outside the
 // engine, must stop it from executing; a reviewer's change makes earlier approvals stop counting.
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReviewer } from '../../src/auth/credentials.ts';
-import { charge, rejection, type Stack, startStack, tempDir } from '../helpers/stack.ts';
+import { charge, rejection, type Stack, startStack, startStackWithPolicy } from '../helpers/stack.ts';
 
 describe('a request edited in the database after approval', () => {
   let stack: Stack;
@@ -41,18 +40,12 @@ describe('approvals of an earlier version', () => {
   let stack: Stack;
   let second: string;
   beforeAll(async () => {
-    const dir = tempDir();
-    const policy = join(dir, 'policy.yaml');
-    writeFileSync(
-      policy,
-      [
-        'default: review',
-        'rules:',
-        `  - rule: "Review if :kind: = 'refund.create'"`,
-        '    approvals: 2',
-      ].join('\n'),
-    );
-    stack = await startStack({ AIRLOCK_POLICY: policy });
+    stack = await startStackWithPolicy([
+      'default: review',
+      'rules:',
+      `  - rule: "Review if :kind: = 'refund.create'"`,
+      '    approvals: 2',
+    ]);
     second = (await createReviewer(stack.airlock.store, 'second@example.com')).token;
   });
   afterAll(async () => {

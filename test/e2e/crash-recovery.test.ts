@@ -1,24 +1,19 @@
 // Guarantee 2 under a crash: the server is SIGKILLed after Stripe has acted but before Airlock heard the answer.
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type Sandbox, startSandbox } from '../../src/stripe/sandbox/index.ts';
+import type { Sandbox } from '../../src/stripe/sandbox/index.ts';
+import { credentialsFromCli, prepareServe } from '../helpers/operator.ts';
 import { cli, type ServerProcess, spawnAirlock, stopProcess } from '../helpers/process.ts';
-import { rejection, stripeAt, tempDir } from '../helpers/stack.ts';
+import { rejection, stripeAt } from '../helpers/stack.ts';
 
 let sandbox: Sandbox;
-let dir: string;
 let env: Record<string, string>;
 const servers: ServerProcess[] = [];
 
 beforeAll(async () => {
-  sandbox = await startSandbox();
-  dir = tempDir();
-  env = {
-    AIRLOCK_DATA: join(dir, 'airlock.db'),
-    STRIPE_API_BASE: sandbox.url,
+  ({ sandbox, env } = await prepareServe({
     AIRLOCK_DISPATCH_POLL_MS: '100',
     AIRLOCK_DISPATCH_BACKOFF_MS: '20',
-  };
+  }));
 });
 
 afterAll(async () => {
@@ -27,11 +22,10 @@ afterAll(async () => {
 });
 
 it('executes an approved refund exactly once when the server is SIGKILLed between approval and the upstream answer', async () => {
-  const agentKey = JSON.parse((await cli(['keys', 'create', '--agent', 'crash-bot', '--json'], env)).stdout)
-    .key as string;
-  const reviewer = JSON.parse(
-    (await cli(['reviewers', 'create', '--email', 'ops@example.com', '--json'], env)).stdout,
-  ).token as string;
+  const { agentKey, reviewerToken: reviewer } = await credentialsFromCli(env, {
+    agent: 'crash-bot',
+    reviewer: 'ops@example.com',
+  });
   const first = await spawnAirlock(env);
   servers.push(first);
 

@@ -1,13 +1,12 @@
 // Guarantee 7 in the review dashboard: no page a reviewer can open (queue, receipts, search, overview, freeze, the
 // live event stream, the signed email link pages) shows the Stripe key, an agent key, a reviewer token, the callback
 // signing secret, an upstream credential, the SMTP password or the session cookie.
-import type { AddressInfo } from 'node:net';
-import { type ParsedMail, simpleParser } from 'mailparser';
-import { SMTPServer } from 'smtp-server';
+import type { ParsedMail } from 'mailparser';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createAgentKey, createReviewer } from '../../src/auth/credentials.ts';
 import { hashPassword } from '../../src/auth/password.ts';
 import { type Receiver, startReceiver } from '../helpers/receiver.ts';
+import { type Mailbox, startMailbox } from '../helpers/smtp.ts';
 import { rejection, stripeAt } from '../helpers/stack.ts';
 import { FormClient, PASSWORD, type ReviewStack, startReviewStack } from '../review/helpers.ts';
 
@@ -17,39 +16,19 @@ const UPSTREAM_CREDENTIAL = 'Bearer UPSTREAMhttpCredential0123456789';
 const SMTP_USER = 'airlock-mailer';
 const SMTP_PASS = 'SMTPpasswordValue0123456789';
 
-let smtp: SMTPServer;
-const inbox: ParsedMail[] = [];
-let smtpLogins = 0;
+let smtp: Mailbox;
 let upstream: Receiver;
 let hooks: Receiver;
 let stack: ReviewStack;
 
 beforeAll(async () => {
-  smtp = new SMTPServer({
-    disabledCommands: ['STARTTLS'],
-    allowInsecureAuth: true,
-    onAuth(auth, _session, callback) {
-      if (auth.username === SMTP_USER && auth.password === SMTP_PASS) {
-        smtpLogins++;
-        callback(null, { user: auth.username });
-      } else callback(new Error('bad credentials'));
-    },
-    onData(stream, _session, callback) {
-      simpleParser(stream)
-        .then((mail) => {
-          inbox.push(mail);
-          callback();
-        })
-        .catch(callback);
-    },
-  });
-  await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
+  smtp = await startMailbox({ user: SMTP_USER, pass: SMTP_PASS });
   upstream = await startReceiver();
   hooks = await startReceiver();
   stack = await startReviewStack({
     STRIPE_SECRET_KEY: STRIPE_KEY,
     SMTP_HOST: '127.0.0.1',
-    SMTP_PORT: String((smtp.server.address() as AddressInfo).port),
+    SMTP_PORT: String(smtp.port),
     SMTP_USER,
     SMTP_PASS,
     SMTP_FROM: 'Airlock <airlock@example.com>',
@@ -66,7 +45,7 @@ afterAll(async () => {
   await stack?.close();
   await upstream?.close();
   await hooks?.close();
-  await new Promise<void>((resolve) => smtp.close(() => resolve()));
+  await smtp.close();
 });
 
 async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
@@ -169,11 +148,13 @@ it('shows no key, token, signing secret, upstream credential, SMTP password or s
 
   // The email to the admin for the third hold: open both links, decide with one.
   await until(
-    () => inbox.some((m) => m.subject?.includes(heldByLink) && JSON.stringify(m.to).includes('admin@')),
+    () => smtp.inbox.some((m) => m.subject?.includes(heldByLink) && JSON.stringify(m.to).includes('admin@')),
     'the review email',
   );
-  expect(smtpLogins).toBeGreaterThan(0); // the mailer did log in with the password under test
-  const mail = inbox.find((m) => m.subject?.includes(heldByLink) && JSON.stringify(m.to).includes('admin@'))!;
+  expect(smtp.logins).toBeGreaterThan(0); // the mailer did log in with the password under test
+  const mail = smtp.inbox.find(
+    (m) => m.subject?.includes(heldByLink) && JSON.stringify(m.to).includes('admin@'),
+  )!;
   const links = linksIn(mail);
   expect(links).toHaveLength(2);
   const linkTokens = links.map((l) => l.split('/').pop()!);

@@ -2,9 +2,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type Sandbox, startSandbox } from '../../src/stripe/sandbox/index.ts';
-import { cli, type ServerProcess, spawnAirlock, stopProcess } from '../helpers/process.ts';
-import { rejection, stripeAt, tempDir } from '../helpers/stack.ts';
+import type { Sandbox } from '../../src/stripe/sandbox/index.ts';
+import { credentialsFromCli, prepareServe } from '../helpers/operator.ts';
+import { type ServerProcess, spawnAirlock, stopProcess } from '../helpers/process.ts';
+import { rejection, stripeAt } from '../helpers/stack.ts';
 
 const UPSTREAM_KEY = 'sk_test_UPSTREAMsecretValue0123456789';
 let sandbox: Sandbox;
@@ -13,13 +14,7 @@ let dir: string;
 let env: Record<string, string>;
 
 beforeAll(async () => {
-  sandbox = await startSandbox();
-  dir = tempDir();
-  env = {
-    AIRLOCK_DATA: join(dir, 'airlock.db'),
-    STRIPE_API_BASE: sandbox.url,
-    STRIPE_SECRET_KEY: UPSTREAM_KEY,
-  };
+  ({ sandbox, dir, env } = await prepareServe({ STRIPE_SECRET_KEY: UPSTREAM_KEY }));
 });
 afterAll(async () => {
   if (server) await stopProcess(server, 'SIGKILL');
@@ -27,11 +22,10 @@ afterAll(async () => {
 });
 
 it('keeps the upstream key, agent keys and reviewer tokens out of the database, the logs and every answer', async () => {
-  const agentKey = JSON.parse((await cli(['keys', 'create', '--agent', 'bot', '--json'], env)).stdout)
-    .key as string;
-  const token = JSON.parse(
-    (await cli(['reviewers', 'create', '--email', 'a@example.com', '--json'], env)).stdout,
-  ).token as string;
+  const { agentKey, reviewerToken: token } = await credentialsFromCli(env, {
+    agent: 'bot',
+    reviewer: 'a@example.com',
+  });
   server = await spawnAirlock({ ...env, AIRLOCK_LOG_LEVEL: 'debug' });
   const agent = stripeAt(agentKey, server.port);
   const direct = stripeAt('sk_test_direct', sandbox.port);

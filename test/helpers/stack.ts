@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -36,7 +36,34 @@ export function stripeAt(key: string, port: number, maxNetworkRetries = 0): Stri
 
 /** A real Airlock server on a real SQLite file in front of a real sandbox, on ephemeral ports. */
 export async function startStack(env: Record<string, string> = {}, clock?: Clock): Promise<Stack> {
+  return startStackIn(tempDir(), env, clock);
+}
+
+/** A stack under the policy given as YAML lines, kept in the stack's folder so `close()` removes it too. */
+export async function startStackWithPolicy(
+  policy: readonly string[],
+  env: Record<string, string> = {},
+): Promise<Stack> {
   const dir = tempDir();
+  const file = join(dir, 'policy.yaml');
+  writeFileSync(file, policy.join('\n'));
+  return startStackIn(dir, { AIRLOCK_POLICY: file, ...env });
+}
+
+/**
+ * The policy the tests of the action and decision APIs run under, over HTTP and through the SDK: lookups pass,
+ * refunds pass up to $500 and wait for review above it, payouts are blocked, anything else waits for review.
+ */
+export const ACTIONS_POLICY: readonly string[] = [
+  'default: review',
+  'rules:',
+  `  - "Allow if :kind: = 'order.lookup'"`,
+  `  - "Allow if :kind: = 'refund.create' and :amount_in_usd: <= 500"`,
+  `  - "Review if :kind: = 'refund.create' and :amount_in_usd: > 500"`,
+  `  - "Block if :kind: = 'payout.create'"`,
+];
+
+async function startStackIn(dir: string, env: Record<string, string>, clock?: Clock): Promise<Stack> {
   const sandbox = await startSandbox();
   const config = loadConfig(
     {
@@ -93,6 +120,17 @@ export async function rejection(p: Promise<unknown>): Promise<any> {
     throw new Error(`expected a rejection, got ${JSON.stringify(value)}`);
   } catch (err) {
     return err;
+  }
+}
+
+/** Polls `fn` every 20 ms until it gives something other than undefined, and returns that; throws after `ms`. */
+export async function until<T>(fn: () => T | undefined, ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
   }
 }
 

@@ -1,8 +1,6 @@
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Receiver, startReceiver } from '../helpers/receiver.ts';
-import { charge, rejection, type Stack, startStack, tempDir } from '../helpers/stack.ts';
+import { charge, rejection, type Stack, startStack, startStackWithPolicy } from '../helpers/stack.ts';
 
 /** The value of one sample in a Prometheus text exposition, or undefined when the series is absent. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -40,24 +38,20 @@ describe('metrics after a known workload', () => {
   beforeAll(async () => {
     hooks = await startReceiver();
     hooks.respond = (_r, n) => (n === 1 ? { status: 500 } : { status: 200 });
-    const dir = tempDir();
-    const policy = join(dir, 'policy.yaml');
-    writeFileSync(
-      policy,
+    stack = await startStackWithPolicy(
       [
         'default: review',
         'rules:',
         `  - "Allow if :kind: = 'refund.create' and :amount_in_usd: <= 500"`,
         `  - "Review if :kind: = 'refund.create' and :amount_in_usd: > 500"`,
         `  - "Block if :kind: = 'payout.create'"`,
-      ].join('\n'),
+      ],
+      {
+        AIRLOCK_CALLBACK_ALLOW_PRIVATE: 'true',
+        AIRLOCK_CALLBACK_BACKOFF_MS: '20',
+        AIRLOCK_CALLBACK_POLL_MS: '20',
+      },
     );
-    stack = await startStack({
-      AIRLOCK_POLICY: policy,
-      AIRLOCK_CALLBACK_ALLOW_PRIVATE: 'true',
-      AIRLOCK_CALLBACK_BACKOFF_MS: '20',
-      AIRLOCK_CALLBACK_POLL_MS: '20',
-    });
     const agent = stack.agent;
 
     // Two allowed refunds (Stripe answers one 200 and one 402), three held, one blocked payout.

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuleError } from '../../src/policy/errors.ts';
 import { PolicyError, parsePolicy, parseRule } from '../../src/policy/index.ts';
 import { encodeForm, ParamError, type Params, parseForm, parseQuery } from '../../src/stripe/params.ts';
+import { everyUpstreamWriteIsLedgered } from '../helpers/ledger.ts';
 import { type Stack, startStack } from '../helpers/stack.ts';
 
 // Counted by every property below, for docs/RELIABILITY.md.
@@ -202,20 +203,6 @@ describe('the HTTP surfaces', () => {
     await stack.close();
   });
 
-  /** After any number of requests: every write Stripe saw is an action the store holds, with its key. */
-  async function everyUpstreamWriteIsLedgered(): Promise<number> {
-    let writes = 0;
-    for (const r of stack.sandbox.requests()) {
-      if (r.method === 'GET' || r.idempotencyKey?.startsWith('seed-')) continue;
-      writes++;
-      const id = r.idempotencyKey?.replace(/^airlock-/, '') ?? '';
-      const action = await stack.airlock.store.getAction(id);
-      expect(action, `${r.method} ${r.path} reached Stripe with key ${r.idempotencyKey}`).toBeDefined();
-      expect(['pending', 'completed', 'failed']).toContain(action!.status);
-    }
-    return writes;
-  }
-
   const segment = fc.oneof(
     fc.stringMatching(/^[a-z_]{1,12}$/),
     fc.constantFrom(
@@ -277,7 +264,7 @@ describe('the HTTP surfaces', () => {
       }),
       { numRuns: RUNS },
     );
-    await everyUpstreamWriteIsLedgered();
+    await everyUpstreamWriteIsLedgered(stack);
   }, 120_000);
 
   it('answers any form body sent to money-moving endpoints without a 5xx or an unledgered write', async () => {
@@ -322,7 +309,7 @@ describe('the HTTP surfaces', () => {
       ),
       { numRuns: RUNS },
     );
-    expect(await everyUpstreamWriteIsLedgered()).toBeGreaterThan(0);
+    expect(await everyUpstreamWriteIsLedgered(stack)).toBeGreaterThan(0);
   }, 120_000);
 
   it('answers any JSON sent to the actions, decisions and review APIs without a 5xx', async () => {
@@ -384,6 +371,6 @@ describe('the HTTP surfaces', () => {
       }),
       { numRuns: RUNS },
     );
-    await everyUpstreamWriteIsLedgered();
+    await everyUpstreamWriteIsLedgered(stack);
   }, 120_000);
 });

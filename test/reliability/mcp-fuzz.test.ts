@@ -11,6 +11,7 @@ import { type CallToolResult, McpError } from '@modelcontextprotocol/sdk/types.j
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOOLS } from '../../src/mcp/tools.ts';
+import { everyUpstreamWriteIsLedgered } from '../helpers/ledger.ts';
 import { type Stack, startStack } from '../helpers/stack.ts';
 
 const RUNS = Number(process.env['AIRLOCK_FUZZ_RUNS'] ?? 300);
@@ -260,20 +261,6 @@ async function callAndCheck(
   }
 }
 
-/** Every write Stripe received belongs to an action the store holds, sent under that action's key. */
-async function everyUpstreamWriteIsLedgered(): Promise<number> {
-  let writes = 0;
-  for (const r of stack.sandbox.requests()) {
-    if (r.method === 'GET' || r.idempotencyKey?.startsWith('seed-')) continue;
-    writes++;
-    const id = r.idempotencyKey?.replace(/^airlock-/, '') ?? '';
-    const action = await stack.airlock.store.getAction(id);
-    expect(action, `${r.method} ${r.path} reached Stripe with key ${r.idempotencyKey}`).toBeDefined();
-    expect(['pending', 'completed', 'failed']).toContain(action!.status);
-  }
-  return writes;
-}
-
 describe('MCP tools under generated arguments', () => {
   it('the client sees exactly the tools Airlock defines, so the fuzzing below covers all of them', async () => {
     const { tools } = await client.listTools();
@@ -322,7 +309,7 @@ describe('MCP tools under generated arguments', () => {
     // Still answering, and nothing went upstream unrecorded.
     expect((await client.listTools()).tools.length).toBe(TOOLS.length);
     expect((await fetch(`${stack.airlock.url}/readyz`)).status).toBe(200);
-    const writes = await everyUpstreamWriteIsLedgered();
+    const writes = await everyUpstreamWriteIsLedgered(stack);
     console.log(`MCP fuzz: ${writes} writes upstream, each held by the ledger`);
     // Writes did go upstream (allowed refunds), so the check above had something to check.
     expect(writes).toBeGreaterThan(0);
@@ -383,6 +370,6 @@ describe('MCP tools under generated arguments', () => {
       { numRuns: RUNS },
     );
     expect((await client.listTools()).tools.length).toBe(TOOLS.length);
-    await everyUpstreamWriteIsLedgered();
+    await everyUpstreamWriteIsLedgered(stack);
   }, 120_000);
 });

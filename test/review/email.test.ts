@@ -1,34 +1,20 @@
 // Review email through a real SMTP server run in the test, and its signed links opened in real Chromium.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type ParsedMail, simpleParser } from 'mailparser';
+import type { ParsedMail } from 'mailparser';
 import type { Browser } from 'playwright-core';
-import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Mailbox, startMailbox } from '../helpers/smtp.ts';
 import { FormClient, launchChromium, type ReviewStack, startReviewStack } from './helpers.ts';
 
-let smtp: SMTPServer;
-const inbox: ParsedMail[] = [];
+let smtp: Mailbox;
 let slack: Server;
 const slackPosts: { text: string }[] = [];
 let stack: ReviewStack;
 let browser: Browser;
 
 beforeAll(async () => {
-  smtp = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    onData(stream, _session, callback) {
-      simpleParser(stream)
-        .then((mail) => {
-          inbox.push(mail);
-          callback();
-        })
-        .catch(callback);
-    },
-  });
-  await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
-  const smtpPort = (smtp.server.address() as AddressInfo).port;
+  smtp = await startMailbox();
 
   slack = createServer((req, res) => {
     let body = '';
@@ -45,7 +31,7 @@ beforeAll(async () => {
 
   stack = await startReviewStack({
     SMTP_HOST: '127.0.0.1',
-    SMTP_PORT: String(smtpPort),
+    SMTP_PORT: String(smtp.port),
     SMTP_FROM: 'Airlock <airlock@example.com>',
     SLACK_WEBHOOK_URL: `http://127.0.0.1:${slackPort}/hook`,
   });
@@ -55,14 +41,14 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await stack?.close();
-  await new Promise<void>((resolve) => smtp.close(() => resolve()));
+  await smtp.close();
   await new Promise<void>((resolve) => slack.close(() => resolve()));
 });
 
 async function mailsFor(actionId: string, count: number): Promise<ParsedMail[]> {
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const found = inbox.filter((m) => m.subject?.includes(actionId));
+    const found = smtp.inbox.filter((m) => m.subject?.includes(actionId));
     if (found.length >= count || Date.now() > deadline) return found;
     await new Promise((r) => setTimeout(r, 25));
   }

@@ -1,102 +1,78 @@
 // The kill switch in the dashboard, in real Chromium (Debian's package, driven by playwright-core), against a real
 // Airlock on a real SQLite file: an admin freezes an agent and the official `stripe` client then gets the frozen
 // answer; reviewers outside the admins group neither see the switch nor can press it.
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { createAgentKey, createReviewer } from '../../src/auth/credentials.ts';
 import { hashPassword } from '../../src/auth/password.ts';
+import { useDashboard } from '../helpers/dashboard.ts';
 import { rejection, stripeAt } from '../helpers/stack.ts';
-import {
-  FormClient,
-  launchChromium,
-  logIn,
-  PASSWORD,
-  type ReviewStack,
-  startReviewStack,
-} from './helpers.ts';
+import { FormClient, logIn, PASSWORD } from './helpers.ts';
 
-let stack: ReviewStack;
-let browser: Browser;
-let context: BrowserContext;
-let page: Page;
-let base: string;
-
-beforeAll(async () => {
-  stack = await startReviewStack();
-  base = stack.airlock.url;
+const ui = useDashboard(async (stack) => {
   await createReviewer(stack.airlock.store, 'ops@example.com', {
     passwordHash: await hashPassword(PASSWORD),
     groups: ['admins'],
   });
-  browser = await launchChromium();
-}, 60_000);
-afterAll(async () => {
-  await browser?.close();
-  await stack?.close();
-});
-beforeEach(async () => {
-  context = await browser.newContext();
-  page = await context.newPage();
-});
-afterEach(async () => {
-  await context.close();
 });
 
 async function chargeOf(amount: number): Promise<string> {
-  return (await stack.direct.charges.create({ amount, currency: 'usd', source: 'tok_visa' })).id;
+  return (await ui.stack.direct.charges.create({ amount, currency: 'usd', source: 'tok_visa' })).id;
 }
 
 it('an admin freezes one agent from the dashboard: its refund gets the frozen answer until unfrozen', async () => {
-  await logIn(page, base, 'ops@example.com');
-  await Promise.all([page.waitForURL(/\/review\/freeze$/), page.click('#nav-freeze')]);
-  await expect(page.textContent('h1')).resolves.toBe('Kill switch');
-  await expect(page.textContent('table.freezes tbody')).resolves.toContain('Nothing is frozen.');
+  await logIn(ui.page, ui.base, 'ops@example.com');
+  await Promise.all([ui.page.waitForURL(/\/review\/freeze$/), ui.page.click('#nav-freeze')]);
+  await expect(ui.page.textContent('h1')).resolves.toBe('Kill switch');
+  await expect(ui.page.textContent('table.freezes tbody')).resolves.toContain('Nothing is frozen.');
 
-  await page.selectOption('#freeze-form select[name=agent]', 'support-bot');
-  await page.fill('#freeze-form input[name=reason]', 'incident 9');
-  await Promise.all([page.waitForURL(/notice=frozen/), page.click('#freeze')]);
-  await expect(page.textContent('.notice.ok')).resolves.toContain('Frozen.');
-  const row = page.locator('tr.freeze[data-agent="support-bot"]');
+  await ui.page.selectOption('#freeze-form select[name=agent]', 'support-bot');
+  await ui.page.fill('#freeze-form input[name=reason]', 'incident 9');
+  await Promise.all([ui.page.waitForURL(/notice=frozen/), ui.page.click('#freeze')]);
+  await expect(ui.page.textContent('.notice.ok')).resolves.toContain('Frozen.');
+  const row = ui.page.locator('tr.freeze[data-agent="support-bot"]');
   await expect(row.textContent()).resolves.toContain('incident 9');
 
   // $100 is under the policy's $500 line: only the freeze stands in its way.
   const ch = await chargeOf(50_000);
-  const err = await rejection(stack.agent.refunds.create({ charge: ch, amount: 10_000 }));
+  const err = await rejection(ui.stack.agent.refunds.create({ charge: ch, amount: 10_000 }));
   expect(err.type).toBe('StripePermissionError');
   expect(err.statusCode).toBe(403);
   expect(err.code).toBe('action_blocked');
   expect(err.message).toContain('money-out is frozen for this agent (incident 9)');
-  expect(stack.refundsFor(ch)).toHaveLength(0);
+  expect(ui.stack.refundsFor(ch)).toHaveLength(0);
   // Another agent is not frozen.
-  const other = stripeAt((await createAgentKey(stack.airlock.store, 'other-bot')).key, stack.airlock.port);
+  const other = stripeAt(
+    (await createAgentKey(ui.stack.airlock.store, 'other-bot')).key,
+    ui.stack.airlock.port,
+  );
   expect((await other.refunds.create({ charge: ch, amount: 5_000 })).status).toBe('succeeded');
 
-  await Promise.all([page.waitForURL(/notice=unfrozen/), row.locator('button.unfreeze').click()]);
-  await expect(page.textContent('table.freezes tbody')).resolves.toContain('Nothing is frozen.');
-  const refund = await stack.agent.refunds.create({ charge: ch, amount: 10_000 });
+  await Promise.all([ui.page.waitForURL(/notice=unfrozen/), row.locator('button.unfreeze').click()]);
+  await expect(ui.page.textContent('table.freezes tbody')).resolves.toContain('Nothing is frozen.');
+  const refund = await ui.stack.agent.refunds.create({ charge: ch, amount: 10_000 });
   expect(refund.status).toBe('succeeded');
-  expect(stack.refundsFor(ch)).toHaveLength(2);
+  expect(ui.stack.refundsFor(ch)).toHaveLength(2);
 });
 
 it('an admin freezes every agent from the dashboard, and the ledger names the admin', async () => {
-  await logIn(page, base, 'ops@example.com');
-  await page.goto(`${base}/review/freeze`);
-  await page.selectOption('#freeze-form select[name=agent]', '');
-  await Promise.all([page.waitForURL(/notice=frozen/), page.click('#freeze')]);
-  await expect(page.textContent('tr.freeze[data-agent=""]')).resolves.toContain('Every agent');
+  await logIn(ui.page, ui.base, 'ops@example.com');
+  await ui.page.goto(`${ui.base}/review/freeze`);
+  await ui.page.selectOption('#freeze-form select[name=agent]', '');
+  await Promise.all([ui.page.waitForURL(/notice=frozen/), ui.page.click('#freeze')]);
+  await expect(ui.page.textContent('tr.freeze[data-agent=""]')).resolves.toContain('Every agent');
 
   const ch = await chargeOf(20_000);
-  const err = await rejection(stack.agent.refunds.create({ charge: ch, amount: 1_000 }));
+  const err = await rejection(ui.stack.agent.refunds.create({ charge: ch, amount: 1_000 }));
   expect(err.code).toBe('action_blocked');
   expect(err.message).toContain('money-out is frozen for every agent');
-  expect(stack.refundsFor(ch)).toHaveLength(0);
+  expect(ui.stack.refundsFor(ch)).toHaveLength(0);
 
   await Promise.all([
-    page.waitForURL(/notice=unfrozen/),
-    page.locator('tr.freeze[data-agent=""] button.unfreeze').click(),
+    ui.page.waitForURL(/notice=unfrozen/),
+    ui.page.locator('tr.freeze[data-agent=""] button.unfreeze').click(),
   ]);
-  expect((await stack.agent.refunds.create({ charge: ch, amount: 1_000 })).status).toBe('succeeded');
-  const events = await stack.airlock.store.db
+  expect((await ui.stack.agent.refunds.create({ charge: ch, amount: 1_000 })).status).toBe('succeeded');
+  const events = await ui.stack.airlock.store.db
     .selectFrom('ledger')
     .select(['type', 'actor'])
     .where('type', 'like', 'freeze.%')
@@ -109,25 +85,25 @@ it('an admin freezes every agent from the dashboard, and the ledger names the ad
 });
 
 it('a reviewer outside the admins group sees no kill switch, gets 403 on the page and on a valid POST', async () => {
-  await logIn(page, base, 'carol@example.com');
-  expect(await page.locator('#nav-freeze').count()).toBe(0);
-  const res = await page.goto(`${base}/review/freeze`);
+  await logIn(ui.page, ui.base, 'carol@example.com');
+  expect(await ui.page.locator('#nav-freeze').count()).toBe(0);
+  const res = await ui.page.goto(`${ui.base}/review/freeze`);
   expect(res?.status()).toBe(403);
-  await expect(page.textContent('h1')).resolves.toBe('Admins only');
+  await expect(ui.page.textContent('h1')).resolves.toBe('Admins only');
 
   // Even with her own valid session and CSRF token, the freeze is refused and nothing is frozen.
-  const client = new FormClient(base);
+  const client = new FormClient(ui.base);
   expect(await client.logIn('carol@example.com')).toBe(303);
   const post = await client.request('/review/freeze', {
     form: { _csrf: await client.csrf(), agent: 'support-bot', reason: 'not mine to press' },
   });
   expect(post.status).toBe(403);
   const ch = await chargeOf(20_000);
-  expect((await stack.agent.refunds.create({ charge: ch, amount: 1_000 })).status).toBe('succeeded');
+  expect((await ui.stack.agent.refunds.create({ charge: ch, amount: 1_000 })).status).toBe('succeeded');
 });
 
 it('refuses an admin’s freeze posted from another site', async () => {
-  const client = new FormClient(base);
+  const client = new FormClient(ui.base);
   expect(await client.logIn('ops@example.com')).toBe(303);
   const post = await client.request('/review/freeze', {
     form: { _csrf: await client.csrf(), agent: '' },
@@ -136,5 +112,5 @@ it('refuses an admin’s freeze posted from another site', async () => {
   expect(post.status).toBe(403);
   expect(post.text).toContain('posted from another site');
   const ch = await chargeOf(20_000);
-  expect((await stack.agent.refunds.create({ charge: ch, amount: 1_000 })).status).toBe('succeeded');
+  expect((await ui.stack.agent.refunds.create({ charge: ch, amount: 1_000 })).status).toBe('succeeded');
 });

@@ -1,6 +1,4 @@
 // The SDK, imported through its package entry (`airlock/sdk`), against a real Airlock server.
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   AirlockApiError,
   AirlockClient,
@@ -11,7 +9,7 @@ import {
 } from 'airlock/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Receiver, startReceiver } from '../helpers/receiver.ts';
-import { rejection, type Stack, startStack, tempDir } from '../helpers/stack.ts';
+import { ACTIONS_POLICY, rejection, type Stack, startStackWithPolicy, until } from '../helpers/stack.ts';
 
 const SECRET = 'whsec_sdk_test_0123456789abcdef';
 let stack: Stack;
@@ -20,33 +18,10 @@ let hooks: Receiver;
 let agent: AirlockClient;
 let reviewer: AirlockClient;
 
-async function until<T>(fn: () => T | undefined, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 beforeAll(async () => {
   upstream = await startReceiver();
   hooks = await startReceiver();
-  const policy = join(tempDir(), 'policy.yaml');
-  writeFileSync(
-    policy,
-    [
-      'default: review',
-      'rules:',
-      `  - "Allow if :kind: = 'order.lookup'"`,
-      `  - "Allow if :kind: = 'refund.create' and :amount_in_usd: <= 500"`,
-      `  - "Review if :kind: = 'refund.create' and :amount_in_usd: > 500"`,
-      `  - "Block if :kind: = 'payout.create'"`,
-    ].join('\n'),
-  );
-  stack = await startStack({
-    AIRLOCK_POLICY: policy,
+  stack = await startStackWithPolicy(ACTIONS_POLICY, {
     AIRLOCK_HTTP_UPSTREAMS: JSON.stringify([{ host: '127.0.0.1', allow_private: true }]),
     AIRLOCK_CALLBACK_SECRET: SECRET,
     AIRLOCK_CALLBACK_ALLOW_PRIVATE: 'true',
