@@ -335,7 +335,7 @@ export class Engine {
   /** Whether a request repeats an earlier one's Idempotency-Key (and so needs no look-ups of its own). */
   async #repeatOf(sub: Submission): Promise<boolean> {
     const scope = idempotencyScope(sub);
-    return scope !== null && (await this.store.findActionByScope(scope)) !== undefined;
+    return scope !== null && (await this.store.hasActionWithScope(scope));
   }
 
   async #submit(

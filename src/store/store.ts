@@ -362,6 +362,16 @@ export class Store {
     return rows[0];
   }
 
+  /** Whether an action holds this idempotency scope: read from the unique index alone. */
+  async hasActionWithScope(scope: string): Promise<boolean> {
+    const rows = await this.shaped(
+      'action id by scope',
+      () => this.db.selectFrom('actions').select('id').where('idempotency_scope', '=', scope),
+      [scope],
+    );
+    return rows.length > 0;
+  }
+
   /** The guarded update behind every transition: it changes nothing unless the row is still in `from`. */
   async updateActionFrom(id: string, from: string, patch: Partial<ActionRow>): Promise<boolean> {
     const res = await this.db
