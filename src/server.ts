@@ -79,7 +79,7 @@ export function createLogger(
 /** PostgreSQL when DATABASE_URL is set, else the SQLite file. Pending migrations run unless migrate is false. */
 export async function openStore(
   config: Config,
-  opts: { log?: Logger; migrate?: boolean } = {},
+  opts: { log?: Logger; migrate?: boolean; serving?: boolean } = {},
 ): Promise<Store> {
   if (config.database_url) {
     return openPostgresStore(config.database_url, {
@@ -87,7 +87,10 @@ export async function openStore(
       onError: (err) => opts.log?.warn({ err }, 'PostgreSQL connection error'),
     });
   }
-  return openSqliteStore(config.data, { migrate: opts.migrate ?? true });
+  return openSqliteStore(config.data, {
+    migrate: opts.migrate ?? true,
+    backgroundCheckpoints: opts.serving ?? false,
+  });
 }
 
 export interface StartOptions {
@@ -101,7 +104,7 @@ export async function startAirlock(
   options: StartOptions = {},
 ): Promise<RunningAirlock> {
   const policy = loadPolicyFile(config.policy);
-  const store = await openStore(config, { log });
+  const store = await openStore(config, { log, serving: true });
   let sandbox: Sandbox | null = null;
   let upstream: StripeUpstream;
   try {

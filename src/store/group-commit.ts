@@ -5,7 +5,7 @@ import type { Database } from './schema.ts';
 /** Makes every committed WAL frame durable: an fdatasync of the -wal file, off the event loop. */
 export interface WalSync {
   sync(): Promise<void>;
-  close(): void;
+  close(): void | Promise<void>;
 }
 
 /** What a batch needs of the transaction-bound store its jobs share: the ledger head carried from job to job. */
@@ -182,7 +182,7 @@ export class GroupCommit<S extends BatchStore> {
   /** After the store's last batch: waits for a sync in flight, then closes the WAL's descriptor. */
   async close(): Promise<void> {
     while (this.#syncing) await new Promise<void>((r) => setImmediate(r));
-    this.syncWal?.close();
+    await this.syncWal?.close();
   }
 
   get #asyncSync(): boolean {

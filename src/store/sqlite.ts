@@ -1,5 +1,7 @@
 import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
 import {
   CompiledQuery,
@@ -62,7 +64,17 @@ function cachingDatabase(db: BetterSqlite3.Database): SqliteDatabase {
   };
 }
 
-export async function openSqliteStore(file: string, opts: { migrate?: boolean } = {}): Promise<Store> {
+export interface SqliteOptions {
+  migrate?: boolean;
+  /**
+   * Checkpoint the WAL from a worker thread's own connection, so the server's event loop never copies pages into
+   * the database file (and fsyncs it) inside some request's commit. For `airlock serve`; short-lived CLI commands
+   * leave it to SQLite.
+   */
+  backgroundCheckpoints?: boolean;
+}
+
+export async function openSqliteStore(file: string, opts: SqliteOptions = {}): Promise<Store> {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
   const raw = new BetterSqlite3(file);
   const wal = raw.pragma('journal_mode = WAL', { simple: true }) === 'wal';
@@ -76,7 +88,58 @@ export async function openSqliteStore(file: string, opts: { migrate?: boolean } 
     dialect: new ImmediateSqliteDialect({ database: cachingDatabase(raw) }),
   });
   if (opts.migrate ?? true) await migrateToLatest(db as Kysely<unknown>, 'sqlite');
-  return new Store(db, 'sqlite', null, fullSync, wal ? walSyncer(`${raw.name}-wal`) : null);
+  let checkpointer: Checkpointer | null = null;
+  if (wal && opts.backgroundCheckpoints) {
+    // Left as a backstop should the worker stall: at 40 MB of WAL this connection checkpoints itself.
+    raw.pragma('wal_autocheckpoint = 10000');
+    checkpointer = startCheckpointer(raw.name);
+  }
+  return new Store(db, 'sqlite', null, fullSync, wal ? walSyncer(`${raw.name}-wal`, checkpointer) : null);
+}
+
+const CHECKPOINT_EVERY_MS = 500;
+
+// CommonJS, evaluated in the worker: its own connection runs a PASSIVE checkpoint (which never blocks writers)
+// every CHECKPOINT_EVERY_MS until told to stop.
+const CHECKPOINTER = `
+const { workerData, parentPort } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.file, { fileMustExist: true });
+db.pragma('busy_timeout = 0');
+const timer = setInterval(() => {
+  try { db.pragma('wal_checkpoint(PASSIVE)'); } catch {}
+}, workerData.everyMs);
+parentPort.once('message', () => {
+  clearInterval(timer);
+  db.close();
+  parentPort.close();
+});
+`;
+
+interface Checkpointer {
+  close(): Promise<void>;
+}
+
+function startCheckpointer(file: string): Checkpointer {
+  const worker = new Worker(CHECKPOINTER, {
+    eval: true,
+    workerData: {
+      file,
+      driver: createRequire(import.meta.url).resolve('better-sqlite3'),
+      everyMs: CHECKPOINT_EVERY_MS,
+    },
+  });
+  // If the worker cannot run, the serving connection's own checkpoints (the backstop above) take over.
+  worker.on('error', () => {});
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  worker.unref();
+  return {
+    async close() {
+      worker.ref();
+      worker.postMessage('close');
+      await exited;
+    },
+  };
 }
 
 /**
@@ -84,7 +147,7 @@ export async function openSqliteStore(file: string, opts: { migrate?: boolean } 
  * the first write has happened) and kept: SQLite removes the file only when the last connection closes, and this
  * process holds one for as long as the store is open.
  */
-function walSyncer(path: string): WalSync {
+function walSyncer(path: string, checkpointer: Checkpointer | null): WalSync {
   let fd: number | null = null;
   return {
     sync: () =>
@@ -97,9 +160,10 @@ function walSyncer(path: string): WalSync {
         }
         fdatasync(fd, (err) => (err ? reject(err) : resolve()));
       }),
-    close() {
+    async close() {
       if (fd !== null) closeSync(fd);
       fd = null;
+      await checkpointer?.close();
     },
   };
 }

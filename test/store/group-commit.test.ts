@@ -1,7 +1,9 @@
 // The SQLite group commit (src/store/group-commit.ts), reached the way the engine reaches it: Store.transaction on
 // a store opened by openSqliteStore. Physical commits are counted from the WAL file itself.
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -10,6 +12,7 @@ import { StoreUnavailable } from '../../src/errors.ts';
 import { newId } from '../../src/ids.ts';
 import { openSqliteStore } from '../../src/store/sqlite.ts';
 import { Store } from '../../src/store/store.ts';
+import { tempDir } from '../helpers/stack.ts';
 import { openTestStore, type TestStore } from './databases.ts';
 
 /**
@@ -408,5 +411,31 @@ describe('SQLite group commit with the WAL synced off the event loop (file store
     expect((later as { code?: string }).code).toBe('store_unavailable');
     expect((later as Error).message).toMatch(/same Idempotency-Key/);
     expect(committed('later')).toBe(false);
+  });
+});
+
+describe('SQLite WAL checkpoints in the background', () => {
+  it('copies committed pages into the database file from a worker thread, the serving connection never checkpointing small WALs', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'airlock.db');
+    const store = await openSqliteStore(file, { backgroundCheckpoints: true });
+    try {
+      const { rows } = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(store.db);
+      expect(rows[0]!.wal_autocheckpoint).toBe(10_000);
+      const before = statSync(file).size;
+      // About 2 MB: 500 pages, far below the serving connection's own threshold of 10,000.
+      await store.transaction(async (tx) => {
+        for (let i = 0; i < 40; i++) await addAgent(tx, `bulk-${i}-${'x'.repeat(50_000)}`);
+      });
+      expect(statSync(`${file}-wal`).size).toBeGreaterThan(2_000_000);
+      // Only a checkpoint moves pages from the WAL into the database file; the worker runs one every 500 ms.
+      const deadline = Date.now() + 20_000;
+      while (statSync(file).size - before < 2_000_000 && Date.now() < deadline) await sleep(100);
+      expect(statSync(file).size - before).toBeGreaterThan(2_000_000);
+      expect((await verifyLedger(store)).problems).toEqual([]);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
