@@ -15,7 +15,7 @@ import { policyResolvers } from '../src/engine/resolvers/index.ts';
 import { parsePolicy } from '../src/policy/index.ts';
 import { openSqliteStore } from '../src/store/sqlite.ts';
 import { classify } from '../src/stripe/classify.ts';
-import { rng } from './seed.ts';
+import { rng } from '../test/helpers/random.ts';
 
 const { values } = parseArgs({
   options: {

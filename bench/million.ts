@@ -34,7 +34,7 @@ import { GENESIS_HASH } from '../src/store/migrations.ts';
 import { openSqliteStore } from '../src/store/sqlite.ts';
 import { ledgerHash } from '../src/store/store.ts';
 import { velocityTotal } from '../src/store/velocity.ts';
-import { rng } from './seed.ts';
+import { rng } from '../test/helpers/random.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 export const CACHE_DIR = join(ROOT, 'bench', '.cache');

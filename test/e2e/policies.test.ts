@@ -5,6 +5,7 @@ import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentKey, createReviewer } from '../../src/auth/credentials.ts';
 import { cli, ROOT } from '../helpers/process.ts';
+import { rng } from '../helpers/random.ts';
 import { rejection, type Stack, startStack, stripeAt, tempDir } from '../helpers/stack.ts';
 
 const MONEY_POLICY = join(ROOT, 'src/policy/examples/money.yaml');
@@ -355,17 +356,6 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
 }
 
 describe('airlock replay', () => {
-  /** A small deterministic PRNG, so the seeded history is the same every run. */
-  function prng(seed: number): () => number {
-    let a = seed;
-    return () => {
-      a = (a + 0x6d2b79f5) | 0;
-      let t = Math.imul(a ^ (a >>> 15), 1 | a);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-
   const nyParts = new Intl.DateTimeFormat('en-US', {
     timeZone: 'America/New_York',
     weekday: 'short',
@@ -383,7 +373,7 @@ describe('airlock replay', () => {
     const { startSandbox } = await import('../../src/stripe/sandbox/index.ts');
     const sandbox = await startSandbox();
     const direct = stripeAt('sk_test_seed', sandbox.port);
-    const rand = prng(42);
+    const rand = rng(42);
     const start = Math.floor(Date.now() / 1000) - 89 * 86_400;
     type Expected = { kind: string; at: number; usd: number; outcome: 'allow' | 'review' | 'block' };
     const seeded: Omit<Expected, 'outcome'>[] = [];

@@ -1,4 +1,4 @@
-// Seeded randomness for the benchmarks' generated stores: the same seed gives the same rows on every run.
+// Seeded randomness for generated histories and the benchmarks' stores: the same seed gives the same rows every run.
 
 /** mulberry32: a small, fast PRNG returning numbers in [0, 1). */
 export function rng(seed: number): () => number {
