@@ -94,7 +94,7 @@ export async function openSqliteStore(file: string, opts: SqliteOptions = {}): P
     raw.pragma('wal_autocheckpoint = 10000');
     checkpointer = startCheckpointer(raw.name);
   }
-  return new Store(db, 'sqlite', null, fullSync, wal ? walSyncer(`${raw.name}-wal`, checkpointer) : null);
+  return new Store(db, 'sqlite', null, fullSync, wal ? walFile(`${raw.name}-wal`, checkpointer) : null);
 }
 
 const CHECKPOINT_EVERY_MS = 500;
@@ -143,11 +143,12 @@ function startCheckpointer(file: string): Checkpointer {
 }
 
 /**
- * fdatasync of the WAL on libuv's thread pool. The descriptor is opened on first use (the -wal file exists once
+ * The WAL file's side of the store: fdatasync of the WAL on libuv's thread pool and, on close, the checkpoint
+ * worker that copies it into the database file. The descriptor is opened on first use (the -wal file exists once
  * the first write has happened) and kept: SQLite removes the file only when the last connection closes, and this
  * process holds one for as long as the store is open.
  */
-function walSyncer(path: string, checkpointer: Checkpointer | null): WalSync {
+function walFile(path: string, checkpointer: Checkpointer | null): WalSync {
   let fd: number | null = null;
   return {
     sync: () =>
