@@ -187,6 +187,9 @@ export class Dispatcher {
         await this.engine.fail(id, this.owner, null, undefined, 'approval does not match this request');
         return null;
       }
+      // A value Airlock derived but could not write into the request (the endpoint takes no amount) may have
+      // risen since the decision: if it has, the action goes back to be decided again instead of being sent.
+      if (await this.engine.revalueIfRisen(action, this.owner)) return null;
       const result = await this.#attempt(action);
       if (result.done) return result.row ?? null;
       const { error, code, body } = result;
@@ -292,9 +295,12 @@ export class Dispatcher {
       const res = await this.upstream.send({
         method: action.method,
         path: action.path,
-        params: upstreamParams(action),
+        // The bytes the decision was bound to, as stored; rows from before bound requests re-encode their params.
+        body: action.body,
+        params: action.body === null ? upstreamParams(action) : {},
         idempotencyKey: `airlock-${action.id}`,
         stripeAccount: action.stripe_account,
+        stripeContext: action.stripe_context,
         stripeVersion: action.stripe_version,
       });
       this.#observe('stripe', start, res.status);

@@ -14,8 +14,10 @@ import { FreezeCache, frozenReason } from '../reliability/freeze.ts';
 import type { ActionRow, LedgerEventInput, Store } from '../store/store.ts';
 import type { VelocityTotals } from '../store/velocity.ts';
 import { type Classification, classify, statedFacts } from '../stripe/classify.ts';
-import type { FactSource } from '../stripe/lookups.ts';
+import { bindRequest, encodingFor, withValue } from '../stripe/encoding.ts';
+import type { AccountScope, FactSource, LookupMemo, Valuation } from '../stripe/lookups.ts';
 import { canonicalJson, type Params } from '../stripe/params.ts';
+import { amountFieldOf, bindUpstream, bodyMatches } from './bind.ts';
 import { enqueueCallback } from './callbacks.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { assertNever, isTerminal, type Status } from './status.ts';
@@ -34,6 +36,8 @@ export interface Reviewer {
 interface Modification {
   fromHash: string;
   params: Params;
+  /** The changed request's bytes, for a Stripe call. */
+  body: string | null;
   changes: ApprovalChanges;
   evaluation: Evaluation;
   requestHash: string;
@@ -69,14 +73,20 @@ export interface Submission {
   path: string;
   params: Params;
   stripeAccount: string | null;
+  /** Stripe-Context as received: forwarded, hashed, and read by the policy; it supersedes Stripe-Account. */
+  stripeContext?: string | null;
   stripeVersion: string | null;
   idempotencyKey: string | null;
   classification: Classification;
+  /** What a generic action's caller stated about it: the policy reads these as :declared_*:, never as facts. */
+  declared?: { kind: string | null; amount: number | null; currency: string | null } | null;
+  /** This request's upstream look-ups, so one decision reads each Stripe object once. */
+  memo?: LookupMemo;
   /**
    * The classification completed with upstream facts, when submit looked them up before taking the agent's turn;
    * `classification` stays as the request stated it (a refund without an amount is a full refund).
    */
-  completed?: Classification;
+  completed?: Completed;
   /** The HTTP request that caused this action, recorded in its ledger event to tie logs to the ledger. */
   requestId?: string | null;
 }
@@ -84,6 +94,18 @@ export interface Submission {
 /** Who or what asked for a change, for the ledger: the HTTP request id when there is one. */
 export interface ChangeContext {
   requestId?: string | null;
+}
+
+/** A classification with the facts Stripe holds filled in, and how a derived amount was found. */
+export type Completed = Classification & { valuation?: Valuation };
+
+/** The amount Airlock derived for an action, as the receipt shows it. */
+export interface Derived {
+  amount: number;
+  currency: string | null;
+  /** The parameter it was written into; null when the endpoint takes none (checked again before dispatch). */
+  field: string | null;
+  basis: string;
 }
 
 export interface StoredDecision {
@@ -96,6 +118,8 @@ export interface StoredDecision {
   shadow_outcome: PolicyDecision['shadowOutcome'];
   notify: string[];
   reviewers: string[];
+  /** The decision made again when the quorum was reached, under the policy running then. */
+  at_approval?: StoredDecision;
 }
 
 /** Changes a reviewer may make while approving: the amount only downwards, the reason and metadata freely. */
@@ -116,6 +140,8 @@ export interface AttributeContext {
   excludeId?: string | null;
   /** The velocity totals this decision has read so far (the risk score reads a window the policy may name too). */
   velocityTotals?: VelocityTotals;
+  /** This decision's upstream look-ups. */
+  memo?: LookupMemo;
 }
 
 /**
@@ -138,7 +164,7 @@ export interface EngineOptions {
 
 export interface Evaluation {
   decision: PolicyDecision;
-  classification: Classification;
+  classification: Completed;
   stored: StoredDecision;
 }
 
@@ -157,14 +183,51 @@ export interface ActionDecided {
   mode: ActionMode;
 }
 
-/** Hash of the canonical request: what an approval is bound to, and what a repeated Idempotency-Key must match. */
+/** Hash of the canonical request as the caller sent it: what a repeated Idempotency-Key must match. */
 export function requestHash(
   method: string,
   path: string,
   params: Params,
   stripeAccount: string | null,
+  stripeContext: string | null = null,
 ): string {
-  return sha256Hex(canonicalJson({ method, path, params, stripe_account: stripeAccount }));
+  const context = stripeContext === null ? {} : { stripe_context: stripeContext };
+  return sha256Hex(canonicalJson({ method, path, params, stripe_account: stripeAccount, ...context }));
+}
+
+/** Hash of the exact bytes sent upstream and the headers that say whose account they act on: what approvals bind to. */
+export function boundRequestHash(
+  action: Pick<ActionRow, 'method' | 'path' | 'stripe_account' | 'stripe_context' | 'body' | 'derived'>,
+): string {
+  return sha256Hex(
+    canonicalJson({
+      method: action.method,
+      path: action.path,
+      stripe_account: action.stripe_account,
+      stripe_context: action.stripe_context,
+      body: action.body,
+      // A value derived but not written into the bytes (an endpoint without an amount) is part of what was approved.
+      ...(action.derived ? { derived: action.derived } : {}),
+    }),
+  );
+}
+
+/** The account a call acts on: Stripe-Context's (which Stripe lets supersede Stripe-Account), else Stripe-Account. */
+export function effectiveAccount(stripeAccount: string | null, stripeContext: string | null): string | null {
+  if (stripeContext) {
+    const accounts = stripeContext.match(/acct_[A-Za-z0-9]+/g);
+    // A context that names no account is still not the platform: policies see it as it is.
+    return accounts?.at(-1) ?? stripeContext;
+  }
+  return stripeAccount;
+}
+
+export function onAccountOf(sub: Pick<Submission, 'stripeAccount' | 'stripeContext'>): string | null {
+  return effectiveAccount(sub.stripeAccount, sub.stripeContext ?? null);
+}
+
+export function scopeOf(sub: Pick<Submission, 'stripeAccount' | 'stripeContext'>): AccountScope {
+  return { stripeAccount: sub.stripeAccount, stripeContext: sub.stripeContext ?? null };
 }
 
 export function boundHash(action: Pick<ActionRow, 'request_hash' | 'policy_version'>): string {
@@ -239,9 +302,10 @@ export class Engine {
   ): Promise<Evaluation> {
     const policy = this.#policy;
     const now = this.clock.now();
-    const classification =
+    const memo = sub.memo ?? new Map();
+    const classification: Completed =
       sub.completed ??
-      (this.facts ? await this.facts.complete(sub.classification, sub.stripeAccount) : sub.classification);
+      (this.facts ? await this.facts.complete(sub.classification, scopeOf(sub), memo) : sub.classification);
     const c = classification;
     const base = baseAttributes(
       {
@@ -252,7 +316,9 @@ export class Engine {
         amount: c.amount,
         currency: c.currency,
         agent: sub.agent?.name ?? null,
-        stripe_account: sub.stripeAccount,
+        stripe_account: onAccountOf(sub),
+        stripe_context: sub.stripeContext ?? null,
+        declared: sub.declared ?? null,
         customer: c.customer,
         charge: c.charge,
         destination: c.destination,
@@ -274,6 +340,7 @@ export class Engine {
         store,
         excludeId: opts.excludeId ?? null,
         velocityTotals,
+        memo,
       });
       attributes = { ...attributes, ...extra.attributes };
       if (extra.riskFactors) riskFactors.push(...extra.riskFactors);
@@ -309,10 +376,11 @@ export class Engine {
     // The upstream look-ups (a refund's charge) do not depend on that history, so they are made before the
     // agent's turn: a Stripe round trip inside it would serialise the agent's requests behind each other's.
     const serialized = sub.agent !== null && readsAgentHistory(this.#policy);
+    const memo = sub.memo ?? new Map();
     const prepared: Submission =
       serialized && this.facts && !sub.completed && !(await this.#repeatOf(sub))
-        ? { ...sub, completed: await this.facts.complete(sub.classification, sub.stripeAccount) }
-        : sub;
+        ? { ...sub, memo, completed: await this.facts.complete(sub.classification, scopeOf(sub), memo) }
+        : { ...sub, memo };
     const result =
       serialized && sub.agent
         ? await this.store.serializeAgent(sub.agent.id, (store) => this.#submit(prepared, store))
@@ -342,7 +410,7 @@ export class Engine {
     sub: Submission,
     store: Store,
   ): Promise<{ action: ActionRow; created: boolean; claimed?: boolean }> {
-    const hash = requestHash(sub.method, sub.path, sub.params, sub.stripeAccount);
+    const hash = requestHash(sub.method, sub.path, sub.params, sub.stripeAccount, sub.stripeContext ?? null);
     const scope = idempotencyScope(sub);
     if (scope) {
       const existing = await store.findActionByScope(scope);
@@ -361,10 +429,14 @@ export class Engine {
       stored.reason = decision.reason;
     }
     const status = targetStatus(decision.outcome, mode);
+    const id = newId('act');
+    // A Stripe call is encoded once, with any amount Airlock derived written in and the action's tag added: those
+    // bytes are stored, hashed and sent as they are.
+    const bound = mode === 'stripe' ? bindUpstream(sub, c, id) : null;
     const amountUsd =
       c.amount !== null && c.currency ? toUsd(c.amount, c.currency, policy.currencyRates) : null;
     const row: ActionRow = {
-      id: newId('act'),
+      id,
       status: 'received',
       kind: c.kind,
       read: c.read ? 1 : 0,
@@ -372,7 +444,7 @@ export class Engine {
       method: sub.method,
       path: sub.path,
       url: sub.url ?? null,
-      params: JSON.stringify(sub.params),
+      params: JSON.stringify(bound ? bound.request.params : sub.params),
       amount: c.amount,
       currency: c.currency,
       amount_usd: amountUsd,
@@ -407,7 +479,13 @@ export class Engine {
       http_headers: sub.httpHeaders ? JSON.stringify(sub.httpHeaders) : null,
       http_body: sub.httpBody ?? null,
       details: sub.details ? JSON.stringify(sub.details) : null,
+      stripe_context: sub.stripeContext ?? null,
+      on_account: onAccountOf(sub),
+      body: bound?.request.body ?? null,
+      caller_hash: hash,
+      derived: bound?.derived ? JSON.stringify(bound.derived) : null,
     };
+    if (bound) row.request_hash = boundRequestHash(row);
     const actor = sub.agent ? `agent:${sub.agent.name}` : `reviewer:${sub.requestedBy?.email ?? 'unknown'}`;
 
     // The row is written once, already decided (and claimed when allowed), with the events that say how it got
@@ -426,11 +504,13 @@ export class Engine {
           method: row.method,
           path: row.path,
           params: sub.params,
+          ...(bound ? { sent: bound.request.body, derived: bound.derived } : {}),
           amount: row.amount,
           currency: row.currency,
           stripe_account: row.stripe_account,
+          ...(row.stripe_context ? { stripe_context: row.stripe_context } : {}),
           idempotency_key: row.idempotency_key,
-          request_hash: hash,
+          request_hash: row.request_hash,
           ...requestIdOf(sub),
         },
         at,
@@ -485,7 +565,7 @@ export class Engine {
   }
 
   #checkRepeat(existing: ActionRow, hash: string, key: string): ActionRow {
-    if (existing.request_hash !== hash) {
+    if ((existing.caller_hash ?? existing.request_hash) !== hash) {
       throw new AirlockError(
         'idempotency_error',
         `Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '${key}' if you meant to execute a different request.`,
@@ -519,7 +599,39 @@ export class Engine {
         actionId: id,
       });
     const modified = changes && Object.keys(changes).length > 0 ? await this.#modify(id, changes) : null;
-    return this.#vote(id, reviewer, 'approve', note, modified, context);
+    // Decided again under the policy running now, in case this vote completes the quorum: what it now blocks
+    // never executes, and a stricter quorum waits for its reviewers.
+    const again = modified ? modified.evaluation : await this.#redecide(held);
+    return this.#vote(id, reviewer, 'approve', note, modified, context, again);
+  }
+
+  /** The stored request evaluated again, as it will be sent, under the policy loaded now. */
+  async #redecide(action: ActionRow): Promise<Evaluation> {
+    const params = JSON.parse(action.params) as Params;
+    const amount = action.amount === null ? null : Number(action.amount);
+    const classification: Classification =
+      action.mode === 'stripe'
+        ? classify({ method: action.method, path: action.path, params })
+        : { ...statedFacts(action.kind, amount, action.currency, { customer: action.customer }) };
+    const agent = action.agent_id ? ((await this.store.getAgent(action.agent_id)) ?? null) : null;
+    return this.evaluate(
+      {
+        agent,
+        mode: action.mode as ActionMode,
+        method: action.method,
+        path: action.path,
+        params,
+        stripeAccount: action.stripe_account,
+        stripeContext: action.stripe_context,
+        stripeVersion: action.stripe_version,
+        idempotencyKey: null,
+        classification,
+        // A generic action keeps the facts its route derived; a Stripe call is completed from Stripe again.
+        ...(action.mode === 'stripe' ? {} : { completed: classification }),
+      },
+      this.store,
+      { excludeId: action.id },
+    );
   }
 
   async reject(
@@ -563,8 +675,24 @@ export class Engine {
       if (action.mode === 'decide') {
         next['intent'] = { ...((params['intent'] as Params | undefined) ?? {}), amount: changes.amount };
       } else {
-        const field = action.kind === 'payment_intent.capture' ? 'amount_to_capture' : 'amount';
-        next[field] = String(changes.amount);
+        const field = amountFieldOf(classify({ method: action.method, path: action.path, params }));
+        if (!field) {
+          throw new AirlockError(
+            'parameter_invalid',
+            'This endpoint takes no amount to lower; reject it instead',
+            {
+              param: 'amount',
+            },
+          );
+        }
+        Object.assign(
+          next,
+          withValue(
+            next,
+            field,
+            encodingFor(action.method, action.path) === 'json' ? changes.amount : String(changes.amount),
+          ),
+        );
       }
     }
     if (changes.reason !== undefined) next['reason'] = changes.reason;
@@ -576,6 +704,12 @@ export class Engine {
       };
     }
     // A decide-only intent carries its own facts; a Stripe call is classified again from its new parameters.
+    // A Stripe call's change is encoded as the original was: the bytes a reviewer approves are the bytes sent.
+    const rebound = action.mode === 'stripe' ? bindRequest(action.method, action.path, next) : null;
+    if (rebound) {
+      for (const key of Object.keys(next)) delete next[key];
+      Object.assign(next, rebound.params);
+    }
     const classification: Classification =
       action.mode === 'decide'
         ? statedFacts(
@@ -592,6 +726,7 @@ export class Engine {
       path: action.path,
       params: next,
       stripeAccount: action.stripe_account,
+      stripeContext: action.stripe_context,
       stripeVersion: action.stripe_version,
       idempotencyKey: null,
       classification,
@@ -606,12 +741,16 @@ export class Engine {
         },
       );
     }
+    const body = rebound?.body ?? null;
     return {
       fromHash: action.request_hash,
       params: next,
+      body,
       changes,
       evaluation,
-      requestHash: requestHash(action.method, action.path, next, action.stripe_account),
+      requestHash: rebound
+        ? boundRequestHash({ ...action, body })
+        : requestHash(action.method, action.path, next, action.stripe_account, action.stripe_context),
     };
   }
 
@@ -622,6 +761,7 @@ export class Engine {
     note: string | null,
     modified: Modification | null,
     context: ChangeContext,
+    again: Evaluation | null = null,
   ): Promise<ActionRow> {
     let newStatus: Status | null = null;
     let claimed: ActionRow | undefined;
@@ -682,6 +822,7 @@ export class Engine {
         const e = modified.evaluation;
         const patch: Partial<ActionRow> = {
           params: JSON.stringify(modified.params),
+          ...(modified.body !== null ? { body: modified.body } : {}),
           original_params: action.original_params ?? action.params,
           amount: e.classification.amount,
           currency: e.classification.currency,
@@ -751,6 +892,50 @@ export class Engine {
       }
       // Quorum counts distinct reviewers who approved exactly this version of the request.
       const approvals = previous.filter((a) => a.decision === 'approve' && a.bound_hash === bound).length + 1;
+      if (approvals >= action.approvals_required && again) {
+        if (again.stored.policy_version !== this.#policy.version) {
+          throw new AirlockError(
+            'already_decided',
+            `The policy changed while ${id} was being approved; try again`,
+            {
+              actionId: id,
+            },
+          );
+        }
+        const first = JSON.parse(action.decision) as StoredDecision;
+        const decision = JSON.stringify({ ...first, at_approval: again.stored });
+        const required =
+          again.decision.outcome === 'review'
+            ? Math.max(action.approvals_required, again.decision.approvalsRequired)
+            : action.approvals_required;
+        await tx.appendLedger({
+          actionId: id,
+          type: 'action.redecided',
+          from: 'awaiting_approval',
+          to: 'awaiting_approval',
+          actor: 'policy',
+          data: { ...again.stored, approvals, approvals_required: required },
+          at,
+        });
+        if (again.decision.outcome === 'block') {
+          await this.#transition(tx, id, 'awaiting_approval', 'blocked', {
+            type: 'action.blocked',
+            actor: 'policy',
+            data: { reason: again.stored.reason, policy_version: again.stored.policy_version, ...rid },
+            at,
+            patch: { decision },
+          });
+          newStatus = 'blocked';
+          return;
+        }
+        const ok = await tx.updateActionFrom(id, 'awaiting_approval', {
+          decision,
+          approvals_required: required,
+          updated_at: at,
+        });
+        if (!ok) throw new TransitionConflict(id, 'awaiting_approval', null);
+        action = { ...action, decision, approvals_required: required };
+      }
       if (approvals >= action.approvals_required) {
         // A decide-only action ends here; anything else is cleared for dispatch.
         const to: Status = action.mode === 'decide' ? 'approved' : 'pending';
@@ -873,6 +1058,76 @@ export class Engine {
       });
       return action;
     });
+  }
+
+  /**
+   * For a value derived from Stripe that the request cannot carry (a PaymentIntent confirm moves the intent's
+   * amount): looks it up again just before dispatch. A higher value sends the action back to be decided, under a new
+   * binding, so earlier approvals no longer count. True when the action was taken back (the caller must not send it).
+   */
+  async revalueIfRisen(action: ActionRow, owner: string): Promise<boolean> {
+    if (action.mode !== 'stripe' || !action.derived || !this.facts) return false;
+    const derived = JSON.parse(action.derived) as Derived;
+    if (derived.field !== null) return false;
+    const params = JSON.parse(action.params) as Params;
+    const classification = classify({ method: action.method, path: action.path, params });
+    const scope = { stripeAccount: action.stripe_account, stripeContext: action.stripe_context };
+    const now = await this.facts.complete(classification, scope, new Map());
+    const value = now.valuation?.amount ?? now.amount;
+    if (value !== null && value <= derived.amount) return false;
+    const agent = action.agent_id ? ((await this.store.getAgent(action.agent_id)) ?? null) : null;
+    const e = await this.evaluate(
+      {
+        agent,
+        method: action.method,
+        path: action.path,
+        params,
+        stripeAccount: action.stripe_account,
+        stripeContext: action.stripe_context,
+        stripeVersion: action.stripe_version,
+        idempotencyKey: null,
+        classification,
+        completed: now,
+      },
+      this.store,
+      { excludeId: action.id },
+    );
+    // Whatever the policy says of the new value, a person sees it unless it is now blocked.
+    const outcome = e.decision.outcome === 'block' ? 'block' : 'review';
+    const stored: StoredDecision = {
+      ...e.stored,
+      outcome,
+      reason: `The value rose from ${derived.amount} to ${value ?? 'unknown'} after the decision. ${e.stored.reason}`,
+    };
+    const at = this.clock.now();
+    const next: Derived | null =
+      value === null ? null : { ...derived, amount: value, basis: now.valuation?.basis ?? derived.basis };
+    const to: Status = outcome === 'block' ? 'blocked' : 'awaiting_approval';
+    const patch: Partial<ActionRow> = {
+      amount: value,
+      amount_usd:
+        value !== null && now.currency ? toUsd(value, now.currency, this.#policy.currencyRates) : null,
+      derived: next ? JSON.stringify(next) : null,
+      decision: JSON.stringify(stored),
+      policy_version: this.#policy.version,
+      approvals_required: Math.max(1, e.decision.approvalsRequired),
+      expires_at:
+        to === 'awaiting_approval' ? new Date(at.getTime() + e.decision.expiresInMs).toISOString() : null,
+      lease_owner: null,
+      lease_until: null,
+    };
+    patch.request_hash = boundRequestHash({ ...action, ...patch } as ActionRow);
+    await this.store.transaction((tx) =>
+      this.#transition(tx, action.id, 'pending', to, {
+        type: 'action.revalued',
+        actor: `dispatcher:${owner}`,
+        data: { before: derived, after: next, decision: stored },
+        at: at.toISOString(),
+        patch,
+      }),
+    );
+    this.#emit(action.id, to);
+    return true;
   }
 
   /** Checks that every approval was given for exactly this request under this policy version. */
@@ -1012,8 +1267,13 @@ export class Engine {
 
 /** Whether the row still holds the request its decision and approvals were made for, in every column dispatch reads. */
 function sendsWhatWasDecided(action: ActionRow): boolean {
+  // A Stripe call is sent from its stored bytes: the hash must cover them, and the params shown must be theirs.
+  if (action.body !== null) return bodyMatches(action, boundRequestHash);
   const params = JSON.parse(action.params) as Params;
-  if (requestHash(action.method, action.path, params, action.stripe_account) !== action.request_hash)
+  if (
+    requestHash(action.method, action.path, params, action.stripe_account, action.stripe_context) !==
+    action.request_hash
+  )
     return false;
   if (action.mode !== 'http') return true;
   // A generic HTTP call is sent from its url, header and body columns; they must say what the hashed params say.

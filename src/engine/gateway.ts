@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { AirlockError, StoreUnavailable } from '../errors.ts';
 import { type ActionRow, asStoreError } from '../store/store.ts';
 import { classify, isValidStripePath } from '../stripe/classify.ts';
+import { bindRequest } from '../stripe/encoding.ts';
 import type { Params } from '../stripe/params.ts';
 import type { StripeUpstream, UpstreamResponse } from '../stripe/upstream.ts';
 import type { Dispatcher } from './dispatcher.ts';
@@ -20,6 +21,8 @@ export interface StripeCall {
   /** For reads: the query exactly as the caller sent it, forwarded unchanged. */
   rawQuery?: string;
   stripeAccount: string | null;
+  /** Stripe-Context as received. */
+  stripeContext?: string | null;
   stripeVersion: string | null;
   idempotencyKey: string | null;
   /** Seconds to wait for a reviewer when the call is held (Airlock-Wait). */
@@ -60,13 +63,17 @@ export class Gateway {
     if (!isValidStripePath(path) || (method !== 'GET' && method !== 'POST' && method !== 'DELETE')) {
       throw new AirlockError('unknown_path', `Unrecognized request URL (${method}: ${path}).`);
     }
-    const classification = classify({ method, path, params: call.params });
+    // A write is encoded as it will be sent and read back before anything classifies it: the policy judges the
+    // parameters Stripe will parse, and a body over Airlock's limits is refused here, before any record.
+    const params = method === 'GET' ? call.params : bindRequest(method, path, call.params).params;
+    const classification = classify({ method, path, params });
     const submission = {
       agent: call.agent,
       method,
       path,
-      params: call.params,
+      params,
       stripeAccount: call.stripeAccount,
+      stripeContext: call.stripeContext ?? null,
       stripeVersion: call.stripeVersion,
       idempotencyKey: call.idempotencyKey,
       classification,
@@ -84,6 +91,7 @@ export class Gateway {
         params: call.params,
         rawQuery: call.rawQuery,
         stripeAccount: call.stripeAccount,
+        stripeContext: call.stripeContext ?? null,
         stripeVersion: call.stripeVersion,
       });
       this.log.info(

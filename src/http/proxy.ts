@@ -95,6 +95,7 @@ export function registerProxy(app: FastifyInstance, deps: ProxyDeps): void {
       params: paramsOf(method, rawQuery, request.body),
       rawQuery,
       stripeAccount: header(request, 'stripe-account'),
+      stripeContext: header(request, 'stripe-context'),
       stripeVersion: header(request, 'stripe-version'),
       idempotencyKey: header(request, 'idempotency-key'),
       waitSeconds: parseWait(header(request, 'airlock-wait')),

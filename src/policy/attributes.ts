@@ -101,7 +101,12 @@ export const KNOWN_ATTRIBUTES = new AttributeRegistry(
     currency: req('string', "lower-case ISO code: 'usd'"),
     amount_in_usd: req('number', 'amount converted to US dollars with the policy currency rates'),
     agent: req('string', 'name of the calling agent'),
-    stripe_account: req('string', 'connected account (Stripe-Account header)'),
+    stripe_account: req('string', 'connected account the call acts on (Stripe-Context, else Stripe-Account)'),
+    stripe_context: req('string', 'the Stripe-Context header as sent'),
+    declared_kind: req('string', "the kind a generic action's caller named (a claim, not a derived fact)"),
+    declared_amount: req('number', "the amount a generic action's caller named, in minor units (a claim)"),
+    declared_currency: req('string', "the currency a generic action's caller named (a claim)"),
+    declared_amount_in_usd: req('number', 'the caller-named amount in US dollars (a claim)'),
     customer: req('string', 'customer id'),
     charge: req('string', 'charge id'),
     destination: req('string', 'payout or transfer destination'),
@@ -137,6 +142,9 @@ export interface RequestFacts {
   currency: string | null;
   agent: string | null;
   stripe_account: string | null;
+  stripe_context?: string | null;
+  /** What a generic action's caller stated; never the derived kind or amount. */
+  declared?: { kind: string | null; amount: number | null; currency: string | null } | null;
   customer: string | null;
   charge: string | null;
   destination: string | null;
@@ -198,6 +206,7 @@ export function baseAttributes(facts: RequestFacts, now: Date, policy: Policy): 
   const currency = facts.currency === null ? null : facts.currency.toLowerCase();
   const amountInUsd =
     facts.amount !== null && currency !== null ? toUsd(facts.amount, currency, policy.currencyRates) : null;
+  const declaredCurrency = facts.declared?.currency ? facts.declared.currency.toLowerCase() : null;
   const { day, hour, minute } = localTime(now, policy.timezone);
   const minutes = hour * 60 + minute;
   const bh = policy.businessHours;
@@ -211,6 +220,14 @@ export function baseAttributes(facts: RequestFacts, now: Date, policy: Policy): 
     amount_in_usd: amountInUsd,
     agent: facts.agent,
     stripe_account: facts.stripe_account,
+    stripe_context: facts.stripe_context ?? null,
+    declared_kind: facts.declared?.kind ?? null,
+    declared_amount: facts.declared?.amount ?? null,
+    declared_currency: declaredCurrency,
+    declared_amount_in_usd:
+      facts.declared?.amount != null && declaredCurrency !== null
+        ? toUsd(facts.declared.amount, declaredCurrency, policy.currencyRates)
+        : null,
     customer: facts.customer,
     charge: facts.charge,
     destination: facts.destination,

@@ -28,6 +28,7 @@ import {
 } from './pages.ts';
 import { type ActionFilters, type ActionView, loadView, overview, queue, searchActions } from './queries.ts';
 import { ReviewStore, type Session } from './store.ts';
+import { PLATFORM } from '../stripe/lookups.ts';
 
 export interface DashboardOptions {
   sessionTtlMs: number;
@@ -442,7 +443,7 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
       const amountText = field(body, 'amount').trim();
       if (amountText) {
         const base = classify({ method: 'POST', path: '/v1/refunds', params: { charge } });
-        const known = engine.facts ? await engine.facts.complete(base, null) : base;
+        const known = engine.facts ? await engine.facts.complete(base, PLATFORM) : base;
         const amount = parseMajorUnits(amountText, known.currency ?? 'usd');
         if (amount === null || amount <= 0) {
           throw new AirlockError('parameter_invalid', `"${amountText}" is not an amount`, {

@@ -305,6 +305,15 @@ function migrations(_dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0011_bound_requests': {
+      async up(db: Kysely<unknown>) {
+        // What is sent upstream is stored as bytes and hashed as bytes, with the Connect context it runs under.
+        for (const column of ['stripe_context', 'on_account', 'body', 'caller_hash', 'derived']) {
+          await db.schema.alterTable('actions').addColumn(column, 'text').execute();
+        }
+        await sql`update actions set on_account = stripe_account`.execute(db);
+      },
+    },
   };
 }
 

@@ -86,6 +86,16 @@ export interface ActionsTable {
   http_headers: string | null; // JSON, never credential headers
   http_body: string | null;
   details: string | null; // JSON
+  /** Stripe-Context exactly as the caller sent it. */
+  stripe_context: string | null;
+  /** The account the call acts on: Stripe-Context's, else Stripe-Account; null for the platform. */
+  on_account: string | null;
+  /** The exact bytes sent upstream (form, JSON or query) for a Stripe action; request_hash covers them. */
+  body: string | null;
+  /** Hash of the request as the caller sent it: what a repeated Idempotency-Key must match. */
+  caller_hash: string | null;
+  /** JSON: an amount Airlock derived and how ({amount, currency, field, basis, recheck}); null when none. */
+  derived: string | null;
 }
 
 export interface CallbacksTable {

@@ -8,6 +8,11 @@ export interface VelocityQuery {
   scope: 'agent' | 'customer' | 'account';
   /** The agent id or customer id; ignored for 'account'. */
   subject: string | null;
+  /**
+   * For 'customer' and 'account': the account the actions ran on (null: the platform). A connected account's
+   * customers and payouts are its own, so they never count towards another account's windows.
+   */
+  account?: string | null;
   /** Kinds to count, or 'writes' for every write. */
   kinds: readonly string[] | 'writes';
   /** Window start, inclusive. */
@@ -28,6 +33,7 @@ export interface VelocityTotal {
  * scan of one covering index from migration 0003_policy.
  */
 export async function velocityTotal(store: Store, q: VelocityQuery): Promise<VelocityTotal> {
+  const account = q.account ?? null;
   const build = () => {
     let query = store.db
       .selectFrom('actions')
@@ -37,14 +43,19 @@ export async function velocityTotal(store: Store, q: VelocityQuery): Promise<Vel
       .where('status', 'in', COUNTED_STATUSES);
     if (q.scope === 'agent') query = query.where('agent_id', '=', q.subject);
     else if (q.scope === 'customer') query = query.where('customer', '=', q.subject);
+    if (q.scope !== 'agent')
+      query =
+        account === null ? query.where('on_account', 'is', null) : query.where('on_account', '=', account);
     query = q.kinds === 'writes' ? query.where('read', '=', 0) : query.where('kind', 'in', q.kinds);
     if (q.excludeId) query = query.where('id', '!=', q.excludeId);
     return query;
   };
   // Every decision runs a few of these: built and compiled once per shape, not per call.
-  const shape = `velocity ${q.scope} ${q.kinds === 'writes' ? 'writes' : q.kinds.length} ${q.excludeId ? 'excluding' : 'all'}`;
+  const onAccount = q.scope === 'agent' ? '' : account === null ? ' platform' : ' connected';
+  const shape = `velocity ${q.scope}${onAccount} ${q.kinds === 'writes' ? 'writes' : q.kinds.length} ${q.excludeId ? 'excluding' : 'all'}`;
   const parameters: unknown[] = [q.since, q.until, ...COUNTED_STATUSES];
   if (q.scope !== 'account') parameters.push(q.subject);
+  if (q.scope !== 'agent' && account !== null) parameters.push(account);
   if (q.kinds === 'writes') parameters.push(0);
   else parameters.push(...q.kinds);
   if (q.excludeId) parameters.push(q.excludeId);
@@ -63,7 +74,15 @@ export function sharedVelocityTotal(
   q: VelocityQuery,
 ): Promise<VelocityTotal> {
   if (!totals) return velocityTotal(store, q);
-  const key = JSON.stringify([q.scope, q.subject, q.kinds, q.since, q.until, q.excludeId ?? null]);
+  const key = JSON.stringify([
+    q.scope,
+    q.subject,
+    q.account ?? null,
+    q.kinds,
+    q.since,
+    q.until,
+    q.excludeId ?? null,
+  ]);
   let total = totals.get(key);
   if (!total) {
     total = velocityTotal(store, q);

@@ -2,38 +2,83 @@ import type { Classification } from './classify.ts';
 import type { StripeUpstream } from './upstream.ts';
 
 /**
- * Fills in the money facts a request leaves to Stripe: a refund is in its charge's currency, and a refund with
- * no amount refunds whatever remains. Read-only, with the upstream key, cached briefly. A failed look-up leaves the
- * fact missing, which makes every comparison on it false, so the policy default (review) holds the money.
+ * The API version every look-up pins, so the fields read below mean what this code assumes whatever the account's
+ * default version is. test/stripe/lookups.test.ts checks it against the pinned `stripe` client's.
  */
-export interface FactSource {
-  complete(c: Classification, stripeAccount: string | null): Promise<Classification>;
+export const LOOKUP_STRIPE_VERSION = '2026-10-28.endive';
+
+/** Whose objects a call reads and writes: the headers exactly as the caller sent them. */
+export interface AccountScope {
+  stripeAccount: string | null;
+  stripeContext: string | null;
 }
 
-type StripeObject = Record<string, unknown>;
+export const PLATFORM: AccountScope = { stripeAccount: null, stripeContext: null };
+
+/**
+ * One request's look-ups: each object is read once per decision, fresh from Stripe. Money facts (what remains
+ * refundable, what is captured) change between calls, so no look-up outlives the request that made it.
+ */
+export type LookupMemo = Map<string, Promise<StripeObject | null>>;
+
+/** How a derived amount was found, for the receipt. */
+export interface Valuation {
+  /** The amount the action is valued at, in minor units. */
+  amount: number;
+  currency: string | null;
+  /** `charge ch_1: captured 60000 − refunded 0` */
+  basis: string;
+}
+
+/**
+ * Fills in the money facts a request leaves to Stripe: a refund is in its charge's currency, and a refund with
+ * no amount refunds whatever remains. Read-only, with the upstream key. A failed look-up leaves the fact
+ * missing, which makes every comparison on it false, so the policy default (review) holds the money.
+ */
+export interface FactSource {
+  complete(
+    c: Classification,
+    scope: AccountScope,
+    memo?: LookupMemo,
+  ): Promise<Classification & { valuation?: Valuation }>;
+}
+
+export type StripeObject = Record<string, unknown>;
+
+const REFUND_COUNTED = new Set(['pending', 'requires_action', 'succeeded']);
 
 export class StripeLookups implements FactSource {
-  readonly #cache = new Map<string, { value: Promise<StripeObject | null>; until: number }>();
+  constructor(readonly upstream: StripeUpstream) {}
 
-  constructor(
-    readonly upstream: StripeUpstream,
-    readonly ttlMs = 5_000,
-  ) {}
-
-  async complete(c: Classification, stripeAccount: string | null): Promise<Classification> {
+  async complete(
+    c: Classification,
+    scope: AccountScope,
+    memo: LookupMemo = new Map(),
+  ): Promise<Classification & { valuation?: Valuation }> {
     switch (c.kind) {
       case 'refund.create':
-        return this.#refund(c, stripeAccount);
+        return this.#refund(c, scope, memo);
       case 'charge.capture': {
         if (!c.charge) return c;
-        const charge = await this.#get('charges', c.charge, stripeAccount);
+        const charge = await this.#get('charges', c.charge, scope, memo);
         if (!charge) return c;
-        const remaining = num(charge['amount']) - num(charge['amount_captured']);
+        // An uncaptured charge captures its full authorisation when no amount is given.
+        const remaining = Math.max(0, num(charge['amount']) - num(charge['amount_captured']));
+        const currency = str(charge['currency']);
         return {
           ...c,
-          currency: str(charge['currency']),
+          currency,
           amount: c.amount ?? remaining,
           customer: c.customer ?? str(charge['customer']),
+          ...(c.amount === null
+            ? {
+                valuation: {
+                  amount: remaining,
+                  currency,
+                  basis: `charge ${c.charge}: authorised ${num(charge['amount'])} − captured ${num(charge['amount_captured'])}`,
+                },
+              }
+            : {}),
         };
       }
       case 'payment_intent.capture':
@@ -41,24 +86,51 @@ export class StripeLookups implements FactSource {
       case 'payment_intent.increment_authorization':
       case 'payment_intent.update': {
         const id = c.payment_intent ?? c.objectId;
-        if (!id || c.currency) return c;
-        const pi = await this.#get('payment_intents', id, stripeAccount);
+        if (!id || (c.currency && c.amount !== null)) return c;
+        const pi = await this.#get('payment_intents', id, scope, memo);
         if (!pi) return c;
+        const derive = c.amount === null && c.kind !== 'payment_intent.update';
+        // A capture with no amount captures what is capturable; a confirm moves the intent's amount.
+        const value =
+          c.kind === 'payment_intent.capture'
+            ? num(pi['amount_capturable']) || num(pi['amount'])
+            : num(pi['amount']);
+        const currency = c.currency ?? str(pi['currency']);
         return {
           ...c,
-          currency: str(pi['currency']),
-          amount: c.amount ?? (c.kind === 'payment_intent.update' ? null : num(pi['amount'])),
+          currency,
+          amount: derive ? value : c.amount,
           customer: c.customer ?? str(pi['customer']),
+          ...(derive
+            ? {
+                valuation: {
+                  amount: value,
+                  currency,
+                  basis: `payment intent ${id}: ${c.kind === 'payment_intent.capture' ? 'amount_capturable' : 'amount'} ${value}`,
+                },
+              }
+            : {}),
         };
       }
       case 'transfer_reversal.create': {
         if (!c.objectId) return c;
-        const tr = await this.#get('transfers', c.objectId, stripeAccount);
+        const tr = await this.#get('transfers', c.objectId, scope, memo);
         if (!tr) return c;
+        const remaining = Math.max(0, num(tr['amount']) - num(tr['amount_reversed']));
+        const currency = str(tr['currency']);
         return {
           ...c,
-          currency: str(tr['currency']),
-          amount: c.amount ?? num(tr['amount']) - num(tr['amount_reversed']),
+          currency,
+          amount: c.amount ?? remaining,
+          ...(c.amount === null
+            ? {
+                valuation: {
+                  amount: remaining,
+                  currency,
+                  basis: `transfer ${c.objectId}: amount ${num(tr['amount'])} − reversed ${num(tr['amount_reversed'])}`,
+                },
+              }
+            : {}),
         };
       }
       default:
@@ -66,25 +138,67 @@ export class StripeLookups implements FactSource {
     }
   }
 
-  async #refund(c: Classification, stripeAccount: string | null): Promise<Classification> {
+  async #refund(
+    c: Classification,
+    scope: AccountScope,
+    memo: LookupMemo,
+  ): Promise<Classification & { valuation?: Valuation }> {
     if (c.currency && c.amount !== null) return c;
     let chargeId = c.charge;
     let customer = c.customer;
     if (!chargeId && c.payment_intent) {
-      const pi = await this.#get('payment_intents', c.payment_intent, stripeAccount);
+      const pi = await this.#get('payment_intents', c.payment_intent, scope, memo);
       chargeId = pi ? str(pi['latest_charge']) : null;
       customer = customer ?? (pi ? str(pi['customer']) : null);
     }
     if (!chargeId) return c;
-    const charge = await this.#get('charges', chargeId, stripeAccount);
+    const charge = await this.#get('charges', chargeId, scope, memo);
     if (!charge) return c;
-    const refundable = num(charge['amount_captured'] ?? charge['amount']) - num(charge['amount_refunded']);
+    const currency = str(charge['currency']);
+    const base = { ...c, charge: chargeId, currency, customer: customer ?? str(charge['customer']) };
+    if (c.amount !== null) return base;
+    const refundable = await this.refundable(chargeId, scope, memo);
+    if (refundable === null) return base;
     return {
-      ...c,
-      charge: chargeId,
-      currency: str(charge['currency']),
-      amount: c.amount ?? Math.max(0, refundable),
-      customer: customer ?? str(charge['customer']),
+      ...base,
+      amount: refundable.amount,
+      valuation: { amount: refundable.amount, currency, basis: refundable.basis },
+    };
+  }
+
+  /**
+   * What a refund with no amount would return: the captured amount less the refunds already made. Counted from the
+   * refunds themselves, not from `amount_refunded`, whose meaning for a partly captured charge is not the same
+   * across API versions (some count the released, uncaptured part as refunded).
+   */
+  async refundable(
+    chargeId: string,
+    scope: AccountScope,
+    memo: LookupMemo = new Map(),
+  ): Promise<{ amount: number; basis: string } | null> {
+    const charge = await this.#get('charges', chargeId, scope, memo);
+    if (!charge) return null;
+    // An uncaptured charge's refund releases the whole authorisation: valued at it, the larger figure.
+    const captured =
+      charge['captured'] === false
+        ? num(charge['amount'])
+        : num(charge['amount_captured'] ?? charge['amount']);
+    let refunded = 0;
+    let after: string | null = null;
+    for (let page = 0; ; page++) {
+      if (page === 20) return null; // too many refunds to count: leave the amount unknown, so it is held
+      const query = `charge=${encodeURIComponent(chargeId)}&limit=100${after ? `&starting_after=${encodeURIComponent(after)}` : ''}`;
+      const list = await this.#send('/v1/refunds', scope, query, memo);
+      if (!list || !Array.isArray(list['data'])) return null;
+      const data = list['data'] as StripeObject[];
+      for (const r of data) if (REFUND_COUNTED.has(String(r['status']))) refunded += num(r['amount']);
+      const last = str(data.at(-1)?.['id']);
+      if (list['has_more'] !== true || !last) break;
+      after = last;
+    }
+    return {
+      amount: Math.max(0, captured - refunded),
+      basis: `charge ${chargeId}: captured ${captured} − refunded ${refunded}`,
     };
   }
 
@@ -94,41 +208,62 @@ export class StripeLookups implements FactSource {
    */
   async charge(
     id: string,
-    stripeAccount: string | null,
-  ): Promise<{ createdMs: number; disputed: boolean; refundable: number; currency: string | null } | null> {
-    const charge = await this.#get('charges', id, stripeAccount);
+    scope: AccountScope,
+    memo: LookupMemo = new Map(),
+    opts: { refundable?: boolean } = {},
+  ): Promise<{
+    createdMs: number;
+    disputed: boolean;
+    refundable: number | null;
+    currency: string | null;
+  } | null> {
+    const charge = await this.#get('charges', id, scope, memo);
     if (!charge || typeof charge['created'] !== 'number') return null;
+    // Counting refunds costs a list call: only when the policy asks for it.
+    const refundable = opts.refundable ? await this.refundable(id, scope, memo) : null;
     return {
       createdMs: charge['created'] * 1000,
       disputed: charge['disputed'] === true,
-      refundable: Math.max(
-        0,
-        num(charge['amount_captured'] ?? charge['amount']) - num(charge['amount_refunded']),
-      ),
+      refundable: refundable?.amount ?? null,
       currency: str(charge['currency']),
     };
   }
 
   /** When the customer was created; null when the look-up failed. */
-  async customer(id: string, stripeAccount: string | null): Promise<{ createdMs: number } | null> {
-    const customer = await this.#get('customers', id, stripeAccount);
+  async customer(
+    id: string,
+    scope: AccountScope,
+    memo: LookupMemo = new Map(),
+  ): Promise<{ createdMs: number } | null> {
+    const customer = await this.#get('customers', id, scope, memo);
     if (!customer || typeof customer['created'] !== 'number') return null;
     return { createdMs: customer['created'] * 1000 };
   }
 
-  #get(collection: string, id: string, stripeAccount: string | null): Promise<StripeObject | null> {
+  #get(collection: string, id: string, scope: AccountScope, memo: LookupMemo): Promise<StripeObject | null> {
     if (!/^[A-Za-z0-9_]{1,100}$/.test(id)) return Promise.resolve(null);
-    const key = `${stripeAccount ?? ''}|${collection}/${id}`;
-    const hit = this.#cache.get(key);
-    if (hit && hit.until > Date.now()) return hit.value;
+    return this.#send(`/v1/${collection}/${id}`, scope, '', memo);
+  }
+
+  #send(path: string, scope: AccountScope, query: string, memo?: LookupMemo): Promise<StripeObject | null> {
+    const key = `${path}?${query}`;
+    const hit = memo?.get(key);
+    if (hit) return hit;
     const value = this.upstream
-      .send({ method: 'GET', path: `/v1/${collection}/${id}`, params: {}, stripeAccount })
+      .send({
+        method: 'GET',
+        path,
+        params: {},
+        rawQuery: query,
+        stripeAccount: scope.stripeAccount,
+        stripeContext: scope.stripeContext,
+        stripeVersion: LOOKUP_STRIPE_VERSION,
+      })
       .then((res) =>
         res.status === 200 && res.body && typeof res.body === 'object' ? (res.body as StripeObject) : null,
       )
       .catch(() => null);
-    if (this.#cache.size > 5_000) this.#cache.clear();
-    this.#cache.set(key, { value, until: Date.now() + this.ttlMs });
+    memo?.set(key, value);
     return value;
   }
 }

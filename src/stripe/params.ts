@@ -19,10 +19,12 @@ export class ParamError extends Error {
 }
 
 // Stripe's deepest documented nesting is about 6 levels; deeper input is refused, not flattened.
-const MAX_DEPTH = 12;
+const MAX_DEPTH = 10;
 // Beyond this index qs keeps numeric keys as an object, which re-encodes to the same form.
 const ARRAY_LIMIT = 1000;
-const MAX_PARAMS = 10_000;
+// Half the built-in sandbox's 10,000, so what Airlock adds can never push a pair past an upstream's limit
+// (src/stripe/encoding.ts counts the final request against the same figure).
+const MAX_PARAMS = 5_000;
 
 const PARSE_OPTIONS: qs.IParseOptions = {
   depth: MAX_DEPTH,

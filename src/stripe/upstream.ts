@@ -7,8 +7,15 @@ export interface UpstreamRequest {
   /** Form params for v1 writes, JSON for v2 writes; ignored when rawQuery is given. */
   params: Params;
   rawQuery?: string;
+  /**
+   * The bytes to send, already encoded (the form or JSON body of a write, the query of a DELETE): what the decision
+   * was bound to, sent as stored. Wins over params.
+   */
+  body?: string | null;
   idempotencyKey?: string | null;
   stripeAccount?: string | null;
+  /** Forwarded as received; Stripe lets it supersede Stripe-Account. */
+  stripeContext?: string | null;
   stripeVersion?: string | null;
 }
 
@@ -67,17 +74,19 @@ export class StripeUpstream {
     const headers: Record<string, string> = { authorization: this.#auth, 'user-agent': 'Airlock/0.1' };
     let body: string | undefined;
     let query = req.rawQuery ?? '';
+    const bound = req.body ?? null;
     if (req.method === 'GET' || req.method === 'DELETE') {
-      if (!req.rawQuery) query = encodeForm(req.params);
+      if (!req.rawQuery) query = bound ?? encodeForm(req.params);
     } else if (isV2) {
       headers['content-type'] = 'application/json';
-      body = JSON.stringify(req.params);
+      body = bound ?? JSON.stringify(req.params);
     } else {
       headers['content-type'] = 'application/x-www-form-urlencoded';
-      body = encodeForm(req.params);
+      body = bound ?? encodeForm(req.params);
     }
     if (req.idempotencyKey) headers['idempotency-key'] = req.idempotencyKey;
     if (req.stripeAccount) headers['stripe-account'] = req.stripeAccount;
+    if (req.stripeContext) headers['stripe-context'] = req.stripeContext;
     if (req.stripeVersion) headers['stripe-version'] = req.stripeVersion;
     const url = `${this.baseUrl}${req.path}${query ? `?${query}` : ''}`;
     let res: Awaited<ReturnType<typeof request>>;

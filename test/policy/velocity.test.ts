@@ -67,6 +67,11 @@ async function action(p: Partial<ActionRow> & { minutesAgo: number }): Promise<s
     http_headers: null,
     http_body: null,
     details: null,
+    stripe_context: null,
+    on_account: null,
+    body: null,
+    caller_hash: null,
+    derived: null,
     ...rest,
   });
   return id;

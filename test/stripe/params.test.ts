@@ -101,7 +101,7 @@ describe('parseForm', () => {
   });
 
   it('refuses a body with too many parameters rather than dropping the rest', () => {
-    const body = Array.from({ length: 10_001 }, (_, i) => `metadata[k${i}]=v`).join('&');
+    const body = Array.from({ length: 5_001 }, (_, i) => `metadata[k${i}]=v`).join('&');
     expect(() => parseForm(body)).toThrow(ParamError);
   });
 

@@ -1,13 +1,13 @@
 import type { AttrValue } from '../../policy/index.ts';
 import type { StripeLookups } from '../../stripe/lookups.ts';
-import type { AttributeContext, AttributeResolver } from '../engine.ts';
+import { type AttributeContext, type AttributeResolver, scopeOf } from '../engine.ts';
 
 const DAY_MS = 86_400_000;
 const CHARGE_KINDS = new Set(['refund.create', 'charge.capture']);
 
 /**
  * Facts only Stripe knows: the age and dispute status of the charge being refunded, what remains refundable,
- * the customer's age. Read-only and cached by StripeLookups. A look-up that fails leaves its attributes
+ * the customer's age. Read fresh from Stripe, once per decision. A look-up that fails leaves its attributes
  * missing (every comparison on them is false) and sets :lookup_failed:, which the risk score counts.
  */
 export class UpstreamResolver implements AttributeResolver {
@@ -25,17 +25,19 @@ export class UpstreamResolver implements AttributeResolver {
     }
     const wanted = ctx.policy.referencedAttributes;
     if (CHARGE_KINDS.has(c.kind) && c.charge && this.lookups && !failed.includes('charge')) {
-      const charge = await this.lookups.charge(c.charge, ctx.submission.stripeAccount);
+      const charge = await this.lookups.charge(c.charge, scopeOf(ctx.submission), ctx.memo, {
+        refundable: wanted.has('refundable_amount'),
+      });
       if (charge) {
         attributes['charge_age_days'] = Math.floor((ctx.now.getTime() - charge.createdMs) / DAY_MS);
         attributes['charge_disputed'] = charge.disputed;
-        attributes['refundable_amount'] = charge.refundable;
+        if (charge.refundable !== null) attributes['refundable_amount'] = charge.refundable;
       } else {
         failed.push('charge');
       }
     }
     if (c.customer && this.lookups && wanted.has('customer_age_days')) {
-      const customer = await this.lookups.customer(c.customer, ctx.submission.stripeAccount);
+      const customer = await this.lookups.customer(c.customer, scopeOf(ctx.submission), ctx.memo);
       if (customer)
         attributes['customer_age_days'] = Math.floor((ctx.now.getTime() - customer.createdMs) / DAY_MS);
       else failed.push('customer');

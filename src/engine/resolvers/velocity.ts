@@ -1,7 +1,7 @@
 import type { AttrValue } from '../../policy/index.ts';
 import { parseVelocityName, type VelocitySpec } from '../../policy/velocity.ts';
 import { sharedVelocityTotal } from '../../store/velocity.ts';
-import type { AttributeContext, AttributeResolver } from '../engine.ts';
+import { type AttributeContext, type AttributeResolver, onAccountOf } from '../engine.ts';
 
 /** Simulation re-decides stored actions, which must not count themselves. */
 export type ResolveContext = AttributeContext & { excludeId?: string | null };
@@ -40,6 +40,7 @@ export class VelocityResolver implements AttributeResolver {
       const total = await sharedVelocityTotal(ctx.velocityTotals, ctx.store, {
         scope: spec.scope,
         subject,
+        account: onAccountOf(ctx.submission),
         kinds:
           spec.kinds === 'writes'
             ? 'writes'
