@@ -1,3 +1,4 @@
+export { SANDBOX_LIMITS } from './body.ts';
 export { StripeApiError } from './errors.ts';
 export {
   type Sandbox,

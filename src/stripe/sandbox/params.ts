@@ -55,7 +55,9 @@ export function optBool(p: Params, name: string): boolean | undefined {
   const v = p[name];
   if (v === true || v === 'true') return true;
   if (v === false || v === 'false') return false;
-  throw invalidRequest(`Invalid boolean: ${String(v)}`, { param: name, stored: false });
+  // Parsed objects have no prototype, so String() cannot print them.
+  const shown = typeof v === 'object' ? JSON.stringify(v) : String(v);
+  throw invalidRequest(`Invalid boolean: ${shown}`, { param: name, stored: false });
 }
 
 export function optEnum<T extends string>(p: Params, name: string, allowed: readonly T[]): T | undefined {

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
-import qs from 'qs';
 import { z } from 'zod';
+import { actingAccount } from './account.ts';
+import { bodyText, checkBodySize, parseForm, parseJson } from './body.ts';
 import { StripeApiError, unrecognizedUrl } from './errors.ts';
 import { newRequestId } from './ids.ts';
 import { applyExpand, type Params } from './params.ts';
@@ -31,11 +32,35 @@ export interface SandboxFaults {
 export interface SandboxRequestLog {
   method: string;
   path: string;
+  /** The query string exactly as received, without its `?`; '' when there was none. */
+  rawQuery: string;
+  /** The body exactly as received (its bytes read as UTF-8); '' when there was none. */
+  rawBody: string;
+  /** The Content-Type header as received, or null. */
+  contentType: string | null;
+  /** The parsed query and body (the query alone for GET); {} when the request was refused before parsing. */
   params: Record<string, unknown>;
+  /** The request headers as received (an empty header is ''), or null when absent. */
   idempotencyKey: string | null;
   stripeAccount: string | null;
+  stripeContext: string | null;
+  stripeVersion: string | null;
+  /** The account the request acted on (Stripe-Context's last id, else Stripe-Account), or null for the platform. */
+  account: string | null;
+  /** Why the sandbox refused the request before processing it (a limit, an unreadable body, an account), or null. */
+  refused: string | null;
   faulted: boolean;
   at: number;
+}
+
+/** A request body as the bytes that arrived; the Stripe handler parses it under the sandbox's limits. */
+interface RawBody {
+  bytes: Buffer;
+  json: boolean;
+}
+
+function isRawBody(v: unknown): v is RawBody {
+  return typeof v === 'object' && v !== null && Buffer.isBuffer((v as RawBody).bytes);
 }
 
 export interface Sandbox {
@@ -45,8 +70,11 @@ export interface Sandbox {
   clearFaults(): void;
   /** Every Stripe API request received, in order. */
   requests(): SandboxRequestLog[];
-  /** All objects of a type (`refund`, `charge`, …), oldest first. */
-  list(objectType: string): Record<string, unknown>[];
+  /**
+   * All objects of a type (`refund`, `charge`, …), oldest first: of every account, or only of `account` (null: the
+   * platform's own).
+   */
+  list(objectType: string, opts?: { account?: string | null }): Record<string, unknown>[];
   onRequest(cb: (r: SandboxRequestLog) => void): () => void;
   /** Clears objects, idempotency records, the request log and faults. */
   reset(): void;
@@ -75,7 +103,8 @@ const faultsSchema = z.object({
   pathPrefix: z.string().optional(),
 });
 
-const QS_OPTIONS: qs.IParseOptions = { depth: 20, arrayLimit: 1000, parameterLimit: 10_000 };
+// Fastify's own cap, far above the sandbox's body limit, so that a body over that limit is still read and logged.
+const HARD_BODY_LIMIT = 16 * 1024 * 1024;
 const KEY_PATTERN = /^(sk|rk)_(test|live)_\S+$/;
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 const NO_KEY_MESSAGE =
@@ -127,21 +156,19 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
 
   const app = Fastify({
     logger: false,
-    routerOptions: { querystringParser: (s) => qs.parse(s, QS_OPTIONS) as Record<string, unknown> },
+    bodyLimit: HARD_BODY_LIMIT,
+    // Queries are parsed from the raw URL by the Stripe handler, under the sandbox's limits.
+    routerOptions: { querystringParser: () => ({}) },
   });
 
+  // Bodies stay bytes until the Stripe handler has logged them; it parses them under the sandbox's limits.
   app.removeContentTypeParser(['application/json', 'text/plain']);
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
-    if (body === '') return done(null, {});
-    try {
-      done(null, JSON.parse(body as string));
-    } catch {
-      done(new StripeApiError(400, 'invalid_request_error', 'Invalid JSON body.'), undefined);
-    }
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
+    done(null, { bytes: body as Buffer, json: true } satisfies RawBody);
   });
   // Stripe's v1 bodies are form-encoded with bracket notation; anything else is read the same way.
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
-    done(null, qs.parse(body as string, QS_OPTIONS));
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => {
+    done(null, { bytes: body as Buffer, json: false } satisfies RawBody);
   });
 
   function send(reply: FastifyReply, status: number, json: string): FastifyReply {
@@ -162,7 +189,13 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   });
 
   app.post('/__sandbox/faults', async (request, reply) => {
-    const parsed = faultsSchema.safeParse(request.body);
+    let body: unknown;
+    try {
+      body = isRawBody(request.body) ? JSON.parse(request.body.bytes.toString('utf8')) : undefined;
+    } catch {
+      body = undefined;
+    }
+    const parsed = faultsSchema.safeParse(body);
     if (!parsed.success) {
       return send(
         reply,
@@ -178,9 +211,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     return send(reply, 200, '{}');
   });
   app.get('/__sandbox/requests', async (_request, reply) => send(reply, 200, JSON.stringify(log)));
-  app.get<{ Params: { type: string } }>('/__sandbox/objects/:type', async (request, reply) =>
-    send(reply, 200, JSON.stringify(store.all(request.params.type))),
-  );
+  app.get<{ Params: { type: string } }>('/__sandbox/objects/:type', async (request, reply) => {
+    // `?account=acct_…` narrows to one account, `?account=` to the platform's own objects.
+    const account = new URL(request.url, 'http://sandbox').searchParams.get('account');
+    return send(reply, 200, JSON.stringify(store.all(request.params.type, account ?? undefined)));
+  });
   app.post('/__sandbox/reset', async (_request, reply) => {
     reset();
     return send(reply, 200, '{}');
@@ -193,12 +228,35 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     reply: FastifyReply,
   ): Promise<FastifyReply | undefined> {
     const method = request.method;
-    const path = request.url.split('?')[0]!;
-    const query = (request.query ?? {}) as Params;
-    const body = request.body && typeof request.body === 'object' ? (request.body as Params) : {};
-    const params = method === 'GET' ? query : { ...query, ...body };
-    const idempotencyKey = headerValue(request, 'idempotency-key');
-    const stripeAccount = headerValue(request, 'stripe-account');
+    const mark = request.url.indexOf('?');
+    const path = mark < 0 ? request.url : request.url.slice(0, mark);
+    const rawQuery = mark < 0 ? '' : request.url.slice(mark + 1);
+    const raw = isRawBody(request.body) ? request.body : null;
+    const stripeAccountHeader = rawHeader(request, 'stripe-account');
+    const stripeContextHeader = rawHeader(request, 'stripe-context');
+    const idempotencyHeader = rawHeader(request, 'idempotency-key');
+    // An empty header is no header, as Stripe's clients never send one.
+    const idempotencyKey = idempotencyHeader || null;
+    const apiKey = apiKeyOf(request.headers.authorization);
+
+    // Both are read before anything else so that the log holds them; a refusal is answered after authentication.
+    let refusal: StripeApiError | null = null;
+    let account: string | null = null;
+    let params: Params = {};
+    try {
+      account = actingAccount(
+        stripeAccountHeader || null,
+        stripeContextHeader || null,
+        redactKey(apiKey ?? ''),
+      );
+    } catch (err) {
+      refusal = refusalOf(err);
+    }
+    try {
+      params = requestParams(method, rawQuery, raw);
+    } catch (err) {
+      refusal ??= refusalOf(err);
+    }
     const f = faults;
     const matches = f.pathPrefix === undefined || path.startsWith(f.pathPrefix);
 
@@ -216,9 +274,16 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     const entry: SandboxRequestLog = {
       method,
       path,
+      rawQuery,
+      rawBody: raw ? raw.bytes.toString('utf8') : '',
+      contentType: rawHeader(request, 'content-type'),
       params,
-      idempotencyKey,
-      stripeAccount,
+      idempotencyKey: idempotencyHeader,
+      stripeAccount: stripeAccountHeader,
+      stripeContext: stripeContextHeader,
+      stripeVersion: rawHeader(request, 'stripe-version'),
+      account,
+      refused: refusal?.message ?? null,
       faulted: fault !== null,
       at: Date.now(),
     };
@@ -242,12 +307,13 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       return send(reply, err.status, errorJson(err));
     }
 
-    const apiKey = apiKeyOf(request.headers.authorization);
     if (!apiKey || !KEY_PATTERN.test(apiKey)) {
       const message = apiKey ? `Invalid API Key provided: ${redactKey(apiKey)}` : NO_KEY_MESSAGE;
       reply.header('www-authenticate', 'Basic realm="Stripe"');
       return send(reply, 401, JSON.stringify({ error: { type: 'invalid_request_error', message } }));
     }
+    // Refused whole: nothing is processed and no idempotency record is kept, so a corrected retry is processed.
+    if (refusal) return send(reply, refusal.status, errorJson(refusal));
 
     const isV2 = path.startsWith('/v2/');
     let handler: Handler | undefined;
@@ -271,7 +337,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         );
         return send(reply, 400, errorJson(err));
       }
-      scope = `${createHash('sha256').update(apiKey).digest('base64url')}\n${stripeAccount ?? ''}\n${idempotencyKey}`;
+      // Stripe keeps idempotency records per account: the same key under two accounts is two requests.
+      scope = `${createHash('sha256').update(apiKey).digest('base64url')}\n${account ?? ''}\n${idempotencyKey}`;
       canonicalParams = canonical(params);
       if (inFlight.has(scope)) {
         const err = new StripeApiError(
@@ -313,7 +380,12 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         request.raw.socket.destroy();
         return undefined;
       }
-      outcome = process(handler, { store, params, args, method, path }, scope, canonicalParams);
+      outcome = process(
+        handler,
+        { store: store.forAccount(account), params, args, method, path },
+        scope,
+        canonicalParams,
+      );
     } finally {
       if (scope) inFlight.delete(scope);
     }
@@ -332,7 +404,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       return store.transaction(() => {
         let outcome: Outcome;
         try {
-          const result = applyExpand(store, handler(ctx), ctx.params);
+          const result = applyExpand(ctx.store, handler(ctx), ctx.params);
           outcome = { status: 200, body: JSON.stringify(result), stored: true };
         } catch (err) {
           if (!(err instanceof StripeApiError)) throw err;
@@ -377,7 +449,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       faults = {};
     },
     requests: () => [...log],
-    list: (objectType) => store.all(objectType),
+    list: (objectType, listOpts) =>
+      store.all(objectType, listOpts?.account === undefined ? undefined : (listOpts.account ?? '')),
     onRequest(cb) {
       listeners.add(cb);
       return () => {
@@ -394,8 +467,24 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   };
 }
 
-function headerValue(request: FastifyRequest, name: string): string | null {
+/** A request header as received: '' when sent empty, null when absent. */
+function rawHeader(request: FastifyRequest, name: string): string | null {
   const v = request.headers[name];
-  if (Array.isArray(v)) return v[0] ?? null;
-  return v === undefined || v === '' ? null : v;
+  if (Array.isArray(v)) return v.join(', ');
+  return v ?? null;
+}
+
+function refusalOf(err: unknown): StripeApiError {
+  if (err instanceof StripeApiError) return err;
+  throw err;
+}
+
+/** The query (GET) or query and body, parsed under the sandbox's limits; throws the refusal otherwise. */
+function requestParams(method: string, rawQuery: string, raw: RawBody | null): Params {
+  const query = parseForm(rawQuery, 'query');
+  if (method === 'GET' || raw === null) return query;
+  checkBodySize(raw.bytes.length);
+  const text = bodyText(raw.bytes);
+  const body = raw.json ? parseJson(text) : parseForm(text, 'body');
+  return { ...query, ...body };
 }

@@ -199,7 +199,17 @@ function createCharge(
   return { charge, decline };
 }
 
-/** Captures an authorized charge; the uncaptured remainder is released as refunded. */
+/** An uncaptured charge whose PaymentIntent was canceled: its authorisation is released. */
+function released(store: SandboxStore, charge: StripeObject): boolean {
+  if (charge['captured'] || typeof charge['payment_intent'] !== 'string') return false;
+  return store.find(charge['payment_intent'])?.['status'] === 'canceled';
+}
+
+/**
+ * Captures an authorized charge, wholly or in part. As of API version 2025-03-31.basil the uncaptured remainder is
+ * released without a Refund: `amount_refunded` and `refunded` are left as they were, `amount_captured` says what
+ * was captured, and refunds can return at most that.
+ */
 function captureCharge(store: SandboxStore, charge: StripeObject, amount: number | undefined): StripeObject {
   if (charge['captured']) {
     throw unexpectedState(`Charge ${charge.id} has already been captured.`, 'charge_already_captured');
@@ -208,6 +218,12 @@ function captureCharge(store: SandboxStore, charge: StripeObject, amount: number
     throw unexpectedState(
       `Charge ${charge.id} has already been refunded and can no longer be captured.`,
       'charge_already_refunded',
+    );
+  }
+  if (released(store, charge)) {
+    throw unexpectedState(
+      `Charge ${charge.id} can no longer be captured: its PaymentIntent was canceled and the authorization released.`,
+      'charge_expired_for_capture',
     );
   }
   const total = charge['amount'] as number;
@@ -220,7 +236,6 @@ function captureCharge(store: SandboxStore, charge: StripeObject, amount: number
   }
   charge['captured'] = true;
   charge['amount_captured'] = captured;
-  charge['amount_refunded'] = total - captured;
   charge['balance_transaction'] = recordBalance(
     store,
     'charge',
@@ -278,9 +293,16 @@ function createRefund(store: SandboxStore, charge: StripeObject, p: Params): Str
       code: 'charge_disputed',
     });
   }
-  const total = charge['amount'] as number;
+  if (released(store, charge)) {
+    throw invalidRequest(
+      `Charge ${charge.id} cannot be refunded: its PaymentIntent was canceled and the authorization released.`,
+      { code: 'charge_not_refundable' },
+    );
+  }
+  // A captured charge refunds what was captured; refunding an uncaptured one releases its authorization.
+  const refundable = (charge['captured'] ? charge['amount_captured'] : charge['amount']) as number;
   const refunded = charge['amount_refunded'] as number;
-  const remaining = total - refunded;
+  const remaining = refundable - refunded;
   const currency = charge['currency'] as string;
   if (remaining <= 0) {
     throw invalidRequest(`Charge ${charge.id} has already been refunded.`, {
@@ -317,7 +339,7 @@ function createRefund(store: SandboxStore, charge: StripeObject, p: Params): Str
   };
   store.insert(refund);
   charge['amount_refunded'] = refunded + amount;
-  charge['refunded'] = refunded + amount === total;
+  charge['refunded'] = refunded + amount === refundable;
   store.save(charge);
   return refund;
 }
@@ -485,13 +507,8 @@ function cancelIntent(store: SandboxStore, intent: StripeObject, p: Params): Str
       'requested_by_customer',
       'abandoned',
     ] as const) ?? null;
-  if (intent['status'] === 'requires_capture' && typeof intent['latest_charge'] === 'string') {
-    // Cancelling an authorization releases the whole charge.
-    const charge = store.get('charge', intent['latest_charge']);
-    charge['amount_refunded'] = charge['amount'];
-    charge['refunded'] = true;
-    store.save(charge);
-  }
+  // Cancelling releases an authorization without a Refund (2025-03-31.basil): the charge keeps amount_refunded 0
+  // and refunded false, and can then be neither captured nor refunded.
   intent['status'] = 'canceled';
   intent['canceled_at'] = nowSeconds();
   intent['cancellation_reason'] = reason;

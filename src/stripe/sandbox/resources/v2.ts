@@ -2,6 +2,7 @@ import { resourceMissing } from '../errors.ts';
 import { newId } from '../ids.ts';
 import type { HandlerContext } from '../router.ts';
 import type { StripeObject } from '../store.ts';
+import { handlePayoutIntents } from './payout-intents.ts';
 
 // An id has a lowercase prefix and a random part with a digit or capital; collection names have neither.
 const ID_LIKE = /^[a-z0-9]+_(?=[A-Za-z0-9]*[A-Z0-9])[A-Za-z0-9]+$/;
@@ -20,10 +21,13 @@ function idPrefix(name: string): string {
 }
 
 /**
- * Stripe's /v2 API, answered generically: a POST to a collection stores its JSON body as a new object,
- * a POST to an object merges into it, GET retrieves or lists, DELETE deletes.
+ * Stripe's /v2 API. Payout intents are emulated as Stripe documents them; anything else is answered generically:
+ * a POST to a collection stores its JSON body as a new object, a POST to an object merges into it, GET retrieves
+ * or lists, DELETE deletes.
  */
 export function handleV2(ctx: HandlerContext): unknown {
+  const payoutIntent = handlePayoutIntents(ctx);
+  if (payoutIntent !== undefined) return payoutIntent;
   const { store, params: p, method } = ctx;
   const segments = ctx.path.split('/').filter(Boolean).slice(1);
   const existingId = segments.find((s) => ID_LIKE.test(s) && store.find(s)?.object.startsWith('v2.'));
