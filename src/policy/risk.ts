@@ -1,3 +1,4 @@
+import { endpointCoverage } from '../stripe/classify.ts';
 import type { AttrValue } from './types.ts';
 
 /** One reason a score is what it is, as a reviewer reads it on the decision. */
@@ -49,6 +50,13 @@ const KIND_POINTS: Readonly<Record<string, number>> = {
   'invoice.void': 10,
 };
 
+/** The overlay's money writes (src/stripe/overlay.ts): without points of their own they score as an unknown write. */
+const MONEY_WRITES = new Set(endpointCoverage().flatMap((e) => (e.money ? [e.kind] : [])));
+
+function kindPoints(kind: string): number {
+  return KIND_POINTS[kind] ?? (MONEY_WRITES.has(kind) ? KIND_POINTS['stripe.write']! : 5);
+}
+
 /** Amount steps in USD, highest first. */
 const AMOUNT_STEPS: readonly [number, number][] = [
   [10_000, 35],
@@ -75,11 +83,11 @@ export function riskScore(input: RiskInput): { score: number; level: RiskLevel; 
   const factors: RiskFactor[] = [];
   const add = (name: string, points: number) => factors.push({ name, points });
   if (!input.read) {
-    add(`kind:${input.kind}`, KIND_POINTS[input.kind] ?? 5);
+    add(`kind:${input.kind}`, kindPoints(input.kind));
     if (input.amountUsd !== null) {
       const step = AMOUNT_STEPS.find(([usd]) => input.amountUsd! >= usd);
       if (step) add(`amount_usd>=${step[0]}`, step[1]);
-    } else if (MONEY_KINDS.has(input.kind)) {
+    } else if (MONEY_KINDS.has(input.kind) || MONEY_WRITES.has(input.kind)) {
       add('amount_unknown', 15);
     }
     // Velocity means earlier actions adding up: one large amount alone is the amount factor's business.

@@ -1,4 +1,6 @@
+import { type CurrencyMode, LEGACY, OVERLAY, type Refined, type Semantics } from './overlay.ts';
 import { ParamError, type Params, type ParamValue } from './params.ts';
+import { GENERATED_ROUTES, type GeneratedRoute } from './routes.generated.ts';
 
 export { ParamError } from './params.ts';
 
@@ -14,6 +16,11 @@ export interface Classification {
   read: boolean;
   /** Integer minor units; null when the request names none (a full refund, a confirm). */
   amount: number | null;
+  /**
+   * The dotted param where this endpoint takes its amount (`amount`, `amount_to_capture`, `amount.value`),
+   * whether or not the request names one; null when it takes none. A derived amount is written there.
+   */
+  amountField: string | null;
   /** Lower-case ISO code; null when the request names none (a refund takes its charge's). */
   currency: string | null;
   customer: string | null;
@@ -30,280 +37,36 @@ export interface Classification {
 
 interface Route {
   kind: string;
-  /** A POST without side effects, such as a preview. */
-  read?: boolean;
+  /** The official client's method (`refunds.create`); null for a path the client no longer calls. */
+  operation: string | null;
+  read: boolean;
   /** Fields that may hold the amount, first present wins; dotted for nested (`amount.value`). */
-  amount?: readonly string[];
-  amountRequired?: boolean;
-  /** `none`: the endpoint takes no currency (it comes from the charge or invoice). */
-  currency?: 'none' | 'optional' | 'required' | 'unless_source';
-  currencyField?: string;
+  amount: readonly string[];
+  amountRequired: boolean;
+  currency: CurrencyMode;
+  currencyField: string;
   metadata: boolean;
-  irreversible?: boolean;
-  /** For endpoints whose effect depends on a parameter (an update that cancels, an update that submits). */
-  refine?: (params: Params) => { kind: string; irreversible: boolean };
+  irreversible: boolean;
+  refine: ((params: Params) => Refined) | null;
+  /** Why it is a money write, for the overlay's money writes. */
+  money: string | null;
 }
 
-const money = { amount: ['amount'], amountRequired: true, currency: 'required' } as const;
-
-/** A parameter Stripe reads as true: anything but absent, empty or false, so doubt classifies as the riskier kind. */
-function flagged(value: ParamValue | undefined): boolean {
-  return value !== undefined && value !== null && value !== '' && value !== false && value !== 'false';
-}
-
-const ROUTES: Record<string, Route> = {
-  'POST /v1/refunds': {
-    kind: 'refund.create',
-    amount: ['amount'],
-    // Refunds of a charge are in the charge's currency; only customer-balance refunds name one.
-    currency: 'unless_source',
-    metadata: true,
-    irreversible: true,
-  },
-  'POST /v1/refunds/*': { kind: 'refund.update', metadata: true },
-  'POST /v1/refunds/*/cancel': { kind: 'refund.cancel', metadata: false },
-
-  'POST /v1/payouts': { kind: 'payout.create', ...money, metadata: true, irreversible: true },
-  'POST /v1/payouts/*': { kind: 'payout.update', metadata: true },
-  'POST /v1/payouts/*/cancel': { kind: 'payout.cancel', metadata: false },
-  'POST /v1/payouts/*/reverse': { kind: 'payout.reverse', metadata: true, irreversible: true },
-
-  'POST /v1/transfers': { kind: 'transfer.create', amount: ['amount'], currency: 'required', metadata: true },
-  'POST /v1/transfers/*': { kind: 'transfer.update', metadata: true },
-  'POST /v1/transfers/*/reversals': {
-    kind: 'transfer_reversal.create',
-    amount: ['amount'],
-    metadata: true,
-    irreversible: true,
-  },
-  'POST /v1/transfers/*/reversals/*': { kind: 'transfer_reversal.update', metadata: true },
-
-  'POST /v1/application_fees/*/refunds': {
-    kind: 'application_fee_refund.create',
-    amount: ['amount'],
-    metadata: true,
-    irreversible: true,
-  },
-  'POST /v1/application_fees/*/refunds/*': { kind: 'application_fee_refund.update', metadata: true },
-
-  'POST /v1/charges': { kind: 'charge.create', amount: ['amount'], currency: 'optional', metadata: true },
-  'POST /v1/charges/*': { kind: 'charge.update', metadata: true },
-  'POST /v1/charges/*/capture': { kind: 'charge.capture', amount: ['amount'], metadata: false },
-  'POST /v1/charges/*/refunds': {
-    kind: 'refund.create',
-    amount: ['amount'],
-    metadata: true,
-    irreversible: true,
-  },
-  // The legacy singular form, still served by Stripe.
-  'POST /v1/charges/*/refund': {
-    kind: 'refund.create',
-    amount: ['amount'],
-    metadata: true,
-    irreversible: true,
-  },
-  'POST /v1/charges/*/refunds/*': { kind: 'refund.update', metadata: true },
-  'POST /v1/charges/*/dispute': { kind: 'dispute.update', metadata: true, refine: disputeUpdate },
-  'POST /v1/charges/*/dispute/close': { kind: 'dispute.close', metadata: false, irreversible: true },
-
-  'POST /v1/payment_intents': { kind: 'payment_intent.create', ...money, metadata: true },
-  'POST /v1/payment_intents/*': {
-    kind: 'payment_intent.update',
-    amount: ['amount'],
-    currency: 'optional',
-    metadata: true,
-  },
-  'POST /v1/payment_intents/*/confirm': { kind: 'payment_intent.confirm', metadata: false },
-  'POST /v1/payment_intents/*/capture': {
-    kind: 'payment_intent.capture',
-    amount: ['amount_to_capture'],
-    metadata: true,
-  },
-  'POST /v1/payment_intents/*/increment_authorization': {
-    kind: 'payment_intent.increment_authorization',
-    amount: ['amount'],
-    amountRequired: true,
-    metadata: true,
-  },
-  'POST /v1/payment_intents/*/cancel': { kind: 'payment_intent.cancel', metadata: false, irreversible: true },
-  'POST /v1/payment_intents/*/apply_customer_balance': {
-    kind: 'payment_intent.apply_customer_balance',
-    amount: ['amount'],
-    currency: 'optional',
-    metadata: false,
-  },
-  'POST /v1/payment_intents/*/verify_microdeposits': {
-    kind: 'payment_intent.verify_microdeposits',
-    metadata: false,
-  },
-
-  'POST /v1/subscriptions/*': { kind: 'subscription.update', metadata: true, refine: subscriptionUpdate },
-  'DELETE /v1/subscriptions/*': { kind: 'subscription.cancel', metadata: false, irreversible: true },
-  'POST /v1/subscriptions/*/pause': { kind: 'subscription.pause', metadata: false },
-  'POST /v1/subscriptions/*/resume': { kind: 'subscription.resume', metadata: false },
-  'POST /v1/subscriptions/*/migrate': { kind: 'subscription.migrate', metadata: false },
-  'DELETE /v1/subscriptions/*/discount': { kind: 'discount.delete', metadata: false, irreversible: true },
-
-  'POST /v1/invoices': { kind: 'invoice.create', currency: 'optional', metadata: true },
-  'POST /v1/invoices/create_preview': { kind: 'invoice.preview', read: true, metadata: false },
-  'POST /v1/invoices/*': { kind: 'invoice.update', metadata: true },
-  'DELETE /v1/invoices/*': { kind: 'invoice.delete', metadata: false, irreversible: true },
-  'POST /v1/invoices/*/pay': { kind: 'invoice.pay', metadata: false },
-  'POST /v1/invoices/*/void': { kind: 'invoice.void', metadata: false, irreversible: true },
-  'POST /v1/invoices/*/mark_uncollectible': { kind: 'invoice.mark_uncollectible', metadata: false },
-  // A finalized invoice cannot return to draft.
-  'POST /v1/invoices/*/finalize': { kind: 'invoice.finalize', metadata: false, irreversible: true },
-  'POST /v1/invoices/*/send': { kind: 'invoice.send', metadata: false },
-  'POST /v1/invoices/*/add_lines': { kind: 'invoice.add_lines', metadata: false },
-  'POST /v1/invoices/*/update_lines': { kind: 'invoice.update_lines', metadata: false },
-  'POST /v1/invoices/*/remove_lines': { kind: 'invoice.remove_lines', metadata: false },
-  'POST /v1/invoices/*/lines/*': { kind: 'invoice_line_item.update', metadata: true },
-
-  'POST /v1/credit_notes': {
-    kind: 'credit_note.create',
-    amount: ['amount', 'refund_amount'],
-    metadata: true,
-    refine: creditNoteCreate,
-  },
-  'POST /v1/credit_notes/*': { kind: 'credit_note.update', metadata: true },
-  'POST /v1/credit_notes/*/void': { kind: 'credit_note.void', metadata: false, irreversible: true },
-
-  'DELETE /v1/customers/*': { kind: 'customer.delete', metadata: false, irreversible: true },
-  'POST /v1/customers/*/balance_transactions': {
-    kind: 'customer_balance_transaction.create',
-    ...money,
-    metadata: true,
-  },
-  'POST /v1/customers/*/balance_transactions/*': {
-    kind: 'customer_balance_transaction.update',
-    metadata: true,
-  },
-  'DELETE /v1/customers/*/discount': { kind: 'discount.delete', metadata: false, irreversible: true },
-
-  // `submit=true` makes an update final: Stripe sends the evidence to the bank and it can no longer change.
-  'POST /v1/disputes/*': { kind: 'dispute.update', metadata: true, refine: disputeUpdate },
-  // Closing concedes the dispute.
-  'POST /v1/disputes/*/close': { kind: 'dispute.close', metadata: false, irreversible: true },
-
-  'POST /v1/topups': { kind: 'topup.create', ...money, metadata: true },
-  'POST /v1/topups/*': { kind: 'topup.update', metadata: true },
-  'POST /v1/topups/*/cancel': { kind: 'topup.cancel', metadata: false },
-
-  'POST /v1/treasury/outbound_payments': {
-    kind: 'treasury.outbound_payment.create',
-    ...money,
-    metadata: true,
-    irreversible: true,
-  },
-  'POST /v1/treasury/outbound_payments/*/cancel': {
-    kind: 'treasury.outbound_payment.cancel',
-    metadata: false,
-  },
-  'POST /v1/treasury/outbound_transfers': {
-    kind: 'treasury.outbound_transfer.create',
-    ...money,
-    metadata: true,
-  },
-  'POST /v1/treasury/outbound_transfers/*/cancel': {
-    kind: 'treasury.outbound_transfer.cancel',
-    metadata: false,
-  },
-
-  'POST /v1/quotes/*/accept': { kind: 'quote.accept', metadata: false },
-  'POST /v1/quotes/*/cancel': { kind: 'quote.cancel', metadata: false },
-  'POST /v1/quotes/*/finalize': { kind: 'quote.finalize', metadata: false },
-  'POST /v1/setup_intents/*/confirm': { kind: 'setup_intent.confirm', metadata: false },
-  'POST /v1/setup_intents/*/cancel': { kind: 'setup_intent.cancel', metadata: false, irreversible: true },
-  'POST /v1/payment_methods/*/attach': { kind: 'payment_method.attach', metadata: false },
-  'POST /v1/payment_methods/*/detach': { kind: 'payment_method.detach', metadata: false },
-  'POST /v1/checkout/sessions/*/expire': {
-    kind: 'checkout.session.expire',
-    metadata: false,
-    irreversible: true,
-  },
-  'POST /v1/subscription_schedules/*/cancel': { kind: 'subscription_schedule.cancel', metadata: false },
-  'POST /v1/subscription_schedules/*/release': { kind: 'subscription_schedule.release', metadata: false },
-
-  'POST /v2/money_management/outbound_payments': {
-    kind: 'v2.money_management.outbound_payment.create',
-    amount: ['amount.value'],
-    amountRequired: true,
-    currency: 'required',
-    currencyField: 'amount.currency',
-    metadata: true,
-    irreversible: true,
-  },
+// Sub-collections whose objects Stripe names after their parent.
+const NESTED_NOUNS: Record<string, string> = {
+  'application_fees/refunds': 'application_fee_refund',
+  'charges/dispute': 'dispute',
+  'credit_notes/lines': 'credit_note_line_item',
+  'customers/balance_transactions': 'customer_balance_transaction',
+  'customers/cash_balance_transactions': 'customer_cash_balance_transaction',
+  'customers/sources': 'customer_source',
+  'financial_accounts/features': 'financial_account_features',
+  'invoices/lines': 'invoice_line_item',
+  'products/features': 'product_feature',
+  'transfers/reversals': 'transfer_reversal',
 };
 
-/**
- * Plain resources whose create, update and delete map to `<noun>.create|update|delete`.
- * `c`/`u` = create/update exists, `+` = it accepts metadata, `d` = delete exists
- * (from the official client's generated spec).
- */
-const RESOURCES: Record<string, string> = {
-  accounts: 'c+ u+ d',
-  account_links: 'c',
-  account_sessions: 'c',
-  'billing_portal/configurations': 'c+ u+',
-  'billing_portal/sessions': 'c',
-  'checkout/sessions': 'c+ u+',
-  coupons: 'c+ u+ d',
-  customer_sessions: 'c',
-  customers: 'c+ u+',
-  ephemeral_keys: 'c d',
-  file_links: 'c+ u+',
-  invoiceitems: 'c+ u+ d',
-  'issuing/cardholders': 'c+ u+',
-  'issuing/cards': 'c+ u+',
-  payment_links: 'c+ u+',
-  payment_method_configurations: 'c u',
-  payment_method_domains: 'c u',
-  payment_methods: 'c+ u+',
-  plans: 'c+ u+ d',
-  prices: 'c+ u+',
-  products: 'c+ u+ d',
-  promotion_codes: 'c+ u+',
-  quotes: 'c+ u+',
-  'radar/value_list_items': 'c d',
-  'radar/value_lists': 'c+ u+ d',
-  setup_intents: 'c+ u+',
-  shipping_rates: 'c+ u+',
-  subscription_items: 'c+ u+ d',
-  subscription_schedules: 'c+ u+',
-  subscriptions: 'c+',
-  tax_ids: 'c d',
-  tax_rates: 'c+ u+',
-  'terminal/locations': 'c+ u+ d',
-  'terminal/readers': 'c+ u+ d',
-  'treasury/financial_accounts': 'c+ u+',
-  'treasury/inbound_transfers': 'c+',
-  webhook_endpoints: 'c+ u+ d',
-};
-
-function subscriptionUpdate(params: Params): { kind: string; irreversible: boolean } {
-  const cancelAt = params['cancel_at'];
-  const cancels =
-    flagged(params['cancel_at_period_end']) ||
-    (cancelAt !== undefined && cancelAt !== null && cancelAt !== '');
-  // Scheduled cancellation can still be undone before it takes effect.
-  return { kind: cancels ? 'subscription.cancel' : 'subscription.update', irreversible: false };
-}
-
-function disputeUpdate(params: Params): { kind: string; irreversible: boolean } {
-  return flagged(params['submit'])
-    ? { kind: 'dispute.submit', irreversible: true }
-    : { kind: 'dispute.update', irreversible: false };
-}
-
-function creditNoteCreate(params: Params): { kind: string; irreversible: boolean } {
-  const refundAmount = params['refund_amount'];
-  // A credit note that refunds money cannot take the refund back when voided.
-  const refunds =
-    (flagged(refundAmount) && refundAmount !== '0' && refundAmount !== 0) || own(params, 'refunds');
-  return { kind: 'credit_note.create', irreversible: refunds };
-}
-
-// Namespaces prefix the noun: `/v1/treasury/outbound_payments` is `treasury.outbound_payment`.
+// Namespaces prefix the noun of a read: `/v1/treasury/outbound_payments` is `treasury.outbound_payment`.
 const NAMESPACES = new Set([
   'apple_pay',
   'apps',
@@ -327,17 +90,6 @@ const NAMESPACES = new Set([
   'treasury',
 ]);
 
-// Sub-collections whose objects Stripe names after their parent.
-const NESTED_NOUNS: Record<string, string> = {
-  'application_fees/refunds': 'application_fee_refund',
-  'charges/dispute': 'dispute',
-  'credit_notes/lines': 'credit_note_line_item',
-  'customers/balance_transactions': 'customer_balance_transaction',
-  'customers/cash_balance_transactions': 'customer_cash_balance_transaction',
-  'invoices/lines': 'invoice_line_item',
-  'transfers/reversals': 'transfer_reversal',
-};
-
 // Words that sit where an id would but name an operation.
 const NOT_IDS = new Set(['search', 'upcoming', 'history', 'create_preview']);
 
@@ -352,10 +104,33 @@ function singular(noun: string): string {
   return noun;
 }
 
-function nounOf(collectionPath: string): string {
-  const parts = collectionPath.split('/');
-  const last = parts.pop() ?? '';
-  return [...parts, singular(last)].join('.');
+const snake = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+// `<noun>.<verb>` from a pattern of the generated table: `POST /v1/refunds/*/cancel` is `refund.cancel`,
+// `POST /v1/accounts/*/external_accounts` is `external_account.create`, `POST /v2/core/accounts/*/close` is
+// `v2.core.account.close`. A last segment that the client's method is named after is the verb.
+function derivedKind(method: string, path: string, operation: string): { kind: string; verb: string } {
+  const [version, ...segments] = path.split('/').slice(1);
+  const call = snake(operation.slice(operation.lastIndexOf('.') + 1));
+  const last = segments.at(-1) ?? '';
+  let verb: string;
+  if (last !== '*' && (call === last || call.startsWith(`${last}_`))) {
+    verb = last;
+    segments.pop();
+  } else {
+    const word = call.split('_')[0];
+    if (method === 'DELETE' || word === 'del' || word === 'delete') verb = 'delete';
+    else if (word === 'create' || word === 'update') verb = word;
+    else verb = last === '*' ? 'update' : 'create';
+  }
+  const at = segments.at(-1) === '*' ? segments.length - 2 : segments.length - 1;
+  const collection = segments[at] ?? '';
+  const parent = segments[at - 1] === '*' ? segments[at - 2] : undefined;
+  // Literals naming no object (`treasury`, `core`, `vault`) qualify the noun; parents (`accounts/*`) do not.
+  const prefix = segments.slice(0, at).filter((s, i) => s !== '*' && segments[i + 1] !== '*');
+  const noun =
+    (parent !== undefined ? NESTED_NOUNS[`${parent}/${collection}`] : undefined) ?? singular(collection);
+  return { kind: [...(version === 'v2' ? ['v2'] : []), ...prefix, noun, verb].join('.'), verb };
 }
 
 // --- the route table, compiled once into a trie keyed by method then path segment ---
@@ -393,34 +168,46 @@ function addRoute(key: string, route: Route): void {
   node.route = route;
 }
 
-for (const [collection, ops] of Object.entries(RESOURCES)) {
-  const noun = nounOf(collection);
-  const flags = ops.split(' ');
-  const generic = { amount: ['amount'], currency: 'optional' } as const;
-  for (const flag of flags) {
-    const metadata = flag.endsWith('+');
-    if (flag.startsWith('c'))
-      addRoute(`POST /v1/${collection}`, { kind: `${noun}.create`, ...generic, metadata });
-    if (flag.startsWith('u'))
-      addRoute(`POST /v1/${collection}/*`, { kind: `${noun}.update`, ...generic, metadata });
-    if (flag === 'd')
-      addRoute(`DELETE /v1/${collection}/*`, { kind: `${noun}.delete`, metadata, irreversible: true });
-  }
+function compile(row: GeneratedRoute, s: Semantics, operation: string | null): Route {
+  const derived = derivedKind(row.method, row.path, row.operation);
+  return {
+    kind: s.kind ?? derived.kind,
+    operation,
+    read: s.read ?? false,
+    amount: s.amount ?? row.amounts,
+    amountRequired: s.amountRequired ?? false,
+    currency: s.currency ?? (row.currency ? 'optional' : 'none'),
+    currencyField: row.currency ?? 'currency',
+    metadata: row.metadata,
+    irreversible: s.irreversible ?? derived.verb === 'delete',
+    refine: s.refine ?? null,
+    money: s.money ?? null,
+  };
 }
-// Specific routes last, so they replace a generic entry for the same path.
-for (const [key, route] of Object.entries(ROUTES)) addRoute(key, route);
+
+const GENERATED = new Map(GENERATED_ROUTES.map((r) => [`${r.method} ${r.path}`, r]));
+for (const [key, row] of GENERATED) addRoute(key, compile(row, OVERLAY[key] ?? {}, row.operation));
+for (const [key, { like, ...semantics }] of Object.entries(LEGACY)) {
+  const row = GENERATED.get(like);
+  if (row) addRoute(key, compile(row, semantics, null));
+}
 
 export interface EndpointCoverage {
   /** `POST /v1/refunds`; `*` stands for an id. */
   endpoint: string;
   kind: string;
+  /** The client's method, `refunds.create`; null for a legacy path the client no longer calls. */
+  operation: string | null;
   /** The kind depends on the parameters (an update that cancels, a dispute update that submits). */
   refined: boolean;
   amountFields: readonly string[];
-  currency: NonNullable<Route['currency']> | 'none';
+  currency: CurrencyMode;
+  currencyField: string;
   metadata: boolean;
   irreversible: boolean;
   read: boolean;
+  /** For a money write: why it is one. */
+  money: string | null;
 }
 
 /** Every write endpoint Airlock classifies by name, for docs/stripe-coverage.md. */
@@ -429,12 +216,15 @@ export function endpointCoverage(): EndpointCoverage[] {
     .map(([endpoint, r]) => ({
       endpoint,
       kind: r.kind,
-      refined: r.refine !== undefined,
-      amountFields: r.amount ?? [],
-      currency: r.currency ?? 'none',
+      operation: r.operation,
+      refined: r.refine !== null,
+      amountFields: r.amount,
+      currency: r.currency,
+      currencyField: r.currencyField,
       metadata: r.metadata,
-      irreversible: r.irreversible ?? false,
-      read: r.read ?? false,
+      irreversible: r.irreversible,
+      read: r.read,
+      money: r.money,
     }))
     .sort(
       (a, b) =>
@@ -505,8 +295,7 @@ function readKind({ prefix, rest }: PathShape): string {
   const collection = rest[last];
   if (collection === undefined) return prefix.length ? `${prefix.join('.')}.read` : 'stripe.read';
   const parent = last >= 2 ? rest[last - 2] : undefined;
-  const nested =
-    parent !== undefined && prefix.length === 0 ? NESTED_NOUNS[`${parent}/${collection}`] : undefined;
+  const nested = parent !== undefined ? NESTED_NOUNS[`${parent}/${collection}`] : undefined;
   return [...prefix, nested ?? singular(collection)].join('.') + '.read';
 }
 
@@ -563,26 +352,26 @@ function describe(value: ParamValue): string {
   return Array.isArray(value) ? 'an array' : 'an object';
 }
 
-function readAmount(params: Params, route: Route): number | null {
+function readAmount(params: Params, route: Pick<Route, 'amount' | 'amountRequired'>): number | null {
   let amount: number | null = null;
-  for (const field of route.amount ?? []) {
+  for (const field of route.amount) {
     const value = lookup(params, field);
     if (value === undefined || value === null) continue;
     const parsed = toAmount(value, field);
     amount ??= parsed;
   }
   if (amount === null && route.amountRequired) {
-    const field = route.amount?.[0] ?? 'amount';
+    const field = route.amount[0] ?? 'amount';
     throw new ParamError('parameter_missing', field, `Missing required param: ${field}.`);
   }
   return amount;
 }
 
-function readCurrency(params: Params, route: Route): string | null {
-  const mode = route.currency ?? 'none';
+function readCurrency(params: Params, route: Pick<Route, 'currency' | 'currencyField'>): string | null {
+  const mode = route.currency;
   if (mode === 'none') return null;
   if (mode === 'unless_source' && (own(params, 'charge') || own(params, 'payment_intent'))) return null;
-  const field = route.currencyField ?? 'currency';
+  const field = route.currencyField;
   const value = lookup(params, field);
   if (value === undefined || value === null) {
     if (mode === 'required')
@@ -609,7 +398,7 @@ function destinationOf(params: Params): string | null {
 
 /**
  * What a Stripe request does and the money it names. Pure; throws ParamError when an amount or currency
- * is malformed. GETs are reads (`<noun>.read`); a write not in the table is `stripe.write`.
+ * is malformed. GETs are reads (`<noun>.read`); a write the pinned client does not know is `stripe.write`.
  */
 export function classify(req: StripeRequest): Classification {
   const method = req.method.toUpperCase();
@@ -624,6 +413,7 @@ export function classify(req: StripeRequest): Classification {
     kind: method === 'GET' ? 'stripe.read' : 'stripe.write',
     read: method === 'GET',
     amount: null,
+    amountField: null,
     currency: null,
     ...facts,
     objectId: null,
@@ -649,18 +439,28 @@ export function classify(req: StripeRequest): Classification {
   const root = TRIE.get(method);
   const route = root ? match(root, segments, 0, ids) : null;
   if (!route) {
+    // An endpoint newer than the table: `amount`, or on v2 an `amount` object, as Stripe's habit is.
+    const value = lookup(params, 'amount');
+    const object =
+      segments[0] === 'v2' && value !== null && typeof value === 'object' && !Array.isArray(value);
+    const field = object ? 'amount.value' : 'amount';
     result.objectId = lastIdOf(shape);
-    result.amount = readAmount(params, { kind: 'stripe.write', amount: ['amount'], metadata: false });
-    result.currency = readCurrency(params, { kind: 'stripe.write', currency: 'optional', metadata: false });
+    result.amount = readAmount(params, { amount: [field], amountRequired: false });
+    result.amountField = result.amount === null ? null : field;
+    result.currency = readCurrency(params, {
+      currency: 'optional',
+      currencyField: object ? 'amount.currency' : 'currency',
+    });
     return result;
   }
   const refined = route.refine?.(params);
   result.kind = refined?.kind ?? route.kind;
-  result.read = route.read ?? false;
-  result.irreversible = refined?.irreversible ?? route.irreversible ?? false;
+  result.read = route.read;
+  result.irreversible = refined?.irreversible ?? route.irreversible;
   result.acceptsMetadata = route.metadata;
   result.objectId = ids.at(-1) ?? null;
   result.amount = readAmount(params, route);
+  result.amountField = route.amount[0] ?? null;
   result.currency = readCurrency(params, route);
   return result;
 }
@@ -676,6 +476,7 @@ export function statedFacts(
     kind,
     read: false,
     amount,
+    amountField: null,
     currency,
     customer: more.customer ?? null,
     charge: more.charge ?? null,

@@ -1,7 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { classify, endpointCoverage } from '../../src/stripe/classify.ts';
+import { classify, type EndpointCoverage, endpointCoverage } from '../../src/stripe/classify.ts';
+import type { Params, ParamValue } from '../../src/stripe/params.ts';
 import { ROOT } from '../helpers/process.ts';
 
 const DOC = join(ROOT, 'docs', 'stripe-coverage.md');
@@ -16,23 +17,51 @@ const CURRENCY: Record<string, string> = {
   none: '—',
 };
 
-/** The endpoint → kind → amount field → metadata table, from the classifier itself. */
+/** `none`, or how the currency is read and from where when it is not `currency`. */
+function currencyOf(e: EndpointCoverage): string {
+  const mode = CURRENCY[e.currency] ?? e.currency;
+  return e.currency === 'none' || e.currencyField === 'currency' ? mode : `${mode}, \`${e.currencyField}\``;
+}
+
+/** The endpoint → kind → amount field → metadata table, and the money writes with why, from the classifier. */
 function renderTable(): string {
-  const rows = endpointCoverage().map((e) =>
+  const coverage = endpointCoverage();
+  const rows = coverage.map((e) =>
     [
       `\`${e.endpoint}\``,
       `\`${e.kind}\`${e.refined ? ' *' : ''}`,
+      e.operation ? `\`${e.operation}\`` : 'legacy',
       e.amountFields.length ? e.amountFields.map((f) => `\`${f}\``).join(', ') : '—',
-      CURRENCY[e.currency] ?? e.currency,
+      currencyOf(e),
       e.metadata ? 'yes' : 'no',
       e.irreversible ? 'yes' : '',
     ].join(' | '),
   );
+  const money = coverage
+    .filter((e) => e.money !== null)
+    .map((e) => `| \`${e.endpoint}\` | \`${e.kind}\` | ${e.money} |`);
   return [
-    '| endpoint | kind | amount field | currency | `metadata[airlock_action]` | irreversible |',
-    '| --- | --- | --- | --- | --- | --- |',
+    '| endpoint | kind | client method | amount field | currency | `metadata[airlock_action]` | irreversible |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
     ...rows.map((r) => `| ${r} |`),
+    '',
+    '### Money writes',
+    '',
+    'The overlay (`src/stripe/overlay.ts`) names these as moving money, changing where it goes, or being final:',
+    '',
+    '| endpoint | kind | why |',
+    '| --- | --- | --- |',
+    ...money,
   ].join('\n');
+}
+
+/** Params with `value` at a dotted path. */
+function withField(params: Params, dotted: string, value: ParamValue): Params {
+  const [key = '', ...rest] = dotted.split('.');
+  if (rest.length === 0) return { ...params, [key]: value };
+  const inner = params[key];
+  const object = inner !== null && typeof inner === 'object' && !Array.isArray(inner) ? inner : {};
+  return { ...params, [key]: withField(object, rest.join('.'), value) };
 }
 
 describe('docs/stripe-coverage.md', () => {
@@ -50,22 +79,19 @@ describe('docs/stripe-coverage.md', () => {
     expect(doc.slice(start, end)).toBe(expected);
   });
 
-  it('agrees with classify() on every row: kind, amount field and metadata', () => {
+  it('agrees with classify() on every row: kind, amount field, currency and metadata', () => {
     for (const e of endpointCoverage()) {
       const [method = '', pattern = ''] = e.endpoint.split(' ');
       const path = pattern.replaceAll('*', 'xx_123');
       const field = e.amountFields[0];
-      const [outer = '', inner] = (field ?? '').split('.');
-      // A nested amount (`amount.value`) carries its currency beside it.
-      const params = !field
-        ? {}
-        : inner
-          ? { [outer]: { [inner]: '700', currency: 'usd' } }
-          : { [outer]: '700' };
-      const c = classify({ method, path, params: { ...params, currency: 'usd' } });
+      let params: Params = field ? withField({}, field, '700') : {};
+      if (e.currency !== 'none') params = withField(params, e.currencyField, 'USD');
+      const c = classify({ method, path, params });
       if (!e.refined) expect(c.kind, e.endpoint).toBe(e.kind);
       expect(c.acceptsMetadata, e.endpoint).toBe(e.metadata);
-      if (field) expect(c.amount, e.endpoint).toBe(700);
+      expect(c.amountField, e.endpoint).toBe(field ?? null);
+      expect(c.amount, e.endpoint).toBe(field ? 700 : null);
+      expect(c.currency, e.endpoint).toBe(e.currency === 'none' ? null : 'usd');
     }
   });
 });

@@ -5,6 +5,7 @@ import { type Params, parseForm } from '../../src/stripe/params.ts';
 const NOTHING: Omit<Classification, 'kind'> = {
   read: false,
   amount: null,
+  amountField: null,
   currency: null,
   customer: null,
   charge: null,
@@ -29,13 +30,26 @@ const WRITES: Row[] = [
     'POST',
     '/v1/refunds',
     'charge=ch_1&amount=60000',
-    { kind: 'refund.create', amount: 60000, charge: 'ch_1', acceptsMetadata: true, irreversible: true },
+    {
+      kind: 'refund.create',
+      amount: 60000,
+      amountField: 'amount',
+      charge: 'ch_1',
+      acceptsMetadata: true,
+      irreversible: true,
+    },
   ],
   [
     'POST',
     '/v1/refunds',
     'payment_intent=pi_1',
-    { kind: 'refund.create', payment_intent: 'pi_1', acceptsMetadata: true, irreversible: true },
+    {
+      kind: 'refund.create',
+      amountField: 'amount',
+      payment_intent: 'pi_1',
+      acceptsMetadata: true,
+      irreversible: true,
+    },
   ],
   [
     'POST',
@@ -44,6 +58,7 @@ const WRITES: Row[] = [
     {
       kind: 'refund.create',
       amount: 700,
+      amountField: 'amount',
       currency: 'eur',
       customer: 'cus_1',
       acceptsMetadata: true,
@@ -65,6 +80,7 @@ const WRITES: Row[] = [
     {
       kind: 'payout.create',
       amount: 250000,
+      amountField: 'amount',
       currency: 'usd',
       destination: 'ba_1',
       acceptsMetadata: true,
@@ -89,7 +105,14 @@ const WRITES: Row[] = [
     'POST',
     '/v1/transfers',
     'amount=1000&currency=usd&destination=acct_1',
-    { kind: 'transfer.create', amount: 1000, currency: 'usd', destination: 'acct_1', acceptsMetadata: true },
+    {
+      kind: 'transfer.create',
+      amount: 1000,
+      amountField: 'amount',
+      currency: 'usd',
+      destination: 'acct_1',
+      acceptsMetadata: true,
+    },
   ],
   [
     'POST',
@@ -98,6 +121,7 @@ const WRITES: Row[] = [
     {
       kind: 'transfer_reversal.create',
       amount: 400,
+      amountField: 'amount',
       objectId: 'tr_1',
       acceptsMetadata: true,
       irreversible: true,
@@ -116,6 +140,7 @@ const WRITES: Row[] = [
     {
       kind: 'application_fee_refund.create',
       amount: 30,
+      amountField: 'amount',
       objectId: 'fee_1',
       acceptsMetadata: true,
       irreversible: true,
@@ -126,21 +151,40 @@ const WRITES: Row[] = [
     'POST',
     '/v1/charges',
     'amount=2000&currency=usd&customer=cus_1&source=card_1',
-    { kind: 'charge.create', amount: 2000, currency: 'usd', customer: 'cus_1', acceptsMetadata: true },
+    {
+      kind: 'charge.create',
+      amount: 2000,
+      amountField: 'amount',
+      currency: 'usd',
+      customer: 'cus_1',
+      acceptsMetadata: true,
+    },
   ],
   [
     'POST',
     '/v1/charges',
     'amount=2000&currency=usd&destination[account]=acct_9',
-    { kind: 'charge.create', amount: 2000, currency: 'usd', destination: 'acct_9', acceptsMetadata: true },
+    {
+      kind: 'charge.create',
+      amount: 2000,
+      amountField: 'amount',
+      currency: 'usd',
+      destination: 'acct_9',
+      acceptsMetadata: true,
+    },
   ],
   [
     'POST',
     '/v1/charges/ch_1/capture',
     'amount=1500',
-    { kind: 'charge.capture', amount: 1500, charge: 'ch_1', objectId: 'ch_1' },
+    { kind: 'charge.capture', amount: 1500, amountField: 'amount', charge: 'ch_1', objectId: 'ch_1' },
   ],
-  ['POST', '/v1/charges/ch_1/capture', '', { kind: 'charge.capture', charge: 'ch_1', objectId: 'ch_1' }],
+  [
+    'POST',
+    '/v1/charges/ch_1/capture',
+    '',
+    { kind: 'charge.capture', amountField: 'amount', charge: 'ch_1', objectId: 'ch_1' },
+  ],
   [
     'POST',
     '/v1/charges/ch_1/refunds',
@@ -148,6 +192,7 @@ const WRITES: Row[] = [
     {
       kind: 'refund.create',
       amount: 500,
+      amountField: 'amount',
       charge: 'ch_1',
       objectId: 'ch_1',
       acceptsMetadata: true,
@@ -158,7 +203,14 @@ const WRITES: Row[] = [
     'POST',
     '/v1/charges/ch_1/refund',
     '',
-    { kind: 'refund.create', charge: 'ch_1', objectId: 'ch_1', acceptsMetadata: true, irreversible: true },
+    {
+      kind: 'refund.create',
+      amountField: 'amount',
+      charge: 'ch_1',
+      objectId: 'ch_1',
+      acceptsMetadata: true,
+      irreversible: true,
+    },
   ],
   [
     'POST',
@@ -174,6 +226,7 @@ const WRITES: Row[] = [
     {
       kind: 'payment_intent.create',
       amount: 5000,
+      amountField: 'amount',
       currency: 'gbp',
       customer: 'cus_1',
       destination: 'acct_2',
@@ -187,6 +240,7 @@ const WRITES: Row[] = [
     {
       kind: 'payment_intent.update',
       amount: 7000,
+      amountField: 'amount',
       payment_intent: 'pi_1',
       objectId: 'pi_1',
       acceptsMetadata: true,
@@ -196,7 +250,12 @@ const WRITES: Row[] = [
     'POST',
     '/v1/payment_intents/pi_1/confirm',
     'payment_method=pm_card_visa',
-    { kind: 'payment_intent.confirm', payment_intent: 'pi_1', objectId: 'pi_1' },
+    {
+      kind: 'payment_intent.confirm',
+      amountField: 'amount_to_confirm',
+      payment_intent: 'pi_1',
+      objectId: 'pi_1',
+    },
   ],
   [
     'POST',
@@ -205,6 +264,7 @@ const WRITES: Row[] = [
     {
       kind: 'payment_intent.capture',
       amount: 4200,
+      amountField: 'amount_to_capture',
       payment_intent: 'pi_1',
       objectId: 'pi_1',
       acceptsMetadata: true,
@@ -217,6 +277,7 @@ const WRITES: Row[] = [
     {
       kind: 'payment_intent.increment_authorization',
       amount: 9000,
+      amountField: 'amount',
       payment_intent: 'pi_1',
       objectId: 'pi_1',
       acceptsMetadata: true,
@@ -300,13 +361,19 @@ const WRITES: Row[] = [
     'POST',
     '/v1/credit_notes',
     'invoice=in_1&amount=300',
-    { kind: 'credit_note.create', amount: 300, acceptsMetadata: true },
+    { kind: 'credit_note.create', amount: 300, amountField: 'amount', acceptsMetadata: true },
   ],
   [
     'POST',
     '/v1/credit_notes',
     'invoice=in_1&refund_amount=800',
-    { kind: 'credit_note.create', amount: 800, acceptsMetadata: true, irreversible: true },
+    {
+      kind: 'credit_note.create',
+      amount: 800,
+      amountField: 'amount',
+      acceptsMetadata: true,
+      irreversible: true,
+    },
   ],
   // customers
   [
@@ -316,6 +383,7 @@ const WRITES: Row[] = [
     {
       kind: 'customer_balance_transaction.create',
       amount: 1500,
+      amountField: 'amount',
       currency: 'usd',
       customer: 'cus_1',
       objectId: 'cus_1',
@@ -360,7 +428,7 @@ const WRITES: Row[] = [
     'POST',
     '/v1/topups',
     'amount=100000&currency=usd',
-    { kind: 'topup.create', amount: 100000, currency: 'usd', acceptsMetadata: true },
+    { kind: 'topup.create', amount: 100000, amountField: 'amount', currency: 'usd', acceptsMetadata: true },
   ],
   [
     'POST',
@@ -369,6 +437,7 @@ const WRITES: Row[] = [
     {
       kind: 'treasury.outbound_payment.create',
       amount: 20000,
+      amountField: 'amount',
       currency: 'usd',
       customer: 'cus_1',
       acceptsMetadata: true,
@@ -379,7 +448,13 @@ const WRITES: Row[] = [
     'POST',
     '/v1/treasury/outbound_transfers',
     'financial_account=fa_1&amount=30000&currency=usd',
-    { kind: 'treasury.outbound_transfer.create', amount: 30000, currency: 'usd', acceptsMetadata: true },
+    {
+      kind: 'treasury.outbound_transfer.create',
+      amount: 30000,
+      amountField: 'amount',
+      currency: 'usd',
+      acceptsMetadata: true,
+    },
   ],
   // plain resources
   ['POST', '/v1/products', 'name=Widget', { kind: 'product.create', acceptsMetadata: true }],
@@ -387,14 +462,27 @@ const WRITES: Row[] = [
     'POST',
     '/v1/prices',
     'product=prod_1&unit_amount=500&currency=usd',
-    { kind: 'price.create', currency: 'usd', acceptsMetadata: true },
+    {
+      kind: 'price.create',
+      amount: 500,
+      amountField: 'unit_amount',
+      currency: 'usd',
+      acceptsMetadata: true,
+    },
   ],
   ['DELETE', '/v1/products/prod_1', '', { kind: 'product.delete', objectId: 'prod_1', irreversible: true }],
   [
     'POST',
     '/v1/invoiceitems',
     'customer=cus_1&amount=250&currency=usd',
-    { kind: 'invoiceitem.create', amount: 250, currency: 'usd', customer: 'cus_1', acceptsMetadata: true },
+    {
+      kind: 'invoiceitem.create',
+      amount: 250,
+      amountField: 'amount',
+      currency: 'usd',
+      customer: 'cus_1',
+      acceptsMetadata: true,
+    },
   ],
   [
     'POST',
@@ -405,15 +493,51 @@ const WRITES: Row[] = [
   ['POST', '/v1/ephemeral_keys', 'customer=cus_1', { kind: 'ephemeral_key.create', customer: 'cus_1' }],
   // unknown writes
   ['POST', '/v1/quotes/qt_1/unknown_action', '', { kind: 'stripe.write', objectId: 'qt_1' }],
-  ['POST', '/v1/brand_new_things', 'amount=10', { kind: 'stripe.write', amount: 10 }],
+  ['POST', '/v1/brand_new_things', 'amount=10', { kind: 'stripe.write', amount: 10, amountField: 'amount' }],
+  ['POST', '/v1/brand_new_things', 'name=x', { kind: 'stripe.write' }],
   ['DELETE', '/v1/prices/price_1', '', { kind: 'stripe.write', objectId: 'price_1' }],
   ['PUT', '/v1/refunds', 'charge=ch_1', { kind: 'stripe.write', charge: 'ch_1' }],
-  ['POST', '/v2/core/accounts', '', { kind: 'stripe.write' }],
+  ['POST', '/v2/core/brand_new_things', '', { kind: 'stripe.write' }],
+  // every endpoint of the pinned client has a kind, v2 and sub-collections too
+  ['POST', '/v2/core/accounts', '', { kind: 'v2.core.account.create', acceptsMetadata: true }],
   [
     'POST',
     '/v1/customers/cus_1/sources',
     'source=tok_1',
-    { kind: 'stripe.write', customer: 'cus_1', objectId: 'cus_1' },
+    { kind: 'customer_source.create', customer: 'cus_1', objectId: 'cus_1', acceptsMetadata: true },
+  ],
+  [
+    'POST',
+    '/v1/terminal/readers/tmr_1/refund_payment',
+    'charge=ch_1&amount=1200',
+    {
+      kind: 'terminal.reader.refund_payment',
+      amount: 1200,
+      amountField: 'amount',
+      charge: 'ch_1',
+      objectId: 'tmr_1',
+      acceptsMetadata: true,
+      irreversible: true,
+    },
+  ],
+  [
+    'POST',
+    '/v1/coupons',
+    'amount_off=500&currency=usd&duration=once',
+    { kind: 'coupon.create', amount: 500, amountField: 'amount_off', currency: 'usd', acceptsMetadata: true },
+  ],
+  // `amount` is not a coupon update's parameter: Stripe refuses it, so it is nothing to value.
+  [
+    'POST',
+    '/v1/coupons/co_1',
+    'amount=abc',
+    { kind: 'coupon.update', objectId: 'co_1', acceptsMetadata: true },
+  ],
+  [
+    'POST',
+    '/v1/accounts/acct_1/external_accounts',
+    'external_account=btok_1',
+    { kind: 'external_account.create', objectId: 'acct_1', acceptsMetadata: true, irreversible: true },
   ],
 ];
 
@@ -455,6 +579,7 @@ describe('classify: writes', () => {
       ...NOTHING,
       kind: 'v2.money_management.outbound_payment.create',
       amount: 12345,
+      amountField: 'amount.value',
       currency: 'usd',
       acceptsMetadata: true,
       irreversible: true,
@@ -590,6 +715,56 @@ describe('classify: amounts', () => {
 
   it('leaves the amount null for a full refund', () => {
     expect(run('POST', '/v1/refunds', 'charge=ch_1').amount).toBeNull();
+  });
+
+  it('says where a full refund takes the amount Airlock derives', () => {
+    expect(run('POST', '/v1/refunds', 'charge=ch_1')).toMatchObject({ amount: null, amountField: 'amount' });
+    expect(run('POST', '/v1/payment_intents/pi_1/capture', '')).toMatchObject({
+      amount: null,
+      amountField: 'amount_to_capture',
+    });
+  });
+
+  it('ignores an amount an endpoint does not take', () => {
+    expect(run('POST', '/v1/customers', 'amount=5000')).toMatchObject({ amount: null, amountField: null });
+  });
+
+  it('reads a v2 amount value given as a JSON integer or a digit string', () => {
+    for (const value of [4200, '4200']) {
+      const c = run('POST', '/v2/money_management/payout_intents', { amount: { value, currency: 'USD' } });
+      expect(c).toMatchObject({ amount: 4200, amountField: 'amount.value', currency: 'usd' });
+    }
+  });
+
+  it.each([['12.5'], [-3], ['1e3'], [true]])('rejects the v2 amount value %j', (value) => {
+    const error = catchError(() =>
+      run('POST', '/v2/money_management/payout_intents', { amount: { value, currency: 'usd' } }),
+    );
+    expect(error).toMatchObject({ code: 'parameter_invalid_integer', param: 'amount.value' });
+  });
+
+  it('rejects a v2 amount without a three-letter currency', () => {
+    const path = '/v2/money_management/inbound_transfers';
+    expect(catchError(() => run('POST', path, { amount: { value: 1, currency: 'dollars' } }))).toMatchObject({
+      code: 'parameter_invalid',
+      param: 'amount.currency',
+    });
+    expect(catchError(() => run('POST', path, { amount: { value: 1 } }))).toMatchObject({
+      code: 'parameter_missing',
+      param: 'amount.currency',
+    });
+  });
+
+  it('reads an amount object on a v2 endpoint newer than the table', () => {
+    const c = run('POST', '/v2/money_management/brand_new_things', {
+      amount: { value: '99', currency: 'gbp' },
+    });
+    expect(c).toMatchObject({
+      kind: 'stripe.write',
+      amount: 99,
+      amountField: 'amount.value',
+      currency: 'gbp',
+    });
   });
 });
 
