@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AirlockError } from '../errors.ts';
+import { isPointer, locationProblem, patternProblem, ROUTE_METHODS } from '../outbound/routes.ts';
 
 const DispatchSchema = z
   .object({
@@ -44,11 +45,56 @@ const SmtpSchema = z
   })
   .strict();
 
+const problem = (check: (v: string) => string | null) => (v: string, ctx: z.RefinementCtx) => {
+  const message = check(v);
+  if (message) ctx.addIssue({ code: 'custom', message });
+};
+const method = z.preprocess((v) => (typeof v === 'string' ? v.toUpperCase() : v), z.enum(ROUTE_METHODS));
+const bodyLocation = z.string().min(1).superRefine(problem(locationProblem));
+
+// What a generic call to this host is, and where its amount sits in the body: the operator says, not the caller.
+const RouteSchema = z
+  .object({
+    method: z.union([method, z.array(method).min(1)]).transform((m) => (Array.isArray(m) ? m : [m])),
+    path: z.string().superRefine(problem(patternProblem)),
+    kind: z
+      .string()
+      .regex(/^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$/, 'expected a dotted lower-case name such as refund.create')
+      .max(64),
+    amount: bodyLocation.optional(),
+    currency: z
+      .union([
+        bodyLocation,
+        z
+          .object({ value: z.string().regex(/^[A-Za-z]{3}$/, 'expected a three-letter ISO currency code') })
+          .strict(),
+      ])
+      .optional(),
+  })
+  .strict()
+  .superRefine((route, ctx) => {
+    const where = route.currency;
+    if (where === undefined || route.amount === undefined) {
+      if (where !== undefined)
+        ctx.addIssue({ code: 'custom', path: ['currency'], message: 'a currency needs an amount' });
+      return;
+    }
+    if (typeof where === 'string' && isPointer(where) !== isPointer(route.amount)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['currency'],
+        message: 'read the currency the way the amount is read: both JSON pointers or both form keys',
+      });
+    }
+  });
+
 const UpstreamHostSchema = z
   .object({
     host: z.string().min(1),
     allow_private: z.boolean().default(false),
     headers: z.record(z.string(), z.string()).default({}),
+    /** Declared routes: the first that matches a call's method and path gives its kind and amount. */
+    routes: z.array(RouteSchema).default([]),
   })
   .strict();
 

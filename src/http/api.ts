@@ -15,6 +15,7 @@ import { toActionObject, toDecisionObject } from '../engine/view.ts';
 import { AirlockError } from '../errors.ts';
 import type { CallbackSender } from '../outbound/callbacks.ts';
 import { type OutboundHttp, refusedHeader } from '../outbound/http.ts';
+import { actionFacts, matchRoute } from '../outbound/routes.ts';
 import type { RateLimiter } from '../reliability/rate-limit.ts';
 import type { ActionRow } from '../store/store.ts';
 import { type Classification, statedFacts } from '../stripe/classify.ts';
@@ -244,6 +245,14 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     await checkCallback(body.callback, 'callback');
     const httpBody =
       body.body === undefined ? null : typeof body.body === 'string' ? body.body : JSON.stringify(body.body);
+    // The operator's routes say what the call is; the facts are read from httpBody, the bytes stored and sent.
+    const host = deps.http.match(url.hostname);
+    const route = matchRoute(host?.routes ?? [], body.method, url.pathname);
+    const facts = actionFacts(
+      route,
+      { method: body.method, pathname: url.pathname, search: url.search, headers, body: httpBody },
+      { kind: body.kind, amount: body.amount, currency: body.currency },
+    );
     const params = {
       url: url.toString(),
       headers,
@@ -259,12 +268,17 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
       stripeAccount: null,
       stripeVersion: null,
       idempotencyKey: body.idempotency_key ?? null,
-      classification: classification(body.kind ?? 'http.request', body.amount, body.currency),
+      classification: statedFacts(facts.kind, facts.amount, facts.currency),
+      declared: facts.declared,
       httpHeaders: headers,
       httpBody,
       callbackUrl: body.callback ?? null,
       forceReview: body.approve === true,
-      details: { summary: body.summary ?? null, notify: body.notify ?? [] },
+      details: {
+        summary: body.summary ?? null,
+        notify: body.notify ?? [],
+        ...(facts.declared ? { declared: facts.declared } : {}),
+      },
       requestId: request.id,
     };
     const { action, created } = await engine.submit(sub);

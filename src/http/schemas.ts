@@ -22,8 +22,10 @@ export const CreateActionRequest = z
     method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).default('POST'),
     headers: z.record(z.string().min(1).max(100), z.string().max(4096)).optional(),
     body: z.unknown().optional(),
-    kind: kind.optional(),
-    ...money,
+    // Claims only: the operator's declared route and the body give the facts policy decides on.
+    kind: kind.optional().describe("a claim; on a declared route it must be the route's kind"),
+    amount: money.amount.describe("a claim; on a declared route it must equal the body's amount"),
+    currency: money.currency.describe("a claim; on a declared route it must equal the body's currency"),
     approve: z.boolean().optional(),
     notify: z.array(z.string().min(1).max(200)).max(20).optional(),
     callback: z.string().min(1).max(2048).optional(),

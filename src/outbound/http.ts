@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { Agent, request } from 'undici';
 import { AirlockError } from '../errors.ts';
 import { isPrivateAddress } from './addresses.ts';
+import type { Route } from './routes.ts';
 
 export interface UpstreamHost {
   /** Exact host name, or `*.example.com` for its subdomains. */
@@ -11,6 +12,8 @@ export interface UpstreamHost {
   allow_private: boolean;
   /** Headers Airlock adds for this host, such as its credentials: agents never hold them. */
   headers: Record<string, string>;
+  /** What the operator declares each call on this host to be (src/outbound/routes.ts); none: `http.request`. */
+  routes?: readonly Route[];
 }
 
 export interface HttpAnswer {

@@ -2,7 +2,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Receiver, startReceiver } from '../helpers/receiver.ts';
-import { ACTIONS_POLICY, type Stack, startStackWithPolicy, until } from '../helpers/stack.ts';
+import { ACTIONS_POLICY, ACTIONS_ROUTES, type Stack, startStackWithPolicy, until } from '../helpers/stack.ts';
 
 const SECRET = 'whsec_test_0123456789abcdef';
 let stack: Stack;
@@ -25,7 +25,12 @@ beforeAll(async () => {
   hooks = await startReceiver();
   stack = await startStackWithPolicy(ACTIONS_POLICY, {
     AIRLOCK_HTTP_UPSTREAMS: JSON.stringify([
-      { host: '127.0.0.1', allow_private: true, headers: { authorization: 'Bearer upstream-secret-token' } },
+      {
+        host: '127.0.0.1',
+        allow_private: true,
+        headers: { authorization: 'Bearer upstream-secret-token' },
+        routes: ACTIONS_ROUTES,
+      },
       { host: 'localhost', allow_private: false },
       { host: '10.20.30.40', allow_private: false },
     ]),
@@ -89,15 +94,35 @@ describe('actions API (SafeFetch-style)', () => {
     expect(verify(hook.headers['airlock-signature'] as string, `${hook.body} `)).toBe(false);
   });
 
-  it('runs an allowed call at once and returns the upstream answer', async () => {
+  it('runs a call the operator declares as a lookup at once and returns the upstream answer', async () => {
     upstream.respond = () => ({ status: 200, body: { order: 'ord_7', state: 'shipped' } });
-    const res = await asAgent('/api/actions', {
-      url: `${upstream.url}/orders/7`,
-      method: 'GET',
-      kind: 'order.lookup',
-    });
+    const res = await asAgent('/api/actions', { url: `${upstream.url}/orders/7`, method: 'GET' });
+    expect(res.body.kind).toBe('order.lookup');
     expect(res.body.status).toBe('completed');
     expect(res.body.response_body).toEqual({ order: 'ord_7', state: 'shipped' });
+  });
+
+  it('refuses a kind or amount that contradicts the declared route and the body, and calls nothing', async () => {
+    const before = upstream.received.length;
+    const kind = await asAgent('/api/actions', {
+      url: `${upstream.url}/refunds`,
+      body: { amount: 90000 },
+      kind: 'order.lookup',
+    });
+    expect(kind.status).toBe(400);
+    expect(kind.body.error).toMatchObject({ code: 'parameter_invalid', param: 'kind' });
+    expect(kind.body.error.message).toContain('refund.create');
+    const amount = await asAgent('/api/actions', {
+      url: `${upstream.url}/refunds`,
+      body: { amount: 90000 },
+      amount: 100,
+    });
+    expect(amount.status).toBe(400);
+    expect(amount.body.error).toMatchObject({ code: 'parameter_invalid', param: 'amount' });
+    const missing = await asAgent('/api/actions', { url: `${upstream.url}/refunds`, body: { order: 1 } });
+    expect(missing.status).toBe(400);
+    expect(missing.body.error).toMatchObject({ code: 'parameter_missing', param: 'body' });
+    expect(upstream.received.length).toBe(before);
   });
 
   it('forces review with approve: true even when the policy would allow', async () => {
@@ -113,6 +138,7 @@ describe('actions API (SafeFetch-style)', () => {
   it('returns the same action for the same idempotency_key', async () => {
     const body = {
       url: `${upstream.url}/refunds`,
+      body: { amount: 90000 },
       kind: 'refund.create',
       amount: 90000,
       currency: 'usd',
@@ -127,6 +153,7 @@ describe('actions API (SafeFetch-style)', () => {
     const before = upstream.received.length;
     const res = await asAgent('/api/actions', {
       url: `${upstream.url}/payouts`,
+      body: { amount: 100 },
       kind: 'payout.create',
       amount: 100,
       currency: 'usd',

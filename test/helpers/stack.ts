@@ -53,6 +53,7 @@ export async function startStackWithPolicy(
 /**
  * The policy the tests of the action and decision APIs run under, over HTTP and through the SDK: lookups pass,
  * refunds pass up to $500 and wait for review above it, payouts are blocked, anything else waits for review.
+ * On the actions API the kinds and amounts come from ACTIONS_ROUTES, never from the caller.
  */
 export const ACTIONS_POLICY: readonly string[] = [
   'default: review',
@@ -62,6 +63,16 @@ export const ACTIONS_POLICY: readonly string[] = [
   `  - "Review if :kind: = 'refund.create' and :amount_in_usd: > 500"`,
   `  - "Block if :kind: = 'payout.create'"`,
 ];
+
+/**
+ * The routes those tests declare for their upstream (`http_upstreams[].routes`): what a generic call is and where
+ * its amount sits in the body, so the policy above values it by the body the upstream receives.
+ */
+export const ACTIONS_ROUTES = [
+  { method: 'POST', path: '/refunds', kind: 'refund.create', amount: '/amount', currency: { value: 'usd' } },
+  { method: 'POST', path: '/payouts', kind: 'payout.create', amount: '/amount', currency: { value: 'usd' } },
+  { method: 'GET', path: '/orders/:id', kind: 'order.lookup' },
+] as const;
 
 async function startStackIn(dir: string, env: Record<string, string>, clock?: Clock): Promise<Stack> {
   const sandbox = await startSandbox();

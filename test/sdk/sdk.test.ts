@@ -9,7 +9,14 @@ import {
 } from 'airlock/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Receiver, startReceiver } from '../helpers/receiver.ts';
-import { ACTIONS_POLICY, rejection, type Stack, startStackWithPolicy, until } from '../helpers/stack.ts';
+import {
+  ACTIONS_POLICY,
+  ACTIONS_ROUTES,
+  rejection,
+  type Stack,
+  startStackWithPolicy,
+  until,
+} from '../helpers/stack.ts';
 
 const SECRET = 'whsec_sdk_test_0123456789abcdef';
 let stack: Stack;
@@ -22,7 +29,9 @@ beforeAll(async () => {
   upstream = await startReceiver();
   hooks = await startReceiver();
   stack = await startStackWithPolicy(ACTIONS_POLICY, {
-    AIRLOCK_HTTP_UPSTREAMS: JSON.stringify([{ host: '127.0.0.1', allow_private: true }]),
+    AIRLOCK_HTTP_UPSTREAMS: JSON.stringify([
+      { host: '127.0.0.1', allow_private: true, routes: ACTIONS_ROUTES },
+    ]),
     AIRLOCK_CALLBACK_SECRET: SECRET,
     AIRLOCK_CALLBACK_ALLOW_PRIVATE: 'true',
     AIRLOCK_CALLBACK_BACKOFF_MS: '20',
