@@ -15,7 +15,7 @@ import { Notifier } from './notify/notifier.ts';
 import { CallbackSender, callbackSecret } from './outbound/callbacks.ts';
 import { OutboundHttp } from './outbound/http.ts';
 import { loadPolicyFile } from './policy/index.ts';
-import { PolicyReloader } from './policy/reload.ts';
+import { PolicyReloader, type ReloadResult } from './policy/reload.ts';
 import { openPostgresStore } from './store/postgres.ts';
 import { openSqliteStore } from './store/sqlite.ts';
 import type { Store } from './store/store.ts';
@@ -36,6 +36,8 @@ export interface RunningAirlock {
   metrics: Metrics | null;
   /** Where Prometheus scrapes, on the main port or the private metrics port; null when disabled. */
   metricsUrl: string | null;
+  /** Reads the policy file again, as SIGHUP does. */
+  reloadPolicy(): Promise<ReloadResult>;
   close(): Promise<void>;
 }
 
@@ -247,6 +249,7 @@ export async function startAirlock(
     sandbox,
     metrics,
     metricsUrl,
+    reloadPolicy: () => reloader.reload('api'),
     async close() {
       if (closed) return;
       closed = true;

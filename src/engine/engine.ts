@@ -504,7 +504,8 @@ export class Engine {
           method: row.method,
           path: row.path,
           params: sub.params,
-          ...(bound ? { sent: bound.request.body, derived: bound.derived } : {}),
+          // What goes upstream, parsed: the bytes themselves are covered by request_hash.
+          ...(bound ? { sent: bound.request.params, derived: bound.derived } : {}),
           amount: row.amount,
           currency: row.currency,
           stripe_account: row.stripe_account,
@@ -1319,7 +1320,8 @@ function isUniqueViolation(err: unknown): boolean {
 function idempotencyScope(sub: Submission): string | null {
   if (!sub.idempotencyKey) return null;
   const requester = sub.agent ? sub.agent.id : `reviewer:${sub.requestedBy?.id ?? 'unknown'}`;
-  return `${requester}|${sub.stripeAccount ?? ''}|${sub.idempotencyKey}`;
+  // The account the call acts on, as Stripe scopes keys per account (Stripe-Context's when one is sent).
+  return `${requester}|${onAccountOf(sub) ?? ''}|${sub.idempotencyKey}`;
 }
 
 function requestIdOf(c: { requestId?: string | null }): { request_id?: string } {

@@ -1,5 +1,5 @@
 import type { ActionRow, ApprovalRow } from '../store/store.ts';
-import type { StoredDecision } from './engine.ts';
+import type { Derived, StoredDecision } from './engine.ts';
 
 export interface ActionObject {
   id: string;
@@ -17,7 +17,11 @@ export interface ActionObject {
   amount_usd: number | null;
   agent: { id: string; name: string } | null;
   stripe_account: string | null;
+  /** Stripe-Context as the caller sent it. */
+  stripe_context: string | null;
   idempotency_key: string | null;
+  /** An amount Airlock derived from Stripe (a full refund's) and how; written into the request when it takes one. */
+  derived: Derived | null;
   decision: StoredDecision;
   approvals: { reviewer: string; decision: string; note: string | null; at: string; changes: unknown }[];
   approvals_required: number;
@@ -63,7 +67,9 @@ export function toActionObject(
     amount_usd: row.amount_usd,
     agent,
     stripe_account: row.stripe_account,
+    stripe_context: row.stripe_context ?? null,
     idempotency_key: row.idempotency_key,
+    derived: row.derived ? (JSON.parse(row.derived) as Derived) : null,
     decision: JSON.parse(row.decision) as StoredDecision,
     approvals: approvals.map(approvalView),
     approvals_required: row.approvals_required,

@@ -12,7 +12,7 @@ import type { OutboundHttp } from '../outbound/http.ts';
 import { RateLimiter } from '../reliability/rate-limit.ts';
 import { type DashboardOptions, registerDashboard } from '../review/dashboard.ts';
 import { pendingMigrations } from '../store/migrations.ts';
-import { parseForm } from '../stripe/params.ts';
+import { ParamError, parseForm } from '../stripe/params.ts';
 import type { StripeUpstream } from '../stripe/upstream.ts';
 import { registerAdminApi } from './admin.ts';
 import { registerApi } from './api.ts';
@@ -70,8 +70,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     try {
       done(null, parseForm(body as string));
     } catch (err) {
+      // A limit the body breaks is named as such (parameter_invalid), like any other refused parameter.
       done(
-        new AirlockError('malformed_body', `The form body could not be parsed: ${(err as Error).message}`),
+        err instanceof ParamError
+          ? new AirlockError(err.code, err.message, { param: err.param })
+          : new AirlockError(
+              'malformed_body',
+              `The form body could not be parsed: ${(err as Error).message}`,
+            ),
         undefined,
       );
     }

@@ -11,6 +11,7 @@ import { httpStatus } from '../http/errors.ts';
 import { randomToken } from '../ids.ts';
 import { clearFreeze, describeFreezes, freezeScope, setFreeze } from '../reliability/freeze.ts';
 import { classify } from '../stripe/classify.ts';
+import { PLATFORM } from '../stripe/lookups.ts';
 import { parseMajorUnits } from './html.ts';
 import {
   actionsPage,
@@ -28,7 +29,6 @@ import {
 } from './pages.ts';
 import { type ActionFilters, type ActionView, loadView, overview, queue, searchActions } from './queries.ts';
 import { ReviewStore, type Session } from './store.ts';
-import { PLATFORM } from '../stripe/lookups.ts';
 
 export interface DashboardOptions {
   sessionTtlMs: number;

@@ -102,7 +102,13 @@ describe('separation of duties', () => {
     const action = await stack.airlock.engine.get(actionId);
     expect(action.status).toBe('awaiting_approval');
     expect(action.requested_by).toBe(stack.reviewers.alice.id);
-    expect(JSON.parse(action.params)).toEqual({ charge: ch.id, amount: '60000', reason: 'duplicate' });
+    // The params are what Stripe will parse: the action's tag is part of them.
+    expect(JSON.parse(action.params)).toEqual({
+      charge: ch.id,
+      amount: '60000',
+      reason: 'duplicate',
+      metadata: { airlock_action: action.id },
+    });
 
     // The same form submitted twice (a double click) is one action.
     const repeat = await alice.request('/review/refund', {
