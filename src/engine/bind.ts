@@ -11,17 +11,9 @@ import {
 import { canonicalJson, ParamError, type Params } from '../stripe/params.ts';
 import type { Completed, Derived } from './engine.ts';
 
-const FALLBACK_FIELDS: Record<string, string> = {
-  'refund.create': 'amount',
-  'charge.capture': 'amount',
-  'payment_intent.capture': 'amount_to_capture',
-  'transfer_reversal.create': 'amount',
-};
-
-/** Where an endpoint takes its amount: the classifier's answer for this route. */
+/** Where an endpoint takes its amount, for a reviewer's lower amount: the classifier's answer for this route. */
 export function amountFieldOf(c: Classification): string | null {
-  const field = (c as Classification & { amountField?: string | null }).amountField;
-  return field === undefined ? (FALLBACK_FIELDS[c.kind] ?? null) : field;
+  return c.amountField;
 }
 
 /** The facts a policy reads from the parameters themselves; they must survive encoding unchanged. */
@@ -48,7 +40,8 @@ export function bindUpstream(
   let params = req.params;
   let derived: Derived | null = null;
   const v = c.valuation;
-  const field = amountFieldOf(c);
+  // Only where the look-up says the endpoint takes the amount as "move exactly this" is it written in.
+  const field = v?.field ?? null;
   if (v) {
     if (field) {
       params = withValue(

@@ -28,6 +28,11 @@ export interface Valuation {
   currency: string | null;
   /** `charge ch_1: captured 60000 − refunded 0` */
   basis: string;
+  /**
+   * The parameter that makes the amount explicit, where Stripe takes it with the meaning "move exactly this"; null
+   * when the call cannot carry it (a confirm moves the intent's amount), so it is checked again before dispatch.
+   */
+  field: string | null;
 }
 
 /**
@@ -75,6 +80,7 @@ export class StripeLookups implements FactSource {
                 valuation: {
                   amount: remaining,
                   currency,
+                  field: 'amount',
                   basis: `charge ${c.charge}: authorised ${num(charge['amount'])} − captured ${num(charge['amount_captured'])}`,
                 },
               }
@@ -106,6 +112,7 @@ export class StripeLookups implements FactSource {
                 valuation: {
                   amount: value,
                   currency,
+                  field: c.kind === 'payment_intent.capture' ? 'amount_to_capture' : null,
                   basis: `payment intent ${id}: ${c.kind === 'payment_intent.capture' ? 'amount_capturable' : 'amount'} ${value}`,
                 },
               }
@@ -127,6 +134,7 @@ export class StripeLookups implements FactSource {
                 valuation: {
                   amount: remaining,
                   currency,
+                  field: 'amount',
                   basis: `transfer ${c.objectId}: amount ${num(tr['amount'])} − reversed ${num(tr['amount_reversed'])}`,
                 },
               }
@@ -162,7 +170,7 @@ export class StripeLookups implements FactSource {
     return {
       ...base,
       amount: refundable.amount,
-      valuation: { amount: refundable.amount, currency, basis: refundable.basis },
+      valuation: { amount: refundable.amount, currency, field: 'amount', basis: refundable.basis },
     };
   }
 

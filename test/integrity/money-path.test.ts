@@ -3,6 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createReviewer } from '../../src/auth/credentials.ts';
 import { charge, rejection, type Stack, startStackWithPolicy } from '../helpers/stack.ts';
 
 const REFUNDS_UP_TO_500 = [
@@ -237,5 +238,54 @@ describe('v2 money endpoints', () => {
     expect(held.amount).toBe(250_000);
     expect(held.currency).toBe('usd');
     expect(held.amount_usd).toBe(2_500);
+  });
+});
+
+describe('a value the request cannot carry', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStackWithPolicy([
+      'default: review',
+      'rules:',
+      `  - "Allow if :kind: = 'payment_intent.confirm' and :amount_in_usd: <= 100"`,
+      `  - "Review if :kind: = 'payment_intent.confirm' and :amount_in_usd: > 100"`,
+    ]);
+  });
+  afterAll(async () => {
+    await stack.close();
+  });
+
+  it('is looked up again before dispatch, and a rise sends the action back for a decision', async () => {
+    const pi = await stack.direct.paymentIntents.create({
+      amount: 20_000,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+    });
+    const err = await rejection(stack.agent.paymentIntents.confirm(pi.id));
+    expect(err.code).toBe('approval_required');
+    const id: string = err.raw.airlock_action;
+    const held = (await stack.api(`/api/actions/${id}`)).body;
+    expect(held.amount).toBe(20_000);
+    expect(held.derived).toMatchObject({ amount: 20_000, field: null });
+    // A reviewer approves $200; meanwhile the intent is raised to $900 behind Airlock's back.
+    await stack.direct.paymentIntents.update(pi.id, { amount: 90_000 });
+    await stack.api(`/api/actions/${id}/approve`, { method: 'POST', body: {} });
+    let after = (await stack.api(`/api/actions/${id}`)).body;
+    for (let i = 0; i < 100 && after.amount !== 90_000; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      after = (await stack.api(`/api/actions/${id}`)).body;
+    }
+    expect(after.status).toBe('awaiting_approval');
+    expect(after.amount).toBe(90_000);
+    expect(after.derived.amount).toBe(90_000);
+    expect(received(stack, id)).toHaveLength(0);
+    expect((await stack.direct.paymentIntents.retrieve(pi.id)).status).not.toBe('succeeded');
+    // The earlier approval was for $200: it does not count for $900. A new approval sends it.
+    const { token } = await createReviewer(stack.airlock.store, 'second@example.com');
+    const second = await stack.api(`/api/actions/${id}/approve`, { method: 'POST', body: {}, token });
+    expect(second.status).toBe(200);
+    const done = (await stack.api(`/api/actions/${id}?wait=10`)).body;
+    expect(done.status).toBe('completed');
+    expect(received(stack, id)).toHaveLength(1);
   });
 });
