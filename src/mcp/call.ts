@@ -11,6 +11,7 @@ export interface AirlockRequest {
   query?: Record<string, string>;
   idempotencyKey?: string;
   stripeAccount?: string;
+  stripeContext?: string;
   /** How long the caller is prepared to wait, so a long-poll is not cut short by our own timeout. */
   timeoutMs?: number;
 }
@@ -61,6 +62,7 @@ function encode(req: AirlockRequest): { url: string; headers: Record<string, str
   const headers: Record<string, string> = {};
   if (req.idempotencyKey) headers['idempotency-key'] = req.idempotencyKey;
   if (req.stripeAccount) headers['stripe-account'] = req.stripeAccount;
+  if (req.stripeContext) headers['stripe-context'] = req.stripeContext;
   let url = req.path;
   const stripeV1 = req.path.startsWith('/v1/');
   let body: string | undefined;

@@ -260,6 +260,12 @@ export const TOOLS = [
         .optional()
         .describe('Stripe parameters (nested objects and arrays use Stripe form encoding)'),
       stripe_account: id('acct', 'connected account').optional().describe('Act as a connected account'),
+      stripe_context: z
+        .string()
+        .max(200)
+        .regex(/^acct_[A-Za-z0-9]+(\/acct_[A-Za-z0-9]+)*$/, 'must be a Stripe-Context such as acct_123')
+        .optional()
+        .describe('Stripe-Context: the account path the call acts on; it supersedes stripe_account'),
       idempotency_key: idempotencyKey,
     },
     annotations: WRITE,
@@ -272,6 +278,7 @@ export const TOOLS = [
         ...(v2 ? { json: args.params ?? {} } : { params: (args.params ?? {}) as Params }),
         ...(key ? { idempotencyKey: key } : {}),
         ...(args.stripe_account ? { stripeAccount: args.stripe_account } : {}),
+        ...(args.stripe_context ? { stripeContext: args.stripe_context } : {}),
       });
       return stripeResult(res);
     },
