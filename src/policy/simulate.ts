@@ -63,6 +63,7 @@ export async function redecide(
     path: row.path,
     params,
     stripeAccount: row.stripe_account,
+    stripeContext: row.stripe_context ?? null,
     stripeVersion: row.stripe_version,
     idempotencyKey: null,
     classification: original,
@@ -76,7 +77,9 @@ export async function redecide(
       amount: classification.amount,
       currency: classification.currency,
       agent: agent?.name ?? null,
-      stripe_account: row.stripe_account,
+      // The account the call acted on, as the live decision saw it.
+      stripe_account: row.on_account ?? row.stripe_account,
+      stripe_context: row.stripe_context ?? null,
       customer: classification.customer,
       charge: classification.charge,
       destination: classification.destination,

@@ -57,6 +57,7 @@ export async function reconcile(upstream: StripeUpstream, action: ActionRow): Pr
         path: where.object,
         params: {},
         stripeAccount: action.stripe_account,
+        stripeContext: action.stripe_context,
       });
       if (res.status !== 200)
         return { kind: 'unknown', reason: `Stripe answered ${res.status} to the look-up` };
@@ -72,6 +73,7 @@ export async function reconcile(upstream: StripeUpstream, action: ActionRow): Pr
         params: {},
         rawQuery: encodeForm(query),
         stripeAccount: action.stripe_account,
+        stripeContext: action.stripe_context,
       });
       if (res.status !== 200)
         return { kind: 'unknown', reason: `Stripe answered ${res.status} to the look-up` };
