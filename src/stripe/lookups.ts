@@ -141,6 +141,26 @@ export class StripeLookups implements FactSource {
             : {}),
         };
       }
+      case 'invoice.pay': {
+        // Paying an invoice charges what remains on it, which the request cannot state.
+        if (!c.objectId || c.amount !== null) return c;
+        const invoice = await this.#get('invoices', c.objectId, scope, memo);
+        if (!invoice) return c;
+        const remaining = num(invoice['amount_remaining']);
+        const currency = str(invoice['currency']);
+        return {
+          ...c,
+          currency,
+          amount: remaining,
+          customer: c.customer ?? str(invoice['customer']),
+          valuation: {
+            amount: remaining,
+            currency,
+            field: null,
+            basis: `invoice ${c.objectId}: amount_remaining ${remaining}`,
+          },
+        };
+      }
       default:
         return c;
     }

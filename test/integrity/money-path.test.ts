@@ -289,3 +289,35 @@ describe('a value the request cannot carry', () => {
     expect(received(stack, id)).toHaveLength(1);
   });
 });
+
+describe('paying an invoice', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStackWithPolicy([
+      'default: review',
+      'rules:',
+      `  - "Allow if :kind: = 'invoice.pay' and :amount_in_usd: <= 100"`,
+    ]);
+  });
+  afterAll(async () => {
+    await stack.close();
+  });
+
+  it('is valued at what remains on the invoice, so a large one is held', async () => {
+    const customer = await stack.direct.customers.create({ email: 'payer@example.com' });
+    const invoice = await stack.direct.invoices.create({ customer: customer.id });
+    await stack.direct.invoiceItems.create({
+      customer: customer.id,
+      invoice: invoice.id!,
+      amount: 45_000,
+      currency: 'usd',
+    });
+    await stack.direct.invoices.finalizeInvoice(invoice.id!);
+    const err = await rejection(stack.agent.invoices.pay(invoice.id!));
+    expect(err.code).toBe('approval_required');
+    const held = (await stack.api(`/api/actions/${err.raw.airlock_action}`)).body;
+    expect(held.kind).toBe('invoice.pay');
+    expect(held.amount).toBe(45_000);
+    expect(held.derived).toMatchObject({ amount: 45_000, field: null });
+  });
+});
