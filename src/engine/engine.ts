@@ -606,6 +606,23 @@ export class Engine {
     return this.#vote(id, reviewer, 'approve', note, modified, context, again);
   }
 
+  /** A stored action as a submission again (to decide it anew), with the params and facts given. */
+  async #resubmission(action: ActionRow, params: Params, classification: Classification): Promise<Submission> {
+    const agent = action.agent_id ? ((await this.store.getAgent(action.agent_id)) ?? null) : null;
+    return {
+      agent,
+      mode: action.mode as ActionMode,
+      method: action.method,
+      path: action.path,
+      params,
+      stripeAccount: action.stripe_account,
+      stripeContext: action.stripe_context,
+      stripeVersion: action.stripe_version,
+      idempotencyKey: null,
+      classification,
+    };
+  }
+
   /** The stored request evaluated again, as it will be sent, under the policy loaded now. */
   async #redecide(action: ActionRow): Promise<Evaluation> {
     const params = JSON.parse(action.params) as Params;
@@ -614,25 +631,10 @@ export class Engine {
       action.mode === 'stripe'
         ? classify({ method: action.method, path: action.path, params })
         : { ...statedFacts(action.kind, amount, action.currency, { customer: action.customer }) };
-    const agent = action.agent_id ? ((await this.store.getAgent(action.agent_id)) ?? null) : null;
-    return this.evaluate(
-      {
-        agent,
-        mode: action.mode as ActionMode,
-        method: action.method,
-        path: action.path,
-        params,
-        stripeAccount: action.stripe_account,
-        stripeContext: action.stripe_context,
-        stripeVersion: action.stripe_version,
-        idempotencyKey: null,
-        classification,
-        // A generic action keeps the facts its route derived; a Stripe call is completed from Stripe again.
-        ...(action.mode === 'stripe' ? {} : { completed: classification }),
-      },
-      this.store,
-      { excludeId: action.id },
-    );
+    const sub = await this.#resubmission(action, params, classification);
+    // A generic action keeps the facts its route derived; a Stripe call is completed from Stripe again.
+    if (action.mode !== 'stripe') sub.completed = classification;
+    return this.evaluate(sub, this.store, { excludeId: action.id });
   }
 
   async reject(
@@ -720,18 +722,7 @@ export class Engine {
             { customer: action.customer },
           )
         : classify({ method: action.method, path: action.path, params: next });
-    const agent = action.agent_id ? ((await this.store.getAgent(action.agent_id)) ?? null) : null;
-    const sub: Submission = {
-      agent,
-      method: action.method,
-      path: action.path,
-      params: next,
-      stripeAccount: action.stripe_account,
-      stripeContext: action.stripe_context,
-      stripeVersion: action.stripe_version,
-      idempotencyKey: null,
-      classification,
-    };
+    const sub = await this.#resubmission(action, next, classification);
     const evaluation = await this.evaluate(sub, this.store, { excludeId: id });
     if (evaluation.decision.outcome === 'block') {
       throw new AirlockError(
@@ -1076,23 +1067,8 @@ export class Engine {
     const now = await this.facts.complete(classification, scope, new Map());
     const value = now.valuation?.amount ?? now.amount;
     if (value !== null && value <= derived.amount) return false;
-    const agent = action.agent_id ? ((await this.store.getAgent(action.agent_id)) ?? null) : null;
-    const e = await this.evaluate(
-      {
-        agent,
-        method: action.method,
-        path: action.path,
-        params,
-        stripeAccount: action.stripe_account,
-        stripeContext: action.stripe_context,
-        stripeVersion: action.stripe_version,
-        idempotencyKey: null,
-        classification,
-        completed: now,
-      },
-      this.store,
-      { excludeId: action.id },
-    );
+    const sub = await this.#resubmission(action, params, classification);
+    const e = await this.evaluate({ ...sub, completed: now }, this.store, { excludeId: action.id });
     // Whatever the policy says of the new value, a person sees it unless it is now blocked.
     const outcome = e.decision.outcome === 'block' ? 'block' : 'review';
     const stored: StoredDecision = {
