@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'already_decided'
   | 'self_approval'
   | 'store_unavailable'
+  | 'internal_error'
   | 'body_too_large'
   | 'unsupported_media_type'
   | 'malformed_body'

@@ -2,6 +2,8 @@ import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { loadSigningKey } from './audit/keys.ts';
+import { type LedgerSigner, startLedgerSigner } from './audit/signer.ts';
 import type { Config } from './config/config.ts';
 import { type Clock, systemClock } from './engine/clock.ts';
 import { Dispatcher } from './engine/dispatcher.ts';
@@ -11,7 +13,8 @@ import { policyResolvers } from './engine/resolvers/index.ts';
 import { buildApp } from './http/app.ts';
 import { registerMetricsRoute, startMetricsServer } from './metrics/http.ts';
 import { Metrics } from './metrics/metrics.ts';
-import { Notifier } from './notify/notifier.ts';
+import { configuredChannels, Notifier } from './notify/notifier.ts';
+import { HoldOutbox } from './notify/outbox.ts';
 import { CallbackSender, callbackSecret } from './outbound/callbacks.ts';
 import { OutboundHttp } from './outbound/http.ts';
 import { loadPolicyFile } from './policy/index.ts';
@@ -36,6 +39,8 @@ export interface RunningAirlock {
   metrics: Metrics | null;
   /** Where Prometheus scrapes, on the main port or the private metrics port; null when disabled. */
   metricsUrl: string | null;
+  /** Signs digests of the ledger head; null when no signing key is configured. */
+  ledger: LedgerSigner | null;
   /** Reads the policy file again, as SIGHUP does. */
   reloadPolicy(): Promise<ReloadResult>;
   close(): Promise<void>;
@@ -63,6 +68,10 @@ export function createLogger(
         'key',
         'token',
         'secret',
+        // The ledger signing key is never logged, even if a config object is.
+        'signing_key',
+        '*.signing_key',
+        '*.ledger.signing_key',
         ...(config.log_redact ?? []),
       ],
       censor: '[redacted]',
@@ -106,6 +115,8 @@ export async function startAirlock(
   options: StartOptions = {},
 ): Promise<RunningAirlock> {
   const policy = loadPolicyFile(config.policy);
+  // Read before the store opens: a missing or bad key stops start-up before anything runs.
+  const ledgerKey = loadSigningKey(config.ledger);
   const store = await openStore(config, { log, serving: true });
   let sandbox: Sandbox | null = null;
   let upstream: StripeUpstream;
@@ -198,12 +209,17 @@ export async function startAirlock(
     review: {
       sessionTtlMs: config.review.session_ttl_ms,
       secureCookies: config.public_url?.startsWith('https:') ?? false,
+      publicUrl: config.public_url ?? null,
     },
   });
   const separateMetrics = metrics !== null && config.metrics.port !== undefined;
   if (metrics && !separateMetrics) registerMetricsRoute(app, metrics, config.metrics.path);
   dispatcher.start();
   callbacks.start();
+  // Holds queue their reviewers' messages from the first request on; they are sent once the URL is known.
+  const channels = configuredChannels(config);
+  engine.notifications = new HoldOutbox(channels);
+  const ledger = startLedgerSigner(config, ledgerKey, store, log, options.clock);
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -230,9 +246,8 @@ export async function startAirlock(
   const notifier = new Notifier({
     engine,
     log,
+    channels,
     baseUrl: (config.public_url ?? url).replace(/\/+$/, ''),
-    smtp: config.smtp,
-    slackWebhookUrl: config.slack_webhook_url,
     linkTtlMs: config.review.link_ttl_ms,
   }).start();
 
@@ -249,6 +264,7 @@ export async function startAirlock(
     sandbox,
     metrics,
     metricsUrl,
+    ledger,
     reloadPolicy: () => reloader.reload('api'),
     async close() {
       if (closed) return;
@@ -262,6 +278,8 @@ export async function startAirlock(
       await callbacks.stop();
       await http?.close();
       await upstream.close();
+      // The digest on shutdown, after the last event this process writes.
+      await ledger?.close();
       await store.close();
       if (sandbox) await sandbox.close();
     },

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Reviewer } from '../engine/engine.ts';
 import { AirlockError } from '../errors.ts';
 import { newId, randomToken, sha256Hex } from '../ids.ts';
@@ -240,36 +241,60 @@ export async function authenticate(store: Store, header: string | undefined, now
 }
 
 // --- revoking and listing -----------------------------------------------------------------------------------------
+// A revocation takes effect at once everywhere: this process's caches are told synchronously, other instances on
+// PostgreSQL by NOTIFY, and on SQLite a cache notices another process's commit through `data_version`.
 
-/** Revokes an agent key by id (key_…); false when there is no such active key. Caches drop it within 10 s. */
+const revocationListeners = new Set<() => void>();
+
+/** cb runs whenever this process revokes a credential; returns the function that stops it. */
+export function onCredentialRevoked(cb: () => void): () => void {
+  revocationListeners.add(cb);
+  return () => {
+    revocationListeners.delete(cb);
+  };
+}
+
+async function revoke(
+  store: Store,
+  table: 'agent_keys' | 'reviewer_tokens' | 'admin_tokens',
+  id: string,
+): Promise<boolean> {
+  const done = await store.transaction(async (tx) => {
+    const res = await tx.db
+      .updateTable(table)
+      .set({ revoked_at: new Date().toISOString() })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) === 0) return false;
+    await tx.notifyCredentialsChanged();
+    return true;
+  });
+  if (done) for (const cb of revocationListeners) cb();
+  return done;
+}
+
+/**
+ * SQLite's count of commits made to the file by other connections (another process: the CLI revoking a key), or
+ * null on PostgreSQL. A cache that saw it unchanged has missed no revocation made elsewhere.
+ */
+export async function sqliteDataVersion(store: Store): Promise<number | null> {
+  if (store.dialect !== 'sqlite') return null;
+  const { rows } = await sql<{ data_version: number }>`pragma data_version`.execute(store.db);
+  return rows[0]?.data_version ?? null;
+}
+
+/** Revokes an agent key by id (key_…); false when there is no such active key. Every instance refuses it at once. */
 export async function revokeAgentKey(store: Store, id: string): Promise<boolean> {
-  const res = await store.db
-    .updateTable('agent_keys')
-    .set({ revoked_at: new Date().toISOString() })
-    .where('id', '=', id)
-    .where('revoked_at', 'is', null)
-    .executeTakeFirst();
-  return Number(res.numUpdatedRows) > 0;
+  return revoke(store, 'agent_keys', id);
 }
 
 export async function revokeReviewerToken(store: Store, id: string): Promise<boolean> {
-  const res = await store.db
-    .updateTable('reviewer_tokens')
-    .set({ revoked_at: new Date().toISOString() })
-    .where('id', '=', id)
-    .where('revoked_at', 'is', null)
-    .executeTakeFirst();
-  return Number(res.numUpdatedRows) > 0;
+  return revoke(store, 'reviewer_tokens', id);
 }
 
 export async function revokeAdminToken(store: Store, id: string): Promise<boolean> {
-  const res = await store.db
-    .updateTable('admin_tokens')
-    .set({ revoked_at: new Date().toISOString() })
-    .where('id', '=', id)
-    .where('revoked_at', 'is', null)
-    .executeTakeFirst();
-  return Number(res.numUpdatedRows) > 0;
+  return revoke(store, 'admin_tokens', id);
 }
 
 export interface CredentialListing {

@@ -59,7 +59,7 @@ export function registerFreezeCommands(program: Command, keys: Command, withStor
 
   keys
     .command('revoke <key-id>')
-    .description('revoke an agent key (key_…); the proxy stops accepting it within 10 seconds')
+    .description('revoke an agent key (key_…); every instance stops accepting it at once')
     .option('--json', 'print JSON')
     .action(async (id: string, o: { json?: boolean }) => {
       const revoked = await withStore((s) => revokeAgentKey(s, id));

@@ -1,6 +1,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { publicKeyPathFor, writeSigningKeyPair } from '../audit/keys.ts';
 import { createAgentKey, createReviewer } from '../auth/credentials.ts';
 import { hashPassword } from '../auth/password.ts';
 import { loadConfig } from '../config/config.ts';
@@ -37,6 +38,14 @@ policy: ./policy.yaml
 # metrics:
 #   path: /metrics
 #   port: 9464
+
+# Signed digests of the ledger (docs/audit.md). The private key never goes into the database: keep it, and the
+# digest file, off the database's backups. Verifiers need only keys/ledger-signing.pub.pem.
+ledger:
+  signing_key_file: ./keys/ledger-signing.pem
+  digest_file: ./data/ledger-digests.jsonl
+  # digest_interval_ms: 60000
+  # digest_webhook_url: https://audit.example.com/airlock/digests
 `;
 
 export function registerInitCommand(program: Command): void {
@@ -74,6 +83,11 @@ export function registerInitCommand(program: Command): void {
             `Refusing to overwrite ${existing.join(', ')} (use --force)`,
           );
         }
+        // A signing key is never replaced, even with --force: digests it signed could no longer be verified.
+        const signingKey = join(dir, 'keys', 'ledger-signing.pem');
+        const keyExisted = existsSync(signingKey);
+        const publicKey = publicKeyPathFor(signingKey);
+        const keyId = keyExisted ? null : writeSigningKeyPair(signingKey).keyId;
         writeFileSync(files.config, CONFIG);
         copyFileSync(STARTER_POLICY_PATH, files.policy);
         const starterTests = STARTER_POLICY_PATH.replace(/\.yaml$/, '.test.yaml');
@@ -93,6 +107,12 @@ export function registerInitCommand(program: Command): void {
             policy: files.policy,
             policy_tests: files.tests,
             data: config.data,
+            ledger: {
+              signing_key: signingKey,
+              public_key: publicKey,
+              key_id: keyId,
+              kept_existing: keyExisted,
+            },
             agent: { name: o.agent, key: agent.key },
             reviewer: { email: o.reviewer, token: reviewer.token },
             start: `npx airlock --config ${files.config} serve`,
@@ -108,6 +128,7 @@ export function registerInitCommand(program: Command): void {
               `  config        ${files.config}`,
               `  policy        ${files.policy}  (tests: ${files.tests})`,
               `  store         ${config.data}`,
+              `  ledger key    ${signingKey}${keyExisted ? ' (kept)' : ''}  (public: ${publicKey})`,
               '',
               'Start it:',
               `  ${out.start}`,
@@ -117,6 +138,9 @@ export function registerInitCommand(program: Command): void {
               '',
               `Reviewer ${o.reviewer}: API token (shown only now) ${reviewer.token}`,
               `  curl -X POST http://127.0.0.1:${config.port}/api/actions/act_…/approve -H 'Authorization: Bearer ${reviewer.token}'`,
+              '',
+              'Verify the ledger against its signed digests:',
+              `  npx airlock --config ${files.config} audit verify --digests ${config.ledger.digest_file} --public-key ${publicKey}`,
               '',
             ].join('\n'),
           );

@@ -1,5 +1,9 @@
+import { createWriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { Kysely } from 'kysely';
+import { formatReport, verifyExport, verifyStore } from '../audit/audit.ts';
+import { type ExportFormat, exportAudit } from '../audit/export.ts';
+import { loadSigningKey, writeSigningKeyPair } from '../audit/keys.ts';
 import {
   type CredentialListing,
   createAdminToken,
@@ -14,7 +18,6 @@ import {
 import { hashPassword } from '../auth/password.ts';
 import { type Config, loadConfig } from '../config/config.ts';
 import { Engine } from '../engine/engine.ts';
-import { verifyLedger } from '../engine/ledger.ts';
 import { STATUSES } from '../engine/status.ts';
 import { toActionObject } from '../engine/view.ts';
 import { AirlockError } from '../errors.ts';
@@ -313,24 +316,112 @@ registerPolicyCommands(program, config);
 registerInitCommand(program);
 registerFreezeCommands(program, keys, withStore);
 
-const audit = program.command('audit').description('the ledger');
+const audit = program
+  .command('audit')
+  .description('the ledger: verify it, export it, and the key that signs its digests (docs/audit.md)');
+const repeatable = (value: string, previous: string[]) => [...previous, value];
 audit
   .command('verify')
-  .description('check the hash chain; exits 1 and names each edited or missing event')
+  .description(
+    'check the hash chain, and against signed digests with --digests and --public-key; exits 1 naming each problem',
+  )
+  .option('--digests <file>', 'a digest file (JSON lines); repeat for several instances', repeatable, [])
+  .option(
+    '--public-key <file>',
+    'a public key that signed digests (PEM); repeat for rotated keys',
+    repeatable,
+    [],
+  )
+  .option('--export <file>', 'verify an export (airlock audit export) offline, without the database')
   .option('--json', 'print JSON')
-  .action(async (o: { json?: boolean }) => {
-    const report = await withStore((s) => verifyLedger(s));
-    print(Boolean(o.json), report, () =>
-      report.ok
-        ? `Ledger OK: ${report.events} events, chain intact.`
-        : `Ledger FAILED verification (${report.problems.length} problem(s)):\n${report.problems
-            .map(
-              (p) =>
-                `  event ${p.seq}${p.type ? ` (${p.type}${p.actionId ? ` of ${p.actionId}` : ''})` : ''}: ${p.problem}`,
-            )
-            .join('\n')}`,
-    );
+  .action(async (o: { digests: string[]; publicKey: string[]; export?: string; json?: boolean }) => {
+    if ((o.digests.length > 0 || o.export) && o.publicKey.length === 0) {
+      throw new AirlockError(
+        'parameter_missing',
+        'Give the public key that signed the digests: --public-key KEY (airlock audit public-key prints it)',
+      );
+    }
+    const opts = { digestFiles: o.digests, publicKeys: o.publicKey };
+    const report = o.export
+      ? await verifyExport(o.export, opts)
+      : await withStore((s) => verifyStore(s, opts));
+    print(Boolean(o.json), report, () => formatReport(report));
     if (!report.ok) process.exitCode = 1;
+  });
+
+audit
+  .command('export')
+  .description('stream ledger events, actions and signed digests for a SIEM (Splunk, Datadog, Elastic)')
+  .requiredOption('--since <time>', 'ISO 8601 time: events and actions from then on')
+  .addOption(new Option('--format <format>', 'record format').choices(['jsonl', 'csv']).default('jsonl'))
+  .option('--out <file>', 'write to this file instead of standard output')
+  .option(
+    '--digests-out <file>',
+    'also write the digests as digest-file lines (a CSV export keeps them only there)',
+  )
+  .option('--json', 'print the summary as JSON')
+  .action(
+    async (o: { since: string; format: ExportFormat; out?: string; digestsOut?: string; json?: boolean }) => {
+      const at = Date.parse(o.since);
+      if (Number.isNaN(at)) {
+        throw new AirlockError('parameter_invalid', `--since ${o.since}: expected an ISO 8601 time`);
+      }
+      const since = new Date(at).toISOString();
+      const out = o.out ? createWriteStream(o.out) : process.stdout;
+      const digestsOut = o.digestsOut ? createWriteStream(o.digestsOut) : null;
+      const summary = await withStore((store) =>
+        exportAudit(store, { since, format: o.format, out, digestsOut }),
+      );
+      for (const stream of [o.out ? out : null, digestsOut]) {
+        if (stream)
+          await new Promise<void>((resolve, reject) =>
+            stream.end((err?: Error | null) => (err ? reject(err) : resolve())),
+          );
+      }
+      const text = `Exported ${summary.events} events (${summary.from_seq}..${summary.to_seq}), ${summary.digests} digests, ${summary.actions} actions.`;
+      // On standard output the records are the output; the summary goes to standard error.
+      if (o.out) print(Boolean(o.json), summary, () => text);
+      else process.stderr.write(`${text}\n`);
+    },
+  );
+
+audit
+  .command('keygen')
+  .description('write a new Ed25519 key pair for signing ledger digests (to rotate keys: docs/audit.md)')
+  .requiredOption(
+    '--out <file>',
+    'the private key (PEM, readable by its owner only); the public key goes beside it',
+  )
+  .option('--json', 'print JSON')
+  .action((o: { out: string; json?: boolean }) => {
+    const written = writeSigningKeyPair(o.out);
+    const result = { private_key: o.out, public_key: written.publicPath, key_id: written.keyId };
+    print(
+      Boolean(o.json),
+      result,
+      () =>
+        `Signing key ${written.keyId}: ${o.out} (keep it off the database host's backups)\nPublic key for verifiers: ${written.publicPath}`,
+    );
+  });
+
+audit
+  .command('public-key')
+  .description('print the public key of the configured ledger signing key, for verifiers')
+  .option('--json', 'print JSON')
+  .action((o: { json?: boolean }) => {
+    const key = loadSigningKey(config().ledger);
+    if (!key) {
+      throw new AirlockError(
+        'config_invalid',
+        'No ledger signing key is configured (ledger.signing_key_file or AIRLOCK_LEDGER_SIGNING_KEY)',
+      );
+    }
+    const pem = key.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    print(
+      Boolean(o.json),
+      { key_id: key.keyId, public_key: pem },
+      () => `${pem.trimEnd()}\n# key id ${key.keyId}`,
+    );
   });
 
 async function render(store: Store, id: string) {

@@ -145,6 +145,25 @@ const RateLimitSchema = z.object({ per_minute: z.coerce.number().int().min(1).de
 // unless the operator chooses to forward them.
 const StoreOutageSchema = z.object({ reads: z.enum(['refuse', 'forward']).default('refuse') }).strict();
 
+// Signed digests of the ledger head (docs/audit.md). The key is a file or the PEM itself, never the database;
+// without one, digests are off and a rewrite by someone who can write the database goes unnoticed.
+const LedgerSchema = z
+  .object({
+    signing_key_file: z.string().min(1).optional(),
+    signing_key: z.string().min(1).optional(),
+    /** The append-only JSON-lines copy of the digests; by default ledger-digests.jsonl beside the SQLite file. */
+    digest_file: z.string().min(1).optional(),
+    digest_interval_ms: z.coerce.number().int().min(100).default(60_000),
+    /** A digest even when nothing changed, so a gap in the digests means something. */
+    digest_idle_interval_ms: z.coerce.number().int().min(1000).default(3_600_000),
+    digest_webhook_url: z.url({ error: 'expected an absolute URL such as https://host/path' }).optional(),
+  })
+  .strict()
+  .refine((l) => !(l.signing_key && l.signing_key_file), {
+    message: 'give signing_key_file or signing_key, not both',
+    path: ['signing_key'],
+  });
+
 export const ConfigSchema = z
   .object({
     port: z.coerce.number().int().min(0).max(65535).default(4700),
@@ -178,6 +197,7 @@ export const ConfigSchema = z
     /** Requests per minute per agent key on the proxy and the agent APIs; in memory on each instance. */
     rate_limit: RateLimitSchema.default(RateLimitSchema.parse({})),
     store_outage: StoreOutageSchema.default(StoreOutageSchema.parse({})),
+    ledger: LedgerSchema.default(LedgerSchema.parse({})),
   })
   .strict();
 
@@ -221,6 +241,12 @@ const ENV: Record<string, string[]> = {
   AIRLOCK_CALLBACK_BACKOFF_MS: ['callbacks', 'backoff_ms'],
   AIRLOCK_CALLBACK_POLL_MS: ['callbacks', 'poll_ms'],
   AIRLOCK_CALLBACK_ALLOW_PRIVATE: ['callbacks', 'allow_private'],
+  AIRLOCK_LEDGER_SIGNING_KEY_FILE: ['ledger', 'signing_key_file'],
+  AIRLOCK_LEDGER_SIGNING_KEY: ['ledger', 'signing_key'],
+  AIRLOCK_LEDGER_DIGEST_FILE: ['ledger', 'digest_file'],
+  AIRLOCK_LEDGER_DIGEST_INTERVAL_MS: ['ledger', 'digest_interval_ms'],
+  AIRLOCK_LEDGER_DIGEST_IDLE_INTERVAL_MS: ['ledger', 'digest_idle_interval_ms'],
+  AIRLOCK_LEDGER_DIGEST_WEBHOOK_URL: ['ledger', 'digest_webhook_url'],
 };
 
 /** Parses configuration once: the YAML file (AIRLOCK_CONFIG or --config), then the environment on top. */
@@ -237,6 +263,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, file = env['AIR
       for (const key of ['data', 'policy']) {
         const v = raw[key];
         if (typeof v === 'string' && v !== ':memory:' && !isAbsolute(v)) raw[key] = resolve(dirname(file), v);
+      }
+      const ledger = raw['ledger'];
+      if (ledger && typeof ledger === 'object') {
+        const l = { ...(ledger as Record<string, unknown>) };
+        for (const key of ['signing_key_file', 'digest_file']) {
+          const v = l[key];
+          if (typeof v === 'string' && !isAbsolute(v)) l[key] = resolve(dirname(file), v);
+        }
+        raw['ledger'] = l;
       }
     } catch (err) {
       throw new AirlockError('config_invalid', `${file}: ${(err as Error).message}`);

@@ -1,4 +1,5 @@
 import { newId } from '../ids.ts';
+import { hasCallback, insertCallback, listCallbacks } from '../store/outbox.ts';
 import type { ActionRow, Store } from '../store/store.ts';
 import { toActionObject, toDecisionObject } from './view.ts';
 
@@ -15,13 +16,7 @@ export interface CallbackEvent {
 export async function enqueueCallback(tx: Store, row: ActionRow, at: string): Promise<void> {
   if (!row.callback_url) return;
   const type = `${row.mode === 'decide' ? 'decision' : 'action'}.${row.status}`;
-  const existing = await tx.db
-    .selectFrom('callbacks')
-    .select('id')
-    .where('action_id', '=', row.id)
-    .where('type', '=', type)
-    .executeTakeFirst();
-  if (existing) return;
+  if (await hasCallback(tx, row.id, type)) return;
   const approvals = await tx.listApprovals(row.id);
   const agent = row.agent_id ? ((await tx.getAgent(row.agent_id)) ?? null) : null;
   const object =
@@ -33,24 +28,29 @@ export async function enqueueCallback(tx: Store, row: ActionRow, at: string): Pr
     created: Math.floor(Date.parse(at) / 1000),
     data: { object },
   };
-  await tx.db
-    .insertInto('callbacks')
-    .values({
-      id: event.id,
-      action_id: row.id,
-      type,
-      url: row.callback_url,
-      payload: JSON.stringify(event),
-      attempts: 0,
-      next_attempt_at: at,
-      delivered_at: null,
-      gave_up_at: null,
-      last_status: null,
-      last_error: null,
-      lease_until: null,
-      created_at: at,
-    })
-    .execute();
+  await insertCallback(tx, {
+    id: event.id,
+    action_id: row.id,
+    type,
+    url: row.callback_url,
+    payload: JSON.stringify(event),
+    attempts: 0,
+    next_attempt_at: at,
+    delivered_at: null,
+    gave_up_at: null,
+    last_status: null,
+    last_error: null,
+    lease_until: null,
+    created_at: at,
+  });
+}
+
+/**
+ * What the engine queues for reviewers when an action starts waiting for them, in the transaction that holds it
+ * (src/notify implements it). Queuing the same hold again adds nothing.
+ */
+export interface HoldNotifications {
+  enqueue(tx: Store, row: ActionRow, at: string): Promise<void>;
 }
 
 export interface CallbackDelivery {
@@ -65,10 +65,5 @@ export interface CallbackDelivery {
 }
 
 export async function callbacksFor(store: Store, actionId: string): Promise<CallbackDelivery[]> {
-  return store.db
-    .selectFrom('callbacks')
-    .select(['id', 'type', 'url', 'attempts', 'delivered_at', 'gave_up_at', 'last_status', 'last_error'])
-    .where('action_id', '=', actionId)
-    .orderBy('created_at')
-    .execute();
+  return listCallbacks(store, actionId);
 }

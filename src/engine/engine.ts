@@ -18,7 +18,7 @@ import { bindRequest, encodingFor, withValue } from '../stripe/encoding.ts';
 import type { AccountScope, FactSource, LookupMemo, Valuation } from '../stripe/lookups.ts';
 import { canonicalJson, type Params } from '../stripe/params.ts';
 import { amountFieldOf, bindUpstream, bodyMatches } from './bind.ts';
-import { enqueueCallback } from './callbacks.ts';
+import { enqueueCallback, type HoldNotifications } from './callbacks.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { assertNever, isTerminal, type Status } from './status.ts';
 
@@ -286,6 +286,9 @@ export class Engine {
   /** Freezes set with `airlock freeze`, read through a short cache so every instance sees them. */
   readonly freezes = new FreezeCache();
 
+  /** Queues reviewers' messages in the transaction that holds an action (an outbox); null when none are sent. */
+  notifications: HoldNotifications | null = null;
+
   get policy(): Policy {
     return this.#policy;
   }
@@ -549,6 +552,7 @@ export class Engine {
         await tx.appendLedgerEvents(events);
         // A decision that settles the action at once (blocked, shadow) reports it, in the same transaction.
         if (decided.callback_url && isSettledAction(decided)) await enqueueCallback(tx, decided, at);
+        if (status === 'awaiting_approval') await this.notifications?.enqueue(tx, decided, at);
       });
     } catch (err) {
       // Two identical retries raced: the unique scope let one in; answer the other with it. On PostgreSQL the
@@ -607,7 +611,11 @@ export class Engine {
   }
 
   /** A stored action as a submission again (to decide it anew), with the params and facts given. */
-  async #resubmission(action: ActionRow, params: Params, classification: Classification): Promise<Submission> {
+  async #resubmission(
+    action: ActionRow,
+    params: Params,
+    classification: Classification,
+  ): Promise<Submission> {
     const agent = action.agent_id ? ((await this.store.getAgent(action.agent_id)) ?? null) : null;
     return {
       agent,
@@ -854,11 +862,15 @@ export class Engine {
         action = { ...action, ...patch } as ActionRow;
       }
       const bound = boundHash(action);
-      if (previous.some((a) => a.reviewer_id === reviewer.id)) {
+      // A vote counts for the version it was given to; a changed version restarts the vote for everyone.
+      const mine = previous.find((a) => a.reviewer_id === reviewer.id);
+      if (mine?.bound_hash === bound) {
         throw new AirlockError('already_decided', `${reviewer.email} has already voted on ${id}`, {
           actionId: id,
         });
       }
+      // One row per reviewer and action (a unique key): the vote on the earlier version gives way; the ledger keeps it.
+      if (mine) await tx.db.deleteFrom('approvals').where('id', '=', mine.id).execute();
       await tx.insertApproval({
         id: newId('apv'),
         action_id: id,
@@ -1206,6 +1218,7 @@ export class Engine {
     if (from === 'awaiting_approval' && to === 'pending') await tx.notifyActionReady(id);
     // The callback is queued in the same transaction as the change it reports (an outbox): never lost, never early.
     if (moved.callback_url && isSettledAction(moved)) await enqueueCallback(tx, moved, e.at);
+    if (to === 'awaiting_approval') await this.notifications?.enqueue(tx, moved, e.at);
     return moved;
   }
 

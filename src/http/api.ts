@@ -69,6 +69,31 @@ function classification(
   return statedFacts(kind, amount ?? null, currency ?? null);
 }
 
+// RFC 9110 field names are tokens; values are visible characters with inner spaces and tabs only. Checked here so a
+// header that could not be sent is a 400 at submission, not an uncertain failure at dispatch.
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const HEADER_VALUE = /^(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?$/;
+
+function checkHeaders(headers: Record<string, string>): void {
+  for (const [name, value] of Object.entries(headers)) {
+    const param = `headers.${name}`;
+    if (!HEADER_NAME.test(name)) {
+      throw new AirlockError(
+        'parameter_invalid',
+        `${JSON.stringify(param)} is not a valid header name: use letters, digits and !#$%&'*+-.^_\`|~ only`,
+        { param },
+      );
+    }
+    if (!HEADER_VALUE.test(value)) {
+      throw new AirlockError(
+        'parameter_invalid',
+        `${param} is not a valid header value: no control characters (CR, LF, NUL), no leading or trailing whitespace`,
+        { param },
+      );
+    }
+  }
+}
+
 /** The review API (reviewers decide; agents read and withdraw their own), the actions API and the decisions API. */
 export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
   const { engine } = deps;
@@ -234,6 +259,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     }
     const url = await deps.http.check(body.url);
     const headers = body.headers ?? {};
+    checkHeaders(headers);
     const refused = refusedHeader(headers);
     if (refused) {
       throw new AirlockError(

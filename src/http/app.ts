@@ -1,3 +1,4 @@
+import fastifyCookie from '@fastify/cookie';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
@@ -83,6 +84,23 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     }
   });
 
+  // The default JSON parser (prototype poisoning refused) behind a depth limit: JSON.parse itself copes with any
+  // depth, but every walk over the value afterwards (validation, hashing, encoding) would overflow the stack.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (jsonDepthExceeds(body as string, MAX_JSON_DEPTH)) {
+      done(
+        new AirlockError('malformed_body', `The JSON body is nested deeper than ${MAX_JSON_DEPTH} levels`),
+        undefined,
+      );
+      return;
+    }
+    parseJson(request, body as string, done);
+  });
+
+  app.register(fastifyCookie);
+
   app.setErrorHandler((err, request, reply) => {
     const error = toAirlockError(err);
     if (isInternal(error))
@@ -139,6 +157,27 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Deep enough for any real payload (declared routes read bodies 256 levels deep); far below the stack's limit. */
+export const MAX_JSON_DEPTH = 512;
+
+/** Counts bracket nesting outside strings, without parsing: a 100,000-level body is refused in one pass. */
+export function jsonDepthExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      // A backslash escapes the next character, which may be a quote.
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
 
 type Check = { ok: true } | { ok: false; error: string };
 

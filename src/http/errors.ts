@@ -1,6 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import { AirlockError, type ErrorCode } from '../errors.ts';
 import { RateLimited } from '../reliability/rate-limit.ts';
+import { asStoreError } from '../store/store.ts';
 import { ParamError } from '../stripe/classify.ts';
 
 interface WireError {
@@ -33,6 +34,8 @@ const WIRE: Record<ErrorCode, WireError> = {
   already_decided: { status: 409, type: 'invalid_request_error' },
   self_approval: { status: 403, type: 'invalid_request_error' },
   store_unavailable: { status: 503, type: 'api_error', shouldRetry: false },
+  // A bug: the same request would likely fail the same way, so clients are told not to retry it blindly.
+  internal_error: { status: 500, type: 'api_error', shouldRetry: false },
   body_too_large: { status: 413, type: 'invalid_request_error' },
   unsupported_media_type: { status: 415, type: 'invalid_request_error' },
   malformed_body: { status: 400, type: 'invalid_request_error' },
@@ -79,7 +82,14 @@ export function toAirlockError(err: unknown): AirlockError {
     return new AirlockError('body_too_large', 'Request body is larger than this server accepts');
   if (fe.statusCode === 415)
     return new AirlockError('unsupported_media_type', fe.message ?? 'Unsupported Content-Type');
-  return new AirlockError('store_unavailable', 'Internal error; nothing was forwarded', { cause: err });
+  // A driver failure that reached here unwrapped still means the store, not a bug: fail closed as an outage.
+  const stored = asStoreError(err);
+  if (stored instanceof AirlockError) return stored;
+  return new AirlockError(
+    'internal_error',
+    'Airlock failed unexpectedly on this request; it is logged under the Request-Id of this response',
+    { cause: err },
+  );
 }
 
 export function sendError(reply: FastifyReply, error: AirlockError): FastifyReply {

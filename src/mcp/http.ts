@@ -14,6 +14,7 @@ export const MCP_PATH = '/mcp';
  */
 export function registerMcp(app: FastifyInstance, engine: Engine, log: Logger): void {
   const keys = new AgentKeyCache(engine);
+  app.addHook('onClose', async () => keys.close());
 
   app.post(MCP_PATH, async (request, reply) => {
     // Reviewer tokens are refused here (403): an MCP client is an agent, and agents cannot decide.

@@ -1,6 +1,10 @@
 import nodemailer, { type Transporter } from 'nodemailer';
+import { mayDecide, type Reviewer, type StoredDecision } from '../engine/engine.ts';
 import { escapeHtml } from '../review/html.ts';
+import { type Addressee, type Channel, type Hold, type ReviewLinks, Undeliverable } from './channel.ts';
 import type { Summary } from './summary.ts';
+
+export type { ReviewLinks } from './channel.ts';
 
 export interface SmtpSettings {
   host: string;
@@ -9,11 +13,6 @@ export interface SmtpSettings {
   user?: string | undefined;
   pass?: string | undefined;
   from: string;
-}
-
-export interface ReviewLinks {
-  approve: string;
-  reject: string;
 }
 
 export interface EmailMessage {
@@ -50,28 +49,101 @@ ${links ? `<p>${button(links.approve, 'Approve…', '#15803d')}${button(links.re
   return { to, subject: `[Airlock] Review: ${s.title} (${s.id})`, text, html };
 }
 
+export interface Recipient {
+  email: string;
+  /** Present when the recipient may decide: they get their own approve and reject links. */
+  reviewer: Reviewer | null;
+}
+
+/**
+ * Who hears about a hold. Eligible reviewers (the rule's `reviewers:`, never the requester) get links; a rule's
+ * `notify: [email:x]` narrows the list to those addresses, and an address that is not an eligible reviewer gets the
+ * summary without links.
+ */
+export function recipientsFor(
+  decision: Pick<StoredDecision, 'reviewers' | 'notify'>,
+  reviewers: Reviewer[],
+  requestedBy: string | null,
+): Recipient[] {
+  const eligible = reviewers.filter((r) => r.id !== requestedBy && mayDecide(r, decision.reviewers ?? []));
+  const named = (decision.notify ?? []).filter((n) => n.startsWith('email:')).map((n) => n.slice(6));
+  if (named.length === 0) return eligible.map((r) => ({ email: r.email, reviewer: r }));
+  return [...new Set(named)].map((email) => ({
+    email,
+    reviewer: eligible.find((r) => r.email === email) ?? null,
+  }));
+}
+
 export class Mailer {
   readonly #transport: Transporter;
-  constructor(readonly settings: SmtpSettings) {
+  constructor(
+    readonly settings: SmtpSettings,
+    /** Bounds each step of a send, so a stalled server cannot outlast the try's lease. */
+    timeoutMs = 10_000,
+  ) {
     this.#transport = nodemailer.createTransport({
       host: settings.host,
       port: settings.port,
       secure: settings.secure,
+      connectionTimeout: timeoutMs,
+      greetingTimeout: timeoutMs,
+      socketTimeout: timeoutMs,
       ...(settings.user ? { auth: { user: settings.user, pass: settings.pass ?? '' } } : {}),
     });
   }
 
-  async send(m: EmailMessage): Promise<void> {
-    await this.#transport.sendMail({
+  /** Resolves with the server's reply code once it has accepted the message. */
+  async send(m: EmailMessage, messageId?: string): Promise<number | null> {
+    const info = (await this.#transport.sendMail({
       from: this.settings.from,
       to: m.to,
       subject: m.subject,
       text: m.text,
       html: m.html,
-    });
+      ...(messageId ? { messageId } : {}),
+    })) as { response?: string };
+    const code = /^(\d{3})/.exec(info.response ?? '')?.[1];
+    return code ? Number(code) : null;
   }
 
   close(): void {
     this.#transport.close();
+  }
+}
+
+/** Email through any SMTP server: one message per recipient, with that reviewer's own links. */
+export class EmailChannel implements Channel<EmailMessage> {
+  readonly name = 'email';
+  readonly #mailer: Mailer;
+
+  constructor(settings: SmtpSettings, timeoutMs?: number) {
+    this.#mailer = new Mailer(settings, timeoutMs);
+  }
+
+  async recipients(hold: Hold): Promise<Addressee[]> {
+    const list = recipientsFor(hold.decision, await hold.reviewers(), hold.action.requested_by);
+    return list.map((r) => ({ recipient: r.email, reviewerId: r.reviewer?.id ?? null }));
+  }
+
+  compose(summary: Summary, to: Addressee, links: ReviewLinks | null): EmailMessage {
+    return reviewEmail(to.recipient, summary, links);
+  }
+
+  async send(message: EmailMessage, id: string): Promise<{ status: number | null }> {
+    try {
+      // A stable Message-ID: should a crash after the server's acceptance cause a resend, clients can tell.
+      return { status: await this.#mailer.send(message, `<${id}@airlock>`) };
+    } catch (err) {
+      const code = (err as { responseCode?: unknown }).responseCode;
+      // 550-554: the mailbox or the message was refused for good. Anything else (a refused connection, a
+      // timeout, 4xx, a failed login) may pass later.
+      if (typeof code === 'number' && code >= 550 && code <= 554)
+        throw new Undeliverable((err as Error).message, code);
+      throw err;
+    }
+  }
+
+  close(): void {
+    this.#mailer.close();
   }
 }

@@ -1,126 +1,189 @@
 import type { Logger } from 'pino';
-import {
-  type ActionChange,
-  type Engine,
-  mayDecide,
-  type Reviewer,
-  type StoredDecision,
-} from '../engine/engine.ts';
+import type { Config } from '../config/config.ts';
+import type { Engine } from '../engine/engine.ts';
+import { type Attempt, OutboxWorker, type Outcome, type RetryOptions } from '../outbound/outbox.ts';
 import { ReviewStore } from '../review/store.ts';
-import { Mailer, reviewEmail, type SmtpSettings } from './email.ts';
-import { postToSlack } from './slack.ts';
+import {
+  type NotificationRow,
+  OutboxQueue,
+  setNotificationPayload,
+  setNotificationStatus,
+} from '../store/outbox.ts';
+import type { ActionRow, Store } from '../store/store.ts';
+import { type Channel, type ReviewLinks, Undeliverable } from './channel.ts';
+import { EmailChannel } from './email.ts';
+import { SlackChannel } from './slack.ts';
 import { summarize } from './summary.ts';
+
+export { type Recipient, recipientsFor } from './email.ts';
+
+/**
+ * Retries span about an hour and a half (1 s doubling to 5 min, 25 tries): long enough to ride out an SMTP or Slack
+ * outage, short of the shortest usual hold.
+ */
+export const NOTIFICATION_RETRY: RetryOptions = {
+  maxAttempts: 25,
+  backoffMs: 1_000,
+  maxBackoffMs: 300_000,
+  pollMs: 500,
+  timeoutMs: 10_000,
+  // An SMTP send is several exchanges, each bounded by the timeout: the lease outlasts a slow but live one.
+  leaseMs: 60_000,
+};
+
+/** The channels the configuration turns on, in the order messages are queued. */
+export function configuredChannels(
+  config: Pick<Config, 'smtp' | 'slack_webhook_url'>,
+  timeoutMs = NOTIFICATION_RETRY.timeoutMs,
+): Channel[] {
+  const channels: Channel[] = [];
+  if (config.smtp) channels.push(new EmailChannel(config.smtp, timeoutMs));
+  if (config.slack_webhook_url) channels.push(new SlackChannel(config.slack_webhook_url, timeoutMs));
+  return channels;
+}
 
 export interface NotifierOptions {
   engine: Engine;
   log: Logger;
+  channels: readonly Channel[];
   /** Where links in messages point, e.g. https://airlock.example.com (no trailing slash). */
   baseUrl: string;
-  smtp?: SmtpSettings | undefined;
-  slackWebhookUrl?: string | undefined;
   linkTtlMs: number;
+  retry?: Partial<RetryOptions>;
 }
 
-export interface Recipient {
-  email: string;
-  /** Present when the recipient may decide: they get their own approve and reject links. */
-  reviewer: Reviewer | null;
-}
+const STATUS_AFTER: Record<Outcome, string> = {
+  delivered: 'sent',
+  failed: 'queued',
+  gave_up: 'failed',
+  skipped: 'skipped',
+};
 
 /**
- * Who hears about a hold. Eligible reviewers (the rule's `reviewers:`, never the requester) get links; a rule's
- * `notify: [email:x]` narrows the list to those addresses, and an address that is not an eligible reviewer gets the
- * summary without links.
+ * Delivers the messages HoldOutbox queued with each hold, through the channel each names, with retries and backoff.
+ * A message is composed on its first try (the summary and, for a reviewer, their own links), stored, and that same
+ * message is sent on every try. Once sent it is never sent again; one for an action decided meanwhile is skipped.
  */
-export function recipientsFor(
-  decision: Pick<StoredDecision, 'reviewers' | 'notify'>,
-  reviewers: Reviewer[],
-  requestedBy: string | null,
-): Recipient[] {
-  const eligible = reviewers.filter((r) => r.id !== requestedBy && mayDecide(r, decision.reviewers ?? []));
-  const named = (decision.notify ?? []).filter((n) => n.startsWith('email:')).map((n) => n.slice(6));
-  if (named.length === 0) return eligible.map((r) => ({ email: r.email, reviewer: r }));
-  return [...new Set(named)].map((email) => ({
-    email,
-    reviewer: eligible.find((r) => r.email === email) ?? null,
-  }));
-}
-
-/** Tells people when an action starts waiting for them: email through SMTP, a Slack webhook. */
 export class Notifier {
   readonly #reviews: ReviewStore;
-  readonly #mailer: Mailer | null;
-  readonly #inFlight = new Set<Promise<void>>();
-  readonly #onChange = (c: ActionChange) => {
-    if (c.status !== 'awaiting_approval') return;
-    if (!this.#mailer && !this.options.slackWebhookUrl) return; // nothing configured: no work on the hot path
-    const p = this.notify(c.id).catch((err: unknown) =>
-      this.options.log.error({ err, action: c.id }, 'review notification failed'),
-    );
-    this.#inFlight.add(p);
-    void p.finally(() => this.#inFlight.delete(p));
+  readonly #channels: Map<string, Channel>;
+  readonly #worker: OutboxWorker<'notifications'>;
+  readonly #onChange = (c: { status: string }) => {
+    if (c.status === 'awaiting_approval') this.#worker.wake();
   };
 
   constructor(readonly options: NotifierOptions) {
-    this.#reviews = new ReviewStore(options.engine.store);
-    this.#mailer = options.smtp ? new Mailer(options.smtp) : null;
+    const store = options.engine.store;
+    this.#reviews = new ReviewStore(store);
+    this.#channels = new Map(options.channels.map((c) => [c.name, c]));
+    // Each instance delivers only through the channels it has: another may be configured with more.
+    const queue = new OutboxQueue(store, 'notifications', {
+      column: 'channel',
+      values: [...this.#channels.keys()],
+    });
+    this.#worker = new OutboxWorker(
+      queue,
+      { ...NOTIFICATION_RETRY, ...options.retry },
+      {
+        deliver: (n) => this.#deliver(n),
+        record: (tx, n, outcome, attempt) => this.#record(tx, n, outcome, attempt),
+        describe: (n) => ({ action: n.action_id, channel: n.channel, recipient: n.recipient }),
+      },
+      options.log,
+      'notification',
+    );
   }
 
   start(): this {
+    if (this.#channels.size === 0) return this; // nothing configured: no sweeps
     this.options.engine.changes.on('change', this.#onChange);
+    this.#worker.start();
+    this.#worker.wake(); // what a previous run left queued
     return this;
   }
 
   async stop(): Promise<void> {
     this.options.engine.changes.off('change', this.#onChange);
-    await Promise.allSettled([...this.#inFlight]);
-    this.#mailer?.close();
+    this.#worker.stop();
+    await this.#worker.idle();
+    for (const c of this.#channels.values()) c.close?.();
   }
 
-  async notify(actionId: string): Promise<void> {
-    const { engine, log, baseUrl } = this.options;
-    const action = await engine.get(actionId);
+  /** One sweep of due messages; start() runs them on a timer and on each new hold. */
+  async tick(): Promise<void> {
+    await this.#worker.tick();
+  }
+
+  async #deliver(n: NotificationRow): Promise<Attempt> {
+    const { engine } = this.options;
+    const channel = this.#channels.get(n.channel);
+    if (!channel) return { result: 'failed', status: null, error: `no ${n.channel} channel configured` };
+    const action = await engine.store.getAction(n.action_id);
     const now = engine.clock.now();
+    if (!action) return { result: 'skipped', reason: 'not sent: the action is gone' };
+    if (action.status !== 'awaiting_approval')
+      return { result: 'skipped', reason: `not sent: the action is ${action.status} already` };
+    if (action.expires_at && action.expires_at <= now.toISOString())
+      return { result: 'skipped', reason: 'not sent: the hold expired' };
+    let payload = n.payload;
+    if (payload === null) {
+      payload = JSON.stringify(await this.#compose(channel, action, n, now));
+      await setNotificationPayload(engine.store, n.id, payload);
+    }
+    try {
+      const { status } = await channel.send(JSON.parse(payload), n.id);
+      return { result: 'delivered', status };
+    } catch (err) {
+      const status = (err as { status?: unknown }).status;
+      return {
+        result: 'failed',
+        status: typeof status === 'number' ? status : null,
+        error: (err instanceof Error ? err.message : String(err)).slice(0, 500),
+        permanent: err instanceof Undeliverable,
+      };
+    }
+  }
+
+  async #compose(channel: Channel, action: ActionRow, n: NotificationRow, now: Date): Promise<unknown> {
+    const { engine, baseUrl } = this.options;
     const agent = action.agent_id ? await engine.store.getAgent(action.agent_id) : undefined;
     const requester = action.requested_by ? await this.#reviews.reviewerEmail(action.requested_by) : null;
     const who = agent ? `agent ${agent.name}` : requester ? `reviewer ${requester}` : 'unknown';
     const summary = summarize(action, who, now, baseUrl);
-    const tasks: Promise<void>[] = [];
-
-    if (this.options.slackWebhookUrl) tasks.push(postToSlack(this.options.slackWebhookUrl, summary));
-
-    if (this.#mailer) {
-      const mailer = this.#mailer;
-      const decision = JSON.parse(action.decision) as StoredDecision;
-      const recipients = recipientsFor(decision, await this.#reviews.reviewers(), action.requested_by);
-      const linkExpiry = new Date(
+    let links: ReviewLinks | null = null;
+    if (n.reviewer_id) {
+      // A link never outlives the hold it decides.
+      const expiry = new Date(
         Math.min(
           now.getTime() + this.options.linkTtlMs,
-          action.expires_at ? new Date(action.expires_at).getTime() : Number.POSITIVE_INFINITY,
+          action.expires_at ? Date.parse(action.expires_at) : Number.POSITIVE_INFINITY,
         ),
       );
-      for (const r of recipients) {
-        tasks.push(
-          (async () => {
-            const links = r.reviewer
-              ? await this.#reviews.createLinks(action.id, r.reviewer.id, now, linkExpiry)
-              : null;
-            const url = (token: string) => `${baseUrl}/review/links/${token}`;
-            await mailer.send(
-              reviewEmail(
-                r.email,
-                summary,
-                links ? { approve: url(links.approve), reject: url(links.reject) } : null,
-              ),
-            );
-          })(),
-        );
-      }
+      const tokens = await this.#reviews.createLinks(action.id, n.reviewer_id, now, expiry);
+      const url = (token: string) => `${baseUrl}/review/links/${token}`;
+      links = { approve: url(tokens.approve), reject: url(tokens.reject) };
     }
-    const results = await Promise.allSettled(tasks);
-    for (const r of results) {
-      if (r.status === 'rejected')
-        log.error({ err: r.reason, action: action.id }, 'a review notification was not delivered');
-    }
+    return channel.compose(summary, { recipient: n.recipient, reviewerId: n.reviewer_id }, links);
+  }
+
+  /** In the transaction that records the try: the message's status, and a ledger event once it is settled. */
+  async #record(tx: Store, n: NotificationRow, outcome: Outcome, attempt: Attempt): Promise<void> {
+    await setNotificationStatus(tx, n.id, STATUS_AFTER[outcome]);
+    if (outcome !== 'delivered' && outcome !== 'gave_up') return;
+    await tx.appendLedger({
+      actionId: n.action_id,
+      type: outcome === 'delivered' ? 'notification.sent' : 'notification.failed',
+      from: null,
+      to: null,
+      actor: 'notifier',
+      data: {
+        notification: n.id,
+        channel: n.channel,
+        recipient: n.recipient,
+        attempts: n.attempts + 1,
+        ...(attempt.result === 'failed' ? { error: attempt.error } : {}),
+      },
+      at: this.options.engine.clock.now().toISOString(),
+    });
   }
 }

@@ -1,17 +1,13 @@
 import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
-import { Poller } from '../engine/poll.ts';
 import { randomToken } from '../ids.ts';
+import { type CallbackRow, OutboxQueue } from '../store/outbox.ts';
 import type { Store } from '../store/store.ts';
 import { NotSentError, OutboundHttp, UncertainError } from './http.ts';
+import { type Attempt, OutboxWorker, type RetryOptions } from './outbox.ts';
 
-export interface CallbackOptions {
+export interface CallbackOptions extends RetryOptions {
   secret: string;
-  maxAttempts: number;
-  backoffMs: number;
-  maxBackoffMs: number;
-  pollMs: number;
-  timeoutMs: number;
   allowPrivate: boolean;
 }
 
@@ -36,8 +32,7 @@ export function signPayload(secret: string, body: string, timestamp: number): st
  */
 export class CallbackSender {
   readonly #http: OutboundHttp;
-  readonly #poller: Poller;
-  #ticking = false;
+  readonly #worker: OutboxWorker<'callbacks'>;
 
   constructor(
     readonly store: Store,
@@ -45,10 +40,26 @@ export class CallbackSender {
     readonly log: Logger,
     readonly observer: CallbackObserver | null = null,
   ) {
-    this.#poller = new Poller(options.pollMs, () => this.tick());
     this.#http = new OutboundHttp(
       [{ host: '*', allow_private: options.allowPrivate, headers: {} }],
       options.timeoutMs,
+    );
+    this.#worker = new OutboxWorker(
+      new OutboxQueue(store, 'callbacks'),
+      options,
+      {
+        deliver: (c) => this.#deliver(c),
+        settled: (_c, outcome, attempt) => {
+          if (outcome === 'skipped') return; // callbacks are never skipped
+          this.observer?.delivery({
+            result: outcome,
+            status: attempt.result === 'skipped' ? null : attempt.status,
+          });
+        },
+        describe: (c) => ({ url: c.url }),
+      },
+      log,
+      'callback',
     );
   }
 
@@ -58,101 +69,38 @@ export class CallbackSender {
   }
 
   start(): void {
-    this.#poller.start();
+    this.#worker.start();
   }
 
   async stop(): Promise<void> {
-    this.#poller.stop();
+    this.#worker.stop();
     await this.#http.close();
   }
 
   async tick(): Promise<void> {
-    if (this.#ticking) return;
-    this.#ticking = true;
-    try {
-      const now = new Date();
-      const due = await this.store.db
-        .selectFrom('callbacks')
-        .selectAll()
-        .where('delivered_at', 'is', null)
-        .where('gave_up_at', 'is', null)
-        .where('next_attempt_at', '<=', now.toISOString())
-        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now.toISOString())]))
-        .orderBy('next_attempt_at')
-        .limit(20)
-        .execute();
-      await Promise.all(due.map((c) => this.#deliver(c.id, c.url, c.payload, c.attempts)));
-    } catch (err) {
-      this.log.error({ err }, 'callback sweep failed');
-    } finally {
-      this.#ticking = false;
-    }
+    await this.#worker.tick();
   }
 
-  async #deliver(id: string, url: string, payload: string, attempts: number): Promise<void> {
-    const now = new Date();
-    const lease = new Date(now.getTime() + this.options.timeoutMs + 5_000).toISOString();
-    const claimed = await this.store.db
-      .updateTable('callbacks')
-      .set({ lease_until: lease })
-      .where('id', '=', id)
-      .where('delivered_at', 'is', null)
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now.toISOString())]))
-      .executeTakeFirst();
-    if (Number(claimed.numUpdatedRows) !== 1) return;
+  async #deliver(c: CallbackRow): Promise<Attempt> {
     const t = Math.floor(Date.now() / 1000);
-    let status: number | null = null;
-    let error: string | null = null;
     try {
       const res = await this.#http.send({
-        url,
+        url: c.url,
         method: 'POST',
         headers: {
           'content-type': 'application/json',
-          'airlock-signature': signPayload(this.options.secret, payload, t),
-          'airlock-event-id': id,
+          'airlock-signature': signPayload(this.options.secret, c.payload, t),
+          'airlock-event-id': c.id,
         },
-        body: payload,
-        idempotencyKey: id,
+        body: c.payload,
+        idempotencyKey: c.id,
       });
-      status = res.status;
-      if (status >= 200 && status < 300) {
-        await this.store.db
-          .updateTable('callbacks')
-          .set({
-            delivered_at: new Date().toISOString(),
-            attempts: attempts + 1,
-            last_status: status,
-            last_error: null,
-            lease_until: null,
-          })
-          .where('id', '=', id)
-          .execute();
-        this.observer?.delivery({ result: 'delivered', status });
-        return;
-      }
-      error = `receiver answered ${status}`;
+      if (res.status >= 200 && res.status < 300) return { result: 'delivered', status: res.status };
+      return { result: 'failed', status: res.status, error: `receiver answered ${res.status}` };
     } catch (err) {
       if (!(err instanceof NotSentError) && !(err instanceof UncertainError)) throw err;
-      error = err.message;
+      return { result: 'failed', status: null, error: err.message };
     }
-    const tries = attempts + 1;
-    const delay = Math.min(this.options.maxBackoffMs, this.options.backoffMs * 2 ** (tries - 1));
-    const giveUp = tries >= this.options.maxAttempts;
-    await this.store.db
-      .updateTable('callbacks')
-      .set({
-        attempts: tries,
-        last_status: status,
-        last_error: error,
-        lease_until: null,
-        next_attempt_at: new Date(Date.now() + delay).toISOString(),
-        gave_up_at: giveUp ? new Date().toISOString() : null,
-      })
-      .where('id', '=', id)
-      .execute();
-    this.observer?.delivery({ result: giveUp ? 'gave_up' : 'failed', status });
-    this.log.warn({ callback: id, url, attempt: tries, error, giveUp }, 'callback delivery failed');
   }
 }
 

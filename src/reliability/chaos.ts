@@ -19,6 +19,12 @@ import { BIN, freePort, ROOT, type ServeProcess, spawnServe } from './serve-proc
 
 const run = promisify(execFile);
 
+/**
+ * How long one start or restart may take. A restart costs a few seconds of CPU (Node, tsx, the migrations check);
+ * on a shared 2-core machine under a 200-agent soak it took over 30 s, spawnServe's default, and ended the run.
+ */
+const START_TIMEOUT_MS = 180_000;
+
 export interface ChaosOptions {
   /** How long the workload runs while the server is being killed. */
   seconds: number;
@@ -183,7 +189,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     // A refund takes a moment upstream, which widens the window in which a kill lands inside dispatch.
     const calm = { delayMs: 25, pathPrefix: '/v1/refunds' };
     sandbox.setFaults(calm);
-    server = await spawnServe({ env, port, outputLimit: 200_000 });
+    server = await spawnServe({ env, port, outputLimit: 200_000, timeoutMs: START_TIMEOUT_MS });
     const base = `http://127.0.0.1:${port}`;
     const direct = new Stripe('sk_test_direct', { host: '127.0.0.1', port: sandbox.port, protocol: 'http' });
 
@@ -331,7 +337,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       await server.stop('SIGKILL');
       kills++;
       log(`kill ${kills}/${opts.kills} at ${((Date.now() - started) / 1000).toFixed(1)}s`);
-      server = await spawnServe({ env, port, outputLimit: 200_000 });
+      server = await spawnServe({ env, port, outputLimit: 200_000, timeoutMs: START_TIMEOUT_MS });
       restarts++;
     }
     const left = opts.seconds * 1000 - (Date.now() - started);

@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { safeEqual } from '../auth/compare.ts';
 import { hashPassword, verifyPassword } from '../auth/password.ts';
+import { LoginThrottle } from '../auth/throttle.ts';
 import type { Dispatcher } from '../engine/dispatcher.ts';
 import type { ActionChange, ApprovalChanges, Engine, Reviewer } from '../engine/engine.ts';
 import { isStatus } from '../engine/status.ts';
@@ -12,7 +14,7 @@ import { randomToken } from '../ids.ts';
 import { clearFreeze, describeFreezes, freezeScope, setFreeze } from '../reliability/freeze.ts';
 import { classify } from '../stripe/classify.ts';
 import { PLATFORM } from '../stripe/lookups.ts';
-import { parseMajorUnits } from './html.ts';
+import { formatDuration, parseMajorUnits } from './html.ts';
 import {
   actionsPage,
   freezePage,
@@ -34,6 +36,10 @@ export interface DashboardOptions {
   sessionTtlMs: number;
   /** Set the Secure flag on cookies: on whenever the public URL is https. */
   secureCookies: boolean;
+  /** Airlock's public URL; a form posted from its origin is ours even when a proxy rewrote the Host header. */
+  publicUrl: string | null;
+  /** Failed logins slow down and lock out accounts and addresses; tests pass a throttle with their own rules. */
+  throttle: LoginThrottle;
 }
 
 export interface DashboardDeps {
@@ -72,13 +78,9 @@ const NOTICES: Record<string, Notice> = {
   not_frozen: { kind: 'error', text: 'That was not frozen; nothing changed.' },
 };
 
-function cookies(request: FastifyRequest): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of (request.headers.cookie ?? '').split(';')) {
-    const i = part.indexOf('=');
-    if (i > 0) out[part.slice(0, i).trim()] = decodeURIComponent(part.slice(i + 1).trim());
-  }
-  return out;
+/** @fastify/cookie parses the header; a value it cannot decode stays as sent, and so matches no session. */
+function cookieOf(request: FastifyRequest, name: string): string {
+  return request.cookies[name] ?? '';
 }
 
 function field(body: unknown, name: string): string {
@@ -87,12 +89,11 @@ function field(body: unknown, name: string): string {
   return typeof v === 'string' ? v : '';
 }
 
-function equalStrings(a: string, b: string): boolean {
-  if (a.length !== b.length || a.length === 0) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
-}
+/**
+ * Where to go after logging in: a dashboard path of plain URL characters only. Anything else (another site, a
+ * CR/LF that would split the Location header) is refused rather than followed.
+ */
+const SAFE_NEXT = /^\/review(?:[/?#][\x21-\x7e]*)?$/;
 
 /**
  * The reviewer dashboard: server-rendered pages under /review, a session cookie, a CSRF token in every form, and
@@ -103,7 +104,10 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
   const opts: DashboardOptions = {
     sessionTtlMs: deps.review?.sessionTtlMs ?? 12 * 3600_000,
     secureCookies: deps.review?.secureCookies ?? false,
+    publicUrl: deps.review?.publicUrl ?? null,
+    throttle: deps.review?.throttle ?? new LoginThrottle(),
   };
+  const publicHost = opts.publicUrl ? new URL(opts.publicUrl).host : null;
   const reviews = new ReviewStore(engine.store);
   const streams = new Set<ServerResponse>();
   const now = () => engine.clock.now();
@@ -124,10 +128,18 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
     streams.clear();
   });
 
-  function cookie(name: string, value: string, path: string, maxAgeS: number, sameSite = 'Lax'): string {
-    return `${name}=${encodeURIComponent(value)}; Path=${path}; HttpOnly; SameSite=${sameSite}; Max-Age=${maxAgeS}${opts.secureCookies ? '; Secure' : ''}`;
+  function setCookie(
+    reply: FastifyReply,
+    name: string,
+    value: string,
+    path: string,
+    maxAge: number,
+    sameSite: 'lax' | 'strict' = 'lax',
+  ): void {
+    reply.setCookie(name, value, { path, httpOnly: true, sameSite, maxAge, secure: opts.secureCookies });
   }
 
+  // Referrer-Policy same-origin, not no-referrer: under no-referrer browsers post our own forms with `Origin: null`.
   function page(reply: FastifyReply, status: number, body: string): FastifyReply {
     return reply
       .code(status)
@@ -138,13 +150,13 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
       )
       .header('x-frame-options', 'DENY')
-      .header('referrer-policy', 'no-referrer')
+      .header('referrer-policy', 'same-origin')
       .header('x-content-type-options', 'nosniff')
       .send(body);
   }
 
   async function session(request: FastifyRequest): Promise<Session | null> {
-    const token = cookies(request)[SESSION_COOKIE];
+    const token = cookieOf(request, SESSION_COOKIE);
     return token ? reviews.session(token, now()) : null;
   }
 
@@ -152,7 +164,7 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
   async function requireSession(request: FastifyRequest, reply: FastifyReply): Promise<Session | null> {
     const s = await session(request);
     if (s) return s;
-    const hadCookie = Boolean(cookies(request)[SESSION_COOKIE]);
+    const hadCookie = Boolean(cookieOf(request, SESSION_COOKIE));
     if (request.method === 'GET') {
       const next = encodeURIComponent(request.url);
       void reply.redirect(`/review/login?next=${next}${hadCookie ? '&notice=expired' : ''}`, 303);
@@ -166,21 +178,24 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
     return null;
   }
 
+  /** True when an Origin is Airlock's own: the host the request was sent to, or the public URL's. */
+  function isOwnOrigin(request: FastifyRequest, origin: string): boolean {
+    let host = '';
+    try {
+      host = new URL(origin).host;
+    } catch {
+      return false; // `null` or unparseable
+    }
+    return host === request.headers.host || host === publicHost;
+  }
+
   /** Same-origin check plus the session's synchronizer token: a form posted from another site never decides. */
   function checkCsrf(request: FastifyRequest, expected: string): void {
     const origin = request.headers.origin;
-    if (origin && origin !== 'null') {
-      let host = '';
-      try {
-        host = new URL(origin).host;
-      } catch {
-        // unparseable origin: refused below
-      }
-      if (host !== request.headers.host) {
-        throw new AirlockError('csrf_invalid', 'This form was posted from another site and was refused.');
-      }
+    if (origin && origin !== 'null' && !isOwnOrigin(request, origin)) {
+      throw new AirlockError('csrf_invalid', 'This form was posted from another site and was refused.');
     }
-    if (!equalStrings(field(request.body, '_csrf'), expected)) {
+    if (!safeEqual(field(request.body, '_csrf'), expected)) {
       throw new AirlockError(
         'csrf_invalid',
         'This form is out of date or was not sent by the dashboard. Reload the page and try again.',
@@ -226,17 +241,17 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
   app.get('/review/login', async (request, reply) => {
     const csrf = randomToken(32);
     const next = field(request.query, 'next');
-    reply.header('set-cookie', cookie(LOGIN_COOKIE, csrf, '/review/login', 3600, 'Strict'));
-    return page(reply, 200, loginPage(csrf, next, noticeFrom(request)));
+    setCookie(reply, LOGIN_COOKIE, csrf, '/review/login', 3600, 'strict');
+    // A link carrying a bad `next` still gets a login form, one that returns to the queue.
+    return page(reply, 200, loginPage(csrf, SAFE_NEXT.test(next) ? next : '', noticeFrom(request)));
   });
 
   app.post('/review/login', async (request, reply) => {
     const body = request.body;
     const next = field(body, 'next');
-    const target = next.startsWith('/review') && !next.startsWith('//') ? next : '/review';
     const fresh = randomToken(32);
-    reply.header('set-cookie', cookie(LOGIN_COOKIE, fresh, '/review/login', 3600, 'Strict'));
-    if (!equalStrings(field(body, '_csrf'), cookies(request)[LOGIN_COOKIE] ?? '')) {
+    setCookie(reply, LOGIN_COOKIE, fresh, '/review/login', 3600, 'strict');
+    if (!safeEqual(field(body, '_csrf'), cookieOf(request, LOGIN_COOKIE))) {
       return page(
         reply,
         403,
@@ -246,19 +261,45 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
         }),
       );
     }
-    const reviewer = await reviews.reviewerForLogin(field(body, 'email'));
+    if (next !== '' && !SAFE_NEXT.test(next)) {
+      return page(
+        reply,
+        httpStatus('parameter_invalid'),
+        loginPage(fresh, '', {
+          kind: 'error',
+          text: 'The page to return to is not a dashboard address. Log in again to go to the queue.',
+        }),
+      );
+    }
+    const email = field(body, 'email');
+    const address = request.ip;
+    const wait = await opts.throttle.wait(email, address);
+    if (wait > 0) {
+      // Refused before the password is checked: during a delay or lockout even the right password waits.
+      const seconds = Math.ceil(wait / 1000);
+      reply.header('retry-after', String(seconds));
+      return page(
+        reply,
+        httpStatus('rate_limit'),
+        loginPage(fresh, next, {
+          kind: 'error',
+          text: `Too many failed logins. Try again in ${formatDuration(seconds * 1000)}.`,
+        }),
+      );
+    }
+    const reviewer = await reviews.reviewerForLogin(email);
     const password = field(body, 'password');
     const ok = await verifyPassword(password, reviewer?.passwordHash ?? (await DUMMY_HASH));
     if (!reviewer?.passwordHash || !ok) {
-      log.warn({ email: field(body, 'email').slice(0, 200) }, 'dashboard login refused');
+      await opts.throttle.failed(email, address);
+      log.warn({ email: email.slice(0, 200), address }, 'dashboard login refused');
       return page(reply, 401, loginPage(fresh, next, { kind: 'error', text: 'Wrong email or password.' }));
     }
+    await opts.throttle.succeeded(email);
     const { token } = await reviews.createSession(reviewer.id, now(), opts.sessionTtlMs);
-    reply.header('set-cookie', [
-      cookie(SESSION_COOKIE, token, '/review', Math.floor(opts.sessionTtlMs / 1000)),
-      cookie(LOGIN_COOKIE, '', '/review/login', 0, 'Strict'),
-    ]);
-    return reply.redirect(target, 303);
+    setCookie(reply, SESSION_COOKIE, token, '/review', Math.floor(opts.sessionTtlMs / 1000));
+    setCookie(reply, LOGIN_COOKIE, '', '/review/login', 0, 'strict');
+    return reply.redirect(next || '/review', 303);
   });
 
   app.post('/review/logout', async (request, reply) => {
@@ -269,9 +310,9 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
     } catch (err) {
       return page(reply, 403, messagePage('Refused', (err as Error).message, s));
     }
-    const token = cookies(request)[SESSION_COOKIE];
+    const token = cookieOf(request, SESSION_COOKIE);
     if (token) await reviews.deleteSession(token);
-    reply.header('set-cookie', cookie(SESSION_COOKIE, '', '/review', 0));
+    setCookie(reply, SESSION_COOKIE, '', '/review', 0);
     return reply.redirect('/review/login?notice=out', 303);
   });
 
@@ -584,6 +625,17 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
   /** Only this POST decides: mail scanners and link previews open links, they do not press buttons. */
   app.post<{ Params: { token: string } }>('/review/links/:token', async (request, reply) => {
     const token = request.params.token;
+    // The link page posts with our own Origin (its referrer policy is same-origin); a page elsewhere that holds a
+    // leaked link must not press the button through the reviewer's browser. Clients that send no Origin (curl)
+    // hold the link themselves, which already lets them decide.
+    const origin = request.headers.origin;
+    if (origin !== undefined && !isOwnOrigin(request, origin)) {
+      return page(
+        reply,
+        httpStatus('csrf_invalid'),
+        messagePage('Refused', 'This link was posted from another site and was refused.', null),
+      );
+    }
     const ctx = await linkContext(token, reply);
     if (!ctx) return reply;
     const { link } = ctx;

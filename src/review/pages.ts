@@ -12,7 +12,7 @@ import {
   majorUnits,
   riskLevel,
 } from './html.ts';
-import type { ActionFilters, ActionView, DayStats } from './queries.ts';
+import type { ActionFilters, ActionView, DayStats, NotificationDelivery } from './queries.ts';
 import type { LinkVerb, Session } from './store.ts';
 
 export interface Notice {
@@ -49,7 +49,7 @@ export function layout(
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <title>${title} · Airlock</title>
 <link rel="stylesheet" href="/review/assets/dashboard.css">
 ${opts.live ? html`<script src="/review/assets/live.js" defer></script>` : ''}
@@ -221,6 +221,10 @@ function eventLabel(e: LedgerRow): string {
       return `Completed: upstream answered ${String(data['response_code'])}${data['object_id'] ? ` (${String(data['object_id'])})` : ''}`;
     case 'action.failed':
       return `Failed: ${String(data['error'] ?? '')}`;
+    case 'notification.sent':
+      return `Notified ${String(data['recipient'])} by ${String(data['channel'])}`;
+    case 'notification.failed':
+      return `Could not notify ${String(data['recipient'])} by ${String(data['channel'])}`;
     default:
       return e.type;
   }
@@ -233,6 +237,20 @@ function timeline(events: LedgerRow[]): Html {
 ${e.from_status && e.to_status && e.from_status !== e.to_status ? html`<span class="muted"> · ${e.from_status} → ${e.to_status}</span>` : ''}
 <details><summary>details</summary>${jsonBlock(JSON.parse(e.data))}</details></li>`,
   )}</ol>`;
+}
+
+/** Where a message to a reviewer stands, in words. */
+function notificationState(n: NotificationDelivery): string {
+  switch (n.status) {
+    case 'sent':
+      return `sent ${formatTime(n.delivered_at ?? '')}`;
+    case 'failed':
+      return `gave up ${formatTime(n.gave_up_at ?? '')}`;
+    case 'skipped':
+      return n.last_error ?? 'not sent';
+    default:
+      return n.attempts > 0 ? 'retrying' : 'queued';
+  }
 }
 
 /** How long delivery took: from the moment the action was cleared to the upstream's answer. */
@@ -332,6 +350,21 @@ export function receiptBody(v: ActionView, now: Date, mode: ReceiptMode): Html {
       ${a.note ? html`<blockquote>${a.note}</blockquote>` : ''}${a.changes ? html`<div class="muted">with changes <code>${a.changes}</code></div>` : ''}</li>`,
         )}</ul>`
       : html`<p class="muted">Nobody has decided yet.</p>`
+  }
+  <h3>Notifications</h3>
+  ${
+    v.notifications.length
+      ? html`<table class="kv notifications">${v.notifications.map(
+          (n) =>
+            html`<tr><th>${n.channel}</th><td>${n.recipient}<div class="sub">${notificationState(n)}${
+              n.status === 'skipped'
+                ? ''
+                : ` · ${n.attempts} attempt${n.attempts === 1 ? '' : 's'}${n.last_status ? ` · last answer ${n.last_status}` : ''}${
+                    n.last_error ? ` · ${n.last_error}` : ''
+                  }`
+            }</div></td></tr>`,
+        )}</table>`
+      : html`<p class="muted">None sent.</p>`
   }
 </section>
 <section class="panel"><h2>Upstream</h2>

@@ -1,6 +1,7 @@
 import { callbacksFor } from '../engine/callbacks.ts';
 import type { Engine, StoredDecision } from '../engine/engine.ts';
 import { AirlockError } from '../errors.ts';
+import { listNotifications } from '../store/outbox.ts';
 import type { ActionRow, ApprovalRow, LedgerRow } from '../store/store.ts';
 import { redact } from './html.ts';
 import type { ReviewStore } from './store.ts';
@@ -18,12 +19,26 @@ export interface ActionView {
   approvals: ApprovalRow[];
   ledger: LedgerRow[];
   callbacks: CallbackDelivery[];
+  notifications: NotificationDelivery[];
 }
 
 export interface CallbackDelivery {
   type: string;
   /** Origin and path only: a query string may carry a token. */
   url: string;
+  attempts: number;
+  delivered_at: string | null;
+  gave_up_at: string | null;
+  last_status: number | null;
+  last_error: string | null;
+}
+
+/** A message to a reviewer about the hold, as the receipt shows it: never its body, which holds their links. */
+export interface NotificationDelivery {
+  channel: string;
+  recipient: string;
+  /** queued (not sent yet, or retrying), sent, failed (gave up) or skipped (decided before it could be sent). */
+  status: string;
   attempts: number;
   delivered_at: string | null;
   gave_up_at: string | null;
@@ -71,20 +86,21 @@ export async function viewOf(
   row: ActionRow,
   opts: { ledger?: boolean } = {},
 ): Promise<ActionView> {
-  const [approvals, agent, requester, ledger, callbacks] = await Promise.all([
+  const [approvals, agent, requester, ledger, callbacks, notifications] = await Promise.all([
     engine.store.listApprovals(row.id),
     row.agent_id ? engine.store.getAgent(row.agent_id) : Promise.resolve(undefined),
     row.requested_by ? reviews.reviewerEmail(row.requested_by) : Promise.resolve(null),
     opts.ledger ? engine.store.ledgerForAction(row.id) : Promise.resolve([]),
     opts.ledger ? deliveriesFor(engine, row.id) : Promise.resolve([]),
+    opts.ledger ? listNotifications(engine.store, row.id) : Promise.resolve([]),
   ]);
-  return buildView(row, { approvals, agent: agent ?? null, requester, ledger, callbacks });
+  return buildView(row, { approvals, agent: agent ?? null, requester, ledger, callbacks, notifications });
 }
 
 /** A view from a row and what was read beside it; everything shown is redacted here. */
 function buildView(
   row: ActionRow,
-  extra: Pick<ActionView, 'approvals' | 'agent' | 'requester' | 'ledger' | 'callbacks'>,
+  extra: Pick<ActionView, 'approvals' | 'agent' | 'requester' | 'ledger' | 'callbacks' | 'notifications'>,
 ): ActionView {
   return {
     row,
@@ -99,6 +115,7 @@ function buildView(
     approvals: extra.approvals,
     ledger: extra.ledger.map((e) => ({ ...e, data: JSON.stringify(redact(parseJson(e.data))) })),
     callbacks: extra.callbacks,
+    notifications: extra.notifications,
   };
 }
 
@@ -153,6 +170,7 @@ export async function viewsOf(
         requester: row.requested_by ? await reviews.reviewerEmail(row.requested_by) : null,
         ledger: [],
         callbacks: [],
+        notifications: [],
       }),
     ),
   );

@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import { safeEqual } from '../auth/compare.ts';
 import type { Reviewer } from '../engine/engine.ts';
 import { newId, randomToken, sha256Hex } from '../ids.ts';
 import type { Database } from '../store/schema.ts';
@@ -190,7 +191,7 @@ export class ReviewStore {
       return { ok: false, reason: 'invalid' };
     }
     const row = await this.#db.selectFrom('review_links').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row || !constantTimeEqual(signature, await this.#sign(row))) return { ok: false, reason: 'invalid' };
+    if (!row || !safeEqual(signature, await this.#sign(row))) return { ok: false, reason: 'invalid' };
     const link: LinkRow = {
       id: row.id,
       batchId: row.batch_id,
@@ -258,11 +259,4 @@ export class ReviewStore {
       .executeTakeFirstOrThrow();
     return row.secret;
   }
-}
-
-function constantTimeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
 }

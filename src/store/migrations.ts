@@ -314,6 +314,63 @@ function migrations(_dialect: Dialect): Record<string, Migration> {
         await sql`update actions set on_account = stripe_account`.execute(db);
       },
     },
+    '0012_ledger_digests': {
+      async up(db: Kysely<unknown>) {
+        // Signed digests of the ledger head (src/audit). number is the digest chain's position: two instances
+        // racing to sign the same one collide on the key, so the chain never forks.
+        await db.schema
+          .createTable('ledger_digests')
+          .addColumn('number', 'integer', (c) => c.primaryKey())
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('ledger_seq', 'integer', (c) => c.notNull())
+          .addColumn('ledger_hash', 'text', (c) => c.notNull())
+          .addColumn('signed_at', 'text', (c) => c.notNull())
+          .addColumn('previous_digest_hash', 'text', (c) => c.notNull())
+          .addColumn('key_id', 'text', (c) => c.notNull())
+          .addColumn('digest_hash', 'text', (c) => c.notNull())
+          .addColumn('signature', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
+    '0013_notification_outbox': {
+      async up(db: Kysely<unknown>) {
+        // Reviewers' messages about a hold, queued in the transaction that holds the action and delivered from
+        // here with retries, as callbacks are: a crash between the commit and the send no longer loses one.
+        await db.schema
+          .createTable('notifications')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('action_id', 'text', (c) => c.notNull().references('actions.id'))
+          .addColumn('event', 'text', (c) => c.notNull())
+          .addColumn('version', 'text', (c) => c.notNull())
+          .addColumn('channel', 'text', (c) => c.notNull())
+          .addColumn('recipient', 'text', (c) => c.notNull())
+          .addColumn('reviewer_id', 'text')
+          .addColumn('payload', 'text')
+          .addColumn('status', 'text', (c) => c.notNull().defaultTo('queued'))
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', 'text', (c) => c.notNull())
+          .addColumn('delivered_at', 'text')
+          .addColumn('gave_up_at', 'text')
+          .addColumn('last_status', 'integer')
+          .addColumn('last_error', 'text')
+          .addColumn('lease_until', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          // One message per action, hold, channel and recipient: queuing it again is a no-op, never a second send.
+          .addUniqueConstraint('notifications_once_uq', [
+            'action_id',
+            'event',
+            'version',
+            'channel',
+            'recipient',
+          ])
+          .execute();
+        await db.schema
+          .createIndex('notifications_due_idx')
+          .on('notifications')
+          .columns(['delivered_at', 'next_attempt_at'])
+          .execute();
+      },
+    },
   };
 }
 

@@ -2,7 +2,13 @@ import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } f
 import pg from 'pg';
 import { migrateToLatest } from './migrations.ts';
 import type { Database } from './schema.ts';
-import { ACTIONS_READY_CHANNEL, asStoreError, Store, type StoreSignals } from './store.ts';
+import {
+  ACTIONS_READY_CHANNEL,
+  asStoreError,
+  CREDENTIALS_CHANNEL,
+  Store,
+  type StoreSignals,
+} from './store.ts';
 
 export interface PostgresStoreOptions {
   /** Connections in this instance's pool; the URL's `pool_max` query parameter wins. Default 10. */
@@ -81,6 +87,7 @@ class PostgresSignals implements StoreSignals {
   readonly #config: pg.ClientConfig;
   readonly #onError: (err: Error) => void;
   readonly #callbacks = new Set<(id: string) => void>();
+  readonly #credentialCallbacks = new Set<() => void>();
   #client: pg.Client | null = null;
   #connecting: Promise<void> | null = null;
   #retry: NodeJS.Timeout | null = null;
@@ -99,6 +106,18 @@ class PostgresSignals implements StoreSignals {
     };
   }
 
+  onCredentialsChanged(cb: () => void): () => void {
+    this.#credentialCallbacks.add(cb);
+    void this.listening();
+    return () => {
+      this.#credentialCallbacks.delete(cb);
+    };
+  }
+
+  get live(): boolean {
+    return this.#client !== null;
+  }
+
   /** Resolves once LISTEN is in place (or the attempt failed; polling covers that). */
   listening(): Promise<void> {
     if (this.#closed || this.#client) return Promise.resolve();
@@ -111,6 +130,7 @@ class PostgresSignals implements StoreSignals {
   async #connect(): Promise<void> {
     const client = new pg.Client(this.#config);
     client.on('notification', (n) => {
+      if (n.channel === CREDENTIALS_CHANNEL) this.#credentialsChanged();
       if (n.channel !== ACTIONS_READY_CHANNEL || !n.payload) return;
       for (const cb of this.#callbacks) cb(n.payload);
     });
@@ -119,11 +139,14 @@ class PostgresSignals implements StoreSignals {
     try {
       await client.connect();
       await client.query(`listen ${ACTIONS_READY_CHANNEL}`);
+      await client.query(`listen ${CREDENTIALS_CHANNEL}`);
       if (this.#closed) {
         await client.end();
         return;
       }
       this.#client = client;
+      // A revocation sent while nobody listened was lost: caches start over.
+      this.#credentialsChanged();
     } catch (err) {
       this.#lost(client, err as Error);
     }
@@ -135,13 +158,17 @@ class PostgresSignals implements StoreSignals {
     client.end().catch(() => {});
     if (this.#closed) return;
     this.#onError(err);
-    if (!this.#retry && this.#callbacks.size > 0) {
+    if (!this.#retry && this.#callbacks.size + this.#credentialCallbacks.size > 0) {
       this.#retry = setTimeout(() => {
         this.#retry = null;
         void this.listening();
       }, 1_000);
       this.#retry.unref();
     }
+  }
+
+  #credentialsChanged(): void {
+    for (const cb of this.#credentialCallbacks) cb();
   }
 
   async close(): Promise<void> {

@@ -114,6 +114,34 @@ export interface CallbacksTable {
   created_at: string;
 }
 
+/** Messages to reviewers about a hold: an outbox written in the transaction that holds the action. */
+export interface NotificationsTable {
+  id: string;
+  action_id: string;
+  /** What happened: `review_requested`. */
+  event: string;
+  /** The request hash the hold is about: a new hold of a changed request is a new message. */
+  version: string;
+  channel: string;
+  /** An email address, or `webhook` for the one Slack webhook. */
+  recipient: string;
+  /** Set when the recipient may decide: the message carries their own approve and reject links. */
+  reviewer_id: string | null;
+  /** The message as composed on the first try (JSON), sent as is on every retry; null until then. */
+  payload: string | null;
+  /** queued, sent, failed (gave up) or skipped (the action was decided before it could be sent). */
+  status: string;
+  attempts: number;
+  next_attempt_at: string;
+  delivered_at: string | null;
+  gave_up_at: string | null;
+  /** The SMTP reply code or HTTP status of the last try. */
+  last_status: number | null;
+  last_error: string | null;
+  lease_until: string | null;
+  created_at: string;
+}
+
 export interface SettingsTable {
   key: string;
   value: string;
@@ -152,6 +180,19 @@ export interface LedgerHeadTable {
   hash: string;
 }
 
+/** Signed digests of the ledger head (src/audit/digest.ts); the key that signs them is never stored. */
+export interface LedgerDigestsTable {
+  number: number;
+  version: number;
+  ledger_seq: number;
+  ledger_hash: string;
+  signed_at: string;
+  previous_digest_hash: string;
+  key_id: string;
+  digest_hash: string;
+  signature: string;
+}
+
 export interface Database {
   agents: AgentsTable;
   agent_keys: AgentKeysTable;
@@ -162,6 +203,8 @@ export interface Database {
   approvals: ApprovalsTable;
   ledger: LedgerTable;
   ledger_head: LedgerHeadTable;
+  ledger_digests: LedgerDigestsTable;
   callbacks: CallbacksTable;
+  notifications: NotificationsTable;
   settings: SettingsTable;
 }

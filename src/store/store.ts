@@ -64,9 +64,16 @@ export interface ListActionsQuery {
 /** The NOTIFY channel that carries the id of an action made dispatchable, to every instance. */
 export const ACTIONS_READY_CHANNEL = 'airlock_actions_ready';
 
+/** The NOTIFY channel that tells every instance a credential was revoked, so key caches drop what they hold. */
+export const CREDENTIALS_CHANNEL = 'airlock_credentials';
+
 /** Signals between instances sharing one database. PostgreSQL carries them with LISTEN/NOTIFY. */
 export interface StoreSignals {
   onActionsReady(cb: (id: string) => void): () => void;
+  /** cb runs on every revocation, and after any gap in listening, during which one may have been missed. */
+  onCredentialsChanged(cb: () => void): () => void;
+  /** True while notifications arrive: only then may a cache rely on them. */
+  readonly live: boolean;
   /** Resolves once this instance is listening. */
   listening(): Promise<void>;
   close(): Promise<void>;
@@ -175,6 +182,22 @@ export class Store {
 
   async actionsReadyListening(): Promise<void> {
     await this.signals?.listening();
+  }
+
+  /** Calls cb when another instance (or this one) revoked a credential; a no-op on SQLite, which has no signals. */
+  onCredentialsChanged(cb: () => void): () => void {
+    return this.signals ? this.signals.onCredentialsChanged(cb) : () => {};
+  }
+
+  /** True when a revocation elsewhere would reach this instance at once: PostgreSQL, while LISTEN is up. */
+  get credentialSignalsLive(): boolean {
+    return this.signals?.live ?? false;
+  }
+
+  /** Tells every instance that a credential was revoked (on commit, inside a transaction). */
+  async notifyCredentialsChanged(): Promise<void> {
+    if (this.dialect !== 'postgres') return;
+    await sql`select pg_notify(${CREDENTIALS_CHANNEL}, '')`.execute(this.db);
   }
 
   /**
