@@ -8,8 +8,20 @@ import {
   withTag,
   withValue,
 } from '../stripe/encoding.ts';
+import type { Valuation } from '../stripe/lookups.ts';
 import { canonicalJson, ParamError, type Params } from '../stripe/params.ts';
-import type { Completed, Derived } from './engine.ts';
+
+/** A classification with the facts Stripe holds filled in, and how a derived amount was found. */
+export type Completed = Classification & { valuation?: Valuation };
+
+/** The amount Airlock derived for an action, as the receipt shows it. */
+export interface Derived {
+  amount: number;
+  currency: string | null;
+  /** The parameter it was written into; null when the endpoint takes none (checked again before dispatch). */
+  field: string | null;
+  basis: string;
+}
 
 /** Where an endpoint takes its amount, for a reviewer's lower amount: the classifier's answer for this route. */
 export function amountFieldOf(c: Classification): string | null {

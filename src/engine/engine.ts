@@ -15,9 +15,12 @@ import type { ActionRow, LedgerEventInput, Store } from '../store/store.ts';
 import type { VelocityTotals } from '../store/velocity.ts';
 import { type Classification, classify, statedFacts } from '../stripe/classify.ts';
 import { bindRequest, encodingFor, withValue } from '../stripe/encoding.ts';
-import type { AccountScope, FactSource, LookupMemo, Valuation } from '../stripe/lookups.ts';
+import type { AccountScope, FactSource, LookupMemo } from '../stripe/lookups.ts';
 import { canonicalJson, type Params } from '../stripe/params.ts';
-import { amountFieldOf, bindUpstream, bodyMatches } from './bind.ts';
+import { amountFieldOf, bindUpstream, bodyMatches, type Completed, type Derived } from './bind.ts';
+
+export type { Completed, Derived } from './bind.ts';
+
 import { enqueueCallback, type HoldNotifications } from './callbacks.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { assertNever, isTerminal, type Status } from './status.ts';
@@ -94,18 +97,6 @@ export interface Submission {
 /** Who or what asked for a change, for the ledger: the HTTP request id when there is one. */
 export interface ChangeContext {
   requestId?: string | null;
-}
-
-/** A classification with the facts Stripe holds filled in, and how a derived amount was found. */
-export type Completed = Classification & { valuation?: Valuation };
-
-/** The amount Airlock derived for an action, as the receipt shows it. */
-export interface Derived {
-  amount: number;
-  currency: string | null;
-  /** The parameter it was written into; null when the endpoint takes none (checked again before dispatch). */
-  field: string | null;
-  basis: string;
 }
 
 export interface StoredDecision {
