@@ -3,7 +3,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { parseCsvLine } from '../../src/audit/export.ts';
 import { loadSigningKey } from '../../src/audit/keys.ts';
 import { LedgerSigner } from '../../src/audit/signer.ts';
@@ -13,6 +13,9 @@ import { cli } from '../helpers/process.ts';
 import type { Stack } from '../helpers/stack.ts';
 import { tempDir } from '../helpers/stack.ts';
 import { copyOf, events, recordHistory, type SigningFiles, signingKeyIn, sqliteSql } from './helpers.ts';
+
+// Each test runs the real CLI several times; a process start takes seconds on a loaded 2-core machine.
+vi.setConfig({ testTimeout: 120_000 });
 
 let stack: Stack;
 let keys: SigningFiles;

@@ -3,7 +3,7 @@
 // of the chain alone, which the tests show too: only the signed digests catch them.
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { LedgerRow } from '../../src/store/store.ts';
 import type { Stack } from '../helpers/stack.ts';
 import { tempDir } from '../helpers/stack.ts';
@@ -27,6 +27,9 @@ import {
   verify,
   writeDigestLines,
 } from './helpers.ts';
+
+// Each test runs the real CLI several times; a process start takes seconds on a loaded 2-core machine.
+vi.setConfig({ testTimeout: 120_000 });
 
 /** The $20 refund's received event, in the middle of the history: the old event the attacker changes. */
 function oldRefund(all: LedgerRow[]): LedgerRow {
