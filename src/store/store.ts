@@ -658,10 +658,11 @@ export function asStoreError(err: unknown): unknown {
     )
   )
     return new StoreUnavailable(err);
-  // node-postgres reports a dropped or unobtainable connection with a message and no code.
+  // node-postgres reports a dropped or unobtainable connection with a message and no code; a store already
+  // closed (Kysely's destroyed driver, better-sqlite3's closed handle) cannot answer either.
   if (
     !code &&
-    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/.test(
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end|driver has already been destroyed|database connection is not open/.test(
       err.message,
     )
   )
