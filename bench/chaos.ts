@@ -1,5 +1,5 @@
 // The crash loop (docs/RELIABILITY.md). Usage:
-//   npm run chaos [-- --seconds 120 --kills 40 --agents 6 --reviewers 2 --store sqlite|postgres --seed 1 --faults]
+//   npm run chaos [-- --seconds 120 --kills 40 --agents 6 --reviewers 2 --store sqlite|postgres --seed 1 --faults --reconcile-ms 1000]
 import { parseArgs } from 'node:util';
 import { runChaos } from '../src/reliability/chaos.ts';
 
@@ -16,6 +16,7 @@ const { values } = parseArgs({
     },
     seed: { type: 'string' },
     faults: { type: 'boolean', default: false },
+    'reconcile-ms': { type: 'string', default: '1000' },
   },
 });
 const store = values.store === 'postgres' ? 'postgres' : 'sqlite';
@@ -32,6 +33,7 @@ const report = await runChaos({
   postgresUrl: values['postgres-url']!,
   seed,
   faults: values.faults,
+  reconcileMs: Number(values['reconcile-ms']),
   log: (line) => console.log(`  ${line}`),
 });
 console.log(JSON.stringify(report, null, 2));

@@ -42,6 +42,12 @@ export interface ChaosOptions {
    */
   leaseMs?: number;
   /**
+   * dispatch.reconcile_ms (default 1,000 here, 60,000 in production). An action whose outcome Stripe could not be
+   * asked about during an outage stays pending until the next reconcile, and its agent is told to try again until
+   * then; a production-length interval makes every such agent wait a minute, longer than its patience below.
+   */
+  reconcileMs?: number;
+  /**
    * Also inject upstream faults on refunds: 5xx bursts, 429 bursts with Retry-After, connections reset before processing, and answers
    * held past Airlock's upstream timeout after the refund was made (the outcome unknown to Airlock).
    */
@@ -168,6 +174,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     AIRLOCK_DISPATCH_MAX_BACKOFF_MS: '200',
     AIRLOCK_RATE_LIMIT_PER_MINUTE: '1000000',
     AIRLOCK_UPSTREAM_TIMEOUT_MS: '400',
+    AIRLOCK_DISPATCH_RECONCILE_MS: String(opts.reconcileMs ?? 1000),
     ...(database ? { DATABASE_URL: database.url } : { AIRLOCK_DATA: join(dir, 'airlock.db') }),
   };
   const problems: string[] = [];
@@ -230,7 +237,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         } else {
           call = () => client.customers.create({ email: `${idem}@example.com` }, { idempotencyKey: idem });
         }
-        // Retry the same request with the same key until the server gives an answer that is not "try again".
+        // Retry the same request with the same key until the server gives an answer that is not "try again", for
+        // as long as an action can legitimately stay in flight: a lease, a reconcile interval and a restart, twice.
+        const asked = Date.now();
+        const patience = asked + 2 * (opts.leaseMs ?? 5000) + 2 * (opts.reconcileMs ?? 1000) + 60_000;
         for (let attempt = 0; ; attempt++) {
           requests++;
           let result: unknown = null;
@@ -243,9 +253,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           const id = actionOf(result, error);
           if (id) acknowledged.set(idem, id);
           if (result || !retryable(error, id)) break;
-          if (attempt > 600) {
+          if (Date.now() > patience) {
             problems.push(
-              `${idem}: no definitive answer after ${attempt} attempts: ${(error as Error).message}`,
+              `${idem}: no definitive answer after ${attempt} attempts in ${Math.round((Date.now() - asked) / 1000)} s: ${(error as Error).message}`,
             );
             break;
           }

@@ -32,9 +32,6 @@ for (const store of ['sqlite', 'postgres'] as const) {
   it.skipIf(unavailable(store))(
     `keeps every action exactly once through upstream faults and 2 SIGKILLs, none failed but executed (${store})`,
     async () => {
-      // An action whose outcome Stripe could not be asked about stays pending until the next reconcile (60 s by
-      // default); a short interval lets the run drain in seconds. The spawned servers inherit this environment.
-      process.env['AIRLOCK_DISPATCH_RECONCILE_MS'] = '1000';
       const report = await runChaos({
         seconds: 8,
         kills: 2,
@@ -44,8 +41,6 @@ for (const store of ['sqlite', 'postgres'] as const) {
         postgresUrl: PG_ADMIN_URL,
         seed: 11,
         faults: true,
-      }).finally(() => {
-        delete process.env['AIRLOCK_DISPATCH_RECONCILE_MS'];
       });
       console.log(`chaos with faults (${store}): drained in ${report.drainSeconds}s`, report.faultEpisodes);
       expectEveryGuaranteeHeld(report, 2);

@@ -11,6 +11,8 @@ import { type Stack, startStack } from '../helpers/stack.ts';
 
 // Counted by every property below, for docs/RELIABILITY.md.
 const RUNS = Number(process.env['AIRLOCK_FUZZ_RUNS'] ?? 300);
+// A long run (docs/RELIABILITY.md) on a busy machine must not be cut short by a timeout sized for the default.
+const timeout = (ms: number) => ms + RUNS * 100;
 
 const RULE_TOKENS = [
   'Allow',
@@ -240,137 +242,152 @@ describe('the HTTP surfaces', () => {
     undefined,
   );
 
-  it('answers any path, method and body on the proxy without a 5xx', async () => {
-    await fc.assert(
-      fc.asyncProperty(method, path, contentType, formBody, async (m, p, ct, body) => {
-        const headers = { authorization: `Bearer ${stack.agentKey}`, ...(ct ? { 'content-type': ct } : {}) };
-        const payload = m === 'GET' || m === 'HEAD' ? '' : body;
-        let status: number;
-        try {
+  it(
+    'answers any path, method and body on the proxy without a 5xx',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(method, path, contentType, formBody, async (m, p, ct, body) => {
+          const headers = {
+            authorization: `Bearer ${stack.agentKey}`,
+            ...(ct ? { 'content-type': ct } : {}),
+          };
+          const payload = m === 'GET' || m === 'HEAD' ? '' : body;
+          let status: number;
+          try {
+            const res = await stack.airlock.app.inject({
+              method: m as 'GET',
+              url: p,
+              headers,
+              ...(payload ? { payload } : {}),
+            });
+            status = res.statusCode;
+          } catch (err) {
+            // inject refuses some paths (`/\`) that a client can still put on the wire: send those raw.
+            if ((err as { code?: string }).code !== 'ERR_INVALID_URL') throw err;
+            status = await raw(m, p, headers, payload);
+          }
+          expect(status, `${m} ${p}`).toBeGreaterThanOrEqual(200);
+          expect(status, `${m} ${p}`).toBeLessThan(500);
+        }),
+        { numRuns: RUNS },
+      );
+      await everyUpstreamWriteIsLedgered(stack);
+    },
+    timeout(120_000),
+  );
+
+  it(
+    'answers any form body sent to money-moving endpoints without a 5xx or an unledgered write',
+    async () => {
+      const ch = await stack.direct.charges.create(
+        { amount: 50_000, currency: 'usd', source: 'tok_visa' },
+        { idempotencyKey: 'seed-fuzz-charge' },
+      );
+      const target = fc.constantFrom(
+        '/v1/refunds',
+        '/v1/payouts',
+        '/v1/customers',
+        `/v1/charges/${ch.id}/capture`,
+        '/v1/transfers',
+      );
+      const extra = fc.oneof(
+        fc.constant(`charge=${ch.id}&amount=100`),
+        fc.constant(`charge=${ch.id}`),
+        fc.constant('amount=-1&charge=ch_missing'),
+        fc.constant(`charge=${ch.id}&amount=100&amount=99999`),
+        fc.constant(`charge[]=${ch.id}&amount=1e3`),
+        fc.constant(`charge=${ch.id}&amount=0x10`),
+        fc.constant(`charge=${ch.id}&metadata[airlock_action]=act_forged&amount=50`),
+      );
+      await fc.assert(
+        fc.asyncProperty(
+          target,
+          fc.tuple(extra, formBody),
+          fc.option(fc.string({ maxLength: 30 })),
+          async (p, [a, b], key) => {
+            const res = await stack.airlock.app.inject({
+              method: 'POST',
+              url: p,
+              headers: {
+                authorization: `Bearer ${stack.agentKey}`,
+                'content-type': 'application/x-www-form-urlencoded',
+                ...(key ? { 'idempotency-key': key.replace(/[^\x20-\x7e]/g, '') || 'k' } : {}),
+              },
+              payload: `${a}&${b}`,
+            });
+            expect(res.statusCode, `${p} ${a}&${b} → ${res.body}`).toBeLessThan(500);
+          },
+        ),
+        { numRuns: RUNS },
+      );
+      expect(await everyUpstreamWriteIsLedgered(stack)).toBeGreaterThan(0);
+    },
+    timeout(120_000),
+  );
+
+  it(
+    'answers any JSON sent to the actions, decisions and review APIs without a 5xx',
+    async () => {
+      const route = fc.constantFrom(
+        ['POST', '/api/actions'],
+        ['POST', '/api/decisions'],
+        ['POST', '/api/actions/act_missing/approve'],
+        ['POST', '/api/actions/act_missing/reject'],
+        ['POST', '/api/actions/act_missing/cancel'],
+        ['GET', '/api/actions?limit=abc&status=nope'],
+        ['GET', '/api/actions/%00'],
+        ['GET', '/api/decisions/x?wait=-1'],
+      );
+      const json = fc.oneof(
+        fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v)),
+        fc.string({ maxLength: 100 }),
+        fc
+          .record(
+            {
+              intent: fc.record(
+                {
+                  kind: fc.string({ maxLength: 20 }),
+                  amount: fc.oneof(fc.integer(), fc.double(), fc.string()),
+                  currency: fc.string({ maxLength: 5 }),
+                },
+                { requiredKeys: [] },
+              ),
+              idempotency_key: fc.string({ maxLength: 300 }),
+              wait: fc.oneof(fc.integer({ min: -5, max: 5 }), fc.string()),
+              url: fc.webUrl(),
+              method: fc.constantFrom('GET', 'POST', 'TRACE', ''),
+            },
+            { requiredKeys: [] },
+          )
+          .map((v) => JSON.stringify(v)),
+      );
+      const who = fc.constantFrom('agent', 'reviewer', 'none', 'wrong');
+      await fc.assert(
+        fc.asyncProperty(route, json, who, contentType, async ([m, url], body, w, ct) => {
+          const token =
+            w === 'agent'
+              ? stack.agentKey
+              : w === 'reviewer'
+                ? stack.reviewerToken
+                : w === 'wrong'
+                  ? 'ak_wrong'
+                  : null;
           const res = await stack.airlock.app.inject({
             method: m as 'GET',
-            url: p,
-            headers,
-            ...(payload ? { payload } : {}),
-          });
-          status = res.statusCode;
-        } catch (err) {
-          // inject refuses some paths (`/\`) that a client can still put on the wire: send those raw.
-          if ((err as { code?: string }).code !== 'ERR_INVALID_URL') throw err;
-          status = await raw(m, p, headers, payload);
-        }
-        expect(status, `${m} ${p}`).toBeGreaterThanOrEqual(200);
-        expect(status, `${m} ${p}`).toBeLessThan(500);
-      }),
-      { numRuns: RUNS },
-    );
-    await everyUpstreamWriteIsLedgered(stack);
-  }, 120_000);
-
-  it('answers any form body sent to money-moving endpoints without a 5xx or an unledgered write', async () => {
-    const ch = await stack.direct.charges.create(
-      { amount: 50_000, currency: 'usd', source: 'tok_visa' },
-      { idempotencyKey: 'seed-fuzz-charge' },
-    );
-    const target = fc.constantFrom(
-      '/v1/refunds',
-      '/v1/payouts',
-      '/v1/customers',
-      `/v1/charges/${ch.id}/capture`,
-      '/v1/transfers',
-    );
-    const extra = fc.oneof(
-      fc.constant(`charge=${ch.id}&amount=100`),
-      fc.constant(`charge=${ch.id}`),
-      fc.constant('amount=-1&charge=ch_missing'),
-      fc.constant(`charge=${ch.id}&amount=100&amount=99999`),
-      fc.constant(`charge[]=${ch.id}&amount=1e3`),
-      fc.constant(`charge=${ch.id}&amount=0x10`),
-      fc.constant(`charge=${ch.id}&metadata[airlock_action]=act_forged&amount=50`),
-    );
-    await fc.assert(
-      fc.asyncProperty(
-        target,
-        fc.tuple(extra, formBody),
-        fc.option(fc.string({ maxLength: 30 })),
-        async (p, [a, b], key) => {
-          const res = await stack.airlock.app.inject({
-            method: 'POST',
-            url: p,
+            url,
             headers: {
-              authorization: `Bearer ${stack.agentKey}`,
-              'content-type': 'application/x-www-form-urlencoded',
-              ...(key ? { 'idempotency-key': key.replace(/[^\x20-\x7e]/g, '') || 'k' } : {}),
+              ...(token ? { authorization: `Bearer ${token}` } : {}),
+              'content-type': ct ?? 'application/json',
             },
-            payload: `${a}&${b}`,
+            ...(m === 'POST' ? { payload: body } : {}),
           });
-          expect(res.statusCode, `${p} ${a}&${b} → ${res.body}`).toBeLessThan(500);
-        },
-      ),
-      { numRuns: RUNS },
-    );
-    expect(await everyUpstreamWriteIsLedgered(stack)).toBeGreaterThan(0);
-  }, 120_000);
-
-  it('answers any JSON sent to the actions, decisions and review APIs without a 5xx', async () => {
-    const route = fc.constantFrom(
-      ['POST', '/api/actions'],
-      ['POST', '/api/decisions'],
-      ['POST', '/api/actions/act_missing/approve'],
-      ['POST', '/api/actions/act_missing/reject'],
-      ['POST', '/api/actions/act_missing/cancel'],
-      ['GET', '/api/actions?limit=abc&status=nope'],
-      ['GET', '/api/actions/%00'],
-      ['GET', '/api/decisions/x?wait=-1'],
-    );
-    const json = fc.oneof(
-      fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v)),
-      fc.string({ maxLength: 100 }),
-      fc
-        .record(
-          {
-            intent: fc.record(
-              {
-                kind: fc.string({ maxLength: 20 }),
-                amount: fc.oneof(fc.integer(), fc.double(), fc.string()),
-                currency: fc.string({ maxLength: 5 }),
-              },
-              { requiredKeys: [] },
-            ),
-            idempotency_key: fc.string({ maxLength: 300 }),
-            wait: fc.oneof(fc.integer({ min: -5, max: 5 }), fc.string()),
-            url: fc.webUrl(),
-            method: fc.constantFrom('GET', 'POST', 'TRACE', ''),
-          },
-          { requiredKeys: [] },
-        )
-        .map((v) => JSON.stringify(v)),
-    );
-    const who = fc.constantFrom('agent', 'reviewer', 'none', 'wrong');
-    await fc.assert(
-      fc.asyncProperty(route, json, who, contentType, async ([m, url], body, w, ct) => {
-        const token =
-          w === 'agent'
-            ? stack.agentKey
-            : w === 'reviewer'
-              ? stack.reviewerToken
-              : w === 'wrong'
-                ? 'ak_wrong'
-                : null;
-        const res = await stack.airlock.app.inject({
-          method: m as 'GET',
-          url,
-          headers: {
-            ...(token ? { authorization: `Bearer ${token}` } : {}),
-            'content-type': ct ?? 'application/json',
-          },
-          ...(m === 'POST' ? { payload: body } : {}),
-        });
-        expect(res.statusCode, `${m} ${url} ${body} → ${res.body}`).toBeLessThan(500);
-        expect(() => JSON.parse(res.body)).not.toThrow();
-      }),
-      { numRuns: RUNS },
-    );
-    await everyUpstreamWriteIsLedgered(stack);
-  }, 120_000);
+          expect(res.statusCode, `${m} ${url} ${body} → ${res.body}`).toBeLessThan(500);
+          expect(() => JSON.parse(res.body)).not.toThrow();
+        }),
+        { numRuns: RUNS },
+      );
+      await everyUpstreamWriteIsLedgered(stack);
+    },
+    timeout(120_000),
+  );
 });

@@ -15,6 +15,8 @@ import { everyUpstreamWriteIsLedgered } from '../helpers/ledger.ts';
 import { type Stack, startStack } from '../helpers/stack.ts';
 
 const RUNS = Number(process.env['AIRLOCK_FUZZ_RUNS'] ?? 300);
+// A long run (docs/RELIABILITY.md) on a busy machine must not be cut short by a timeout sized for the default.
+const timeout = (ms: number) => ms + RUNS * 1000;
 
 let stack: Stack;
 let client: Client;
@@ -267,109 +269,117 @@ describe('MCP tools under generated arguments', () => {
     expect(tools.map((t) => t.name).sort()).toEqual(TOOLS.map((t) => t.name).sort());
   });
 
-  it('answers every tool call with a result or a clear error, never a 5xx, and writes nothing unledgered', async () => {
-    const { tools } = await client.listTools();
-    const perTool = tools.map((t) => {
-      const properties = Object.keys(t.inputSchema.properties ?? {});
-      const near = nearlyValid(t.name, properties);
-      return {
-        name: t.name,
-        args: near ? fc.oneof(argumentsFor(properties), near) : argumentsFor(properties),
-      };
-    });
-    const outcomes: Record<string, number> = {};
-    const calledTools = new Set<string>();
-    await fc.assert(
-      fc.asyncProperty(
-        fc.oneof(
-          ...perTool.map((t) => t.args.map((args) => ({ name: t.name, args }))),
-          // Unknown tool names, including ones that would approve.
-          fc.record({
-            name: fc.oneof(
-              fc.constantFrom('approve_action', 'reject_action', '', '__proto__'),
-              hostileString,
-            ),
-            args: fc.dictionary(fc.string(), anything, { maxKeys: 3 }),
-          }),
+  it(
+    'answers every tool call with a result or a clear error, never a 5xx, and writes nothing unledgered',
+    async () => {
+      const { tools } = await client.listTools();
+      const perTool = tools.map((t) => {
+        const properties = Object.keys(t.inputSchema.properties ?? {});
+        const near = nearlyValid(t.name, properties);
+        return {
+          name: t.name,
+          args: near ? fc.oneof(argumentsFor(properties), near) : argumentsFor(properties),
+        };
+      });
+      const outcomes: Record<string, number> = {};
+      const calledTools = new Set<string>();
+      await fc.assert(
+        fc.asyncProperty(
+          fc.oneof(
+            ...perTool.map((t) => t.args.map((args) => ({ name: t.name, args }))),
+            // Unknown tool names, including ones that would approve.
+            fc.record({
+              name: fc.oneof(
+                fc.constantFrom('approve_action', 'reject_action', '', '__proto__'),
+                hostileString,
+              ),
+              args: fc.dictionary(fc.string(), anything, { maxKeys: 3 }),
+            }),
+          ),
+          async ({ name, args }) => {
+            const outcome = await callAndCheck(name, args);
+            outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+            calledTools.add(name);
+          },
         ),
-        async ({ name, args }) => {
-          const outcome = await callAndCheck(name, args);
-          outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
-          calledTools.add(name);
-        },
-      ),
-      { numRuns: RUNS * 2 },
-    );
-    console.log('MCP fuzz outcomes', outcomes);
-    // The run exercised every tool and got past validation into the engine sometimes.
-    for (const t of tools) expect(calledTools).toContain(t.name);
-    expect(outcomes['ok'] ?? 0).toBeGreaterThan(0);
-    expect((outcomes['tool_error'] ?? 0) + (outcomes['rpc_error'] ?? 0)).toBeGreaterThan(0);
-    expect(statuses.filter((s) => s >= 500)).toEqual([]);
-    // Still answering, and nothing went upstream unrecorded.
-    expect((await client.listTools()).tools.length).toBe(TOOLS.length);
-    expect((await fetch(`${stack.airlock.url}/readyz`)).status).toBe(200);
-    const writes = await everyUpstreamWriteIsLedgered(stack);
-    console.log(`MCP fuzz: ${writes} writes upstream, each held by the ledger`);
-    // Writes did go upstream (allowed refunds), so the check above had something to check.
-    expect(writes).toBeGreaterThan(0);
-    expect(stack.sandbox.list('refund').length).toBeGreaterThan(0);
-    // No tool can decide: every action the fuzzing made that was held is still held, cancelled or expired.
-    for (const id of seenActions.filter((a) => a !== 'act_missing')) {
-      const action = await stack.airlock.store.getAction(id);
-      const outcome = action ? (JSON.parse(action.decision) as { outcome?: string }).outcome : null;
-      if (outcome === 'review') {
-        expect(['awaiting_approval', 'cancelled', 'expired']).toContain(action!.status);
-      }
-    }
-  }, 240_000);
-
-  it('answers raw JSON-RPC of any shape on /mcp with a JSON-RPC answer, never a 5xx', async () => {
-    const headers = {
-      authorization: `Bearer ${stack.agentKey}`,
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-    };
-    const message = fc.oneof(
-      fc.jsonValue({ maxDepth: 4 }),
-      fc.record(
-        {
-          jsonrpc: fc.constantFrom('2.0', '1.0', 2),
-          id: fc.oneof(fc.integer(), fc.string(), fc.constant(null), fc.object()),
-          method: fc.oneof(
-            fc.constantFrom('tools/call', 'tools/list', 'initialize', 'resources/list'),
-            fc.string(),
-          ),
-          params: fc.oneof(
-            anything,
-            fc.record({ name: fc.constantFrom(...TOOLS.map((t) => t.name)), arguments: anything }),
-          ),
-        },
-        { requiredKeys: [] },
-      ),
-    );
-    await fc.assert(
-      fc.asyncProperty(fc.oneof(message, fc.array(message, { maxLength: 4 })), async (body) => {
-        const res = await fetch(`${stack.airlock.url}/mcp`, {
-          method: 'POST',
-          headers,
-          body: JSON.stringify(body),
-        });
-        const answer = await res.text();
-        expect(res.status, answer).toBeLessThan(500);
-        // 202 acknowledges notifications and responses; everything else carries a JSON-RPC body.
-        if (res.status !== 202 && answer) {
-          const parsed = JSON.parse(answer) as unknown;
-          const messages = Array.isArray(parsed) ? parsed : [parsed];
-          for (const m of messages as { jsonrpc?: string; error?: { message?: string } }[]) {
-            expect(m.jsonrpc === '2.0' || typeof (m as { error?: unknown }).error === 'object').toBe(true);
-            if (m.error) expect(m.error.message ?? '').not.toMatch(CRASH);
-          }
+        { numRuns: RUNS * 2 },
+      );
+      console.log('MCP fuzz outcomes', outcomes);
+      // The run exercised every tool and got past validation into the engine sometimes.
+      for (const t of tools) expect(calledTools).toContain(t.name);
+      expect(outcomes['ok'] ?? 0).toBeGreaterThan(0);
+      expect((outcomes['tool_error'] ?? 0) + (outcomes['rpc_error'] ?? 0)).toBeGreaterThan(0);
+      expect(statuses.filter((s) => s >= 500)).toEqual([]);
+      // Still answering, and nothing went upstream unrecorded.
+      expect((await client.listTools()).tools.length).toBe(TOOLS.length);
+      expect((await fetch(`${stack.airlock.url}/readyz`)).status).toBe(200);
+      const writes = await everyUpstreamWriteIsLedgered(stack);
+      console.log(`MCP fuzz: ${writes} writes upstream, each held by the ledger`);
+      // Writes did go upstream (allowed refunds), so the check above had something to check.
+      expect(writes).toBeGreaterThan(0);
+      expect(stack.sandbox.list('refund').length).toBeGreaterThan(0);
+      // No tool can decide: every action the fuzzing made that was held is still held, cancelled or expired.
+      for (const id of seenActions.filter((a) => a !== 'act_missing')) {
+        const action = await stack.airlock.store.getAction(id);
+        const outcome = action ? (JSON.parse(action.decision) as { outcome?: string }).outcome : null;
+        if (outcome === 'review') {
+          expect(['awaiting_approval', 'cancelled', 'expired']).toContain(action!.status);
         }
-      }),
-      { numRuns: RUNS },
-    );
-    expect((await client.listTools()).tools.length).toBe(TOOLS.length);
-    await everyUpstreamWriteIsLedgered(stack);
-  }, 120_000);
+      }
+    },
+    timeout(240_000),
+  );
+
+  it(
+    'answers raw JSON-RPC of any shape on /mcp with a JSON-RPC answer, never a 5xx',
+    async () => {
+      const headers = {
+        authorization: `Bearer ${stack.agentKey}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      };
+      const message = fc.oneof(
+        fc.jsonValue({ maxDepth: 4 }),
+        fc.record(
+          {
+            jsonrpc: fc.constantFrom('2.0', '1.0', 2),
+            id: fc.oneof(fc.integer(), fc.string(), fc.constant(null), fc.object()),
+            method: fc.oneof(
+              fc.constantFrom('tools/call', 'tools/list', 'initialize', 'resources/list'),
+              fc.string(),
+            ),
+            params: fc.oneof(
+              anything,
+              fc.record({ name: fc.constantFrom(...TOOLS.map((t) => t.name)), arguments: anything }),
+            ),
+          },
+          { requiredKeys: [] },
+        ),
+      );
+      await fc.assert(
+        fc.asyncProperty(fc.oneof(message, fc.array(message, { maxLength: 4 })), async (body) => {
+          const res = await fetch(`${stack.airlock.url}/mcp`, {
+            method: 'POST',
+            headers,
+            body: JSON.stringify(body),
+          });
+          const answer = await res.text();
+          expect(res.status, answer).toBeLessThan(500);
+          // 202 acknowledges notifications and responses; everything else carries a JSON-RPC body.
+          if (res.status !== 202 && answer) {
+            const parsed = JSON.parse(answer) as unknown;
+            const messages = Array.isArray(parsed) ? parsed : [parsed];
+            for (const m of messages as { jsonrpc?: string; error?: { message?: string } }[]) {
+              expect(m.jsonrpc === '2.0' || typeof (m as { error?: unknown }).error === 'object').toBe(true);
+              if (m.error) expect(m.error.message ?? '').not.toMatch(CRASH);
+            }
+          }
+        }),
+        { numRuns: RUNS },
+      );
+      expect((await client.listTools()).tools.length).toBe(TOOLS.length);
+      await everyUpstreamWriteIsLedgered(stack);
+    },
+    timeout(120_000),
+  );
 });
