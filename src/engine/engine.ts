@@ -861,7 +861,7 @@ export class Engine {
         });
       }
       // One row per reviewer and action (a unique key): the vote on the earlier version gives way; the ledger keeps it.
-      if (mine) await tx.db.deleteFrom('approvals').where('id', '=', mine.id).execute();
+      if (mine) await tx.deleteApproval(mine.id);
       await tx.insertApproval({
         id: newId('apv'),
         action_id: id,

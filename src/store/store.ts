@@ -541,6 +541,11 @@ export class Store {
     await this.db.insertInto('approvals').values(row).execute();
   }
 
+  /** Removes a vote given to an earlier version; the ledger keeps its record. */
+  async deleteApproval(id: string): Promise<void> {
+    await this.db.deleteFrom('approvals').where('id', '=', id).execute();
+  }
+
   async listApprovals(actionId: string): Promise<ApprovalRow[]> {
     return this.db
       .selectFrom('approvals')
