@@ -1,7 +1,7 @@
 // The crash loop (docs/RELIABILITY.md). Usage:
 //   npm run chaos [-- --seconds 120 --kills 40 --agents 6 --reviewers 2 --store sqlite|postgres --seed 1 --faults --reconcile-ms 1000]
 import { parseArgs } from 'node:util';
-import { runChaos } from '../src/reliability/chaos.ts';
+import { runChaos } from '../harness/chaos.ts';
 
 const { values } = parseArgs({
   options: {

@@ -1,6 +1,6 @@
 // npm run load [-- --agents 200 --seconds 60]: mixed traffic from many agents; prints a JSON report.
 import { parseArgs } from 'node:util';
-import { runLoad } from '../src/reliability/load.ts';
+import { runLoad } from '../harness/load.ts';
 
 const { values } = parseArgs({
   options: { agents: { type: 'string', default: '200' }, seconds: { type: 'string', default: '60' } },

@@ -26,6 +26,7 @@ import { parseArgs } from 'node:util';
 import BetterSqlite3 from 'better-sqlite3';
 import { Engine } from '../src/engine/engine.ts';
 import { verifyLedger } from '../src/engine/ledger.ts';
+import { COUNTED_STATUSES } from '../src/engine/status.ts';
 import { sha256Hex } from '../src/ids.ts';
 import { loadPolicyFile } from '../src/policy/index.ts';
 import { loadView, queue } from '../src/review/queries.ts';
@@ -80,16 +81,11 @@ export interface MillionStore {
 /** The schema's identity: the names of the migrations a fresh store applies. */
 async function schemaKey(dir: string): Promise<string> {
   const probe = join(dir, `schema-probe-${process.pid}.db`);
-  const store = await openSqliteStore(probe);
-  const rows = await store.db
-    .withTables<{ kysely_migration: { name: string } }>()
-    .selectFrom('kysely_migration')
-    .select('name')
-    .orderBy('name')
-    .execute();
+  const store = await openSqliteStore(probe, { migrate: false });
+  const names = await store.pendingMigrations();
   await store.close();
   for (const suffix of ['', '-wal', '-shm']) rmSync(`${probe}${suffix}`, { force: true });
-  return sha256Hex(`${GENERATOR_VERSION}\n${rows.map((r) => r.name).join('\n')}`).slice(0, 12);
+  return sha256Hex(`${GENERATOR_VERSION}\n${names.join('\n')}`).slice(0, 12);
 }
 
 interface PendingEvent {
@@ -579,20 +575,17 @@ export async function measureMillion(
   try {
     const engine = new Engine({ store, policy: loadPolicyFile() });
     const reviews = new ReviewStore(store);
+    // Ids to read back, picked on a connection of the benchmark's own.
+    const picker = new BetterSqlite3(m.file, { readonly: true });
     const ids = (
-      await store.db
-        .selectFrom('actions')
-        .select('id')
-        .where(
-          'id',
-          '>',
-          `act_b${Math.floor(Math.random() * m.actions * 0.9)
-            .toString(36)
-            .padStart(8, '0')}`,
-        )
-        .limit(runs)
-        .execute()
+      picker.prepare('select id from actions where id > ? limit ?').all(
+        `act_b${Math.floor(Math.random() * m.actions * 0.9)
+          .toString(36)
+          .padStart(8, '0')}`,
+        runs,
+      ) as { id: string }[]
     ).map((r) => r.id);
+    picker.close();
     const now = m.now;
     const since24h = new Date(Date.parse(now) - DAY).toISOString();
     const queries: QueryTiming[] = [];
@@ -636,6 +629,7 @@ export async function measureMillion(
               scope: 'agent',
               subject: m.busiestAgent,
               kinds: ['refund.create'],
+              statuses: COUNTED_STATUSES,
               since: since24h,
               until: now,
             })

@@ -16,6 +16,7 @@ import {
 } from '../test/helpers/outage.ts';
 import { cli } from '../test/helpers/process.ts';
 import { type Stack, startStack } from '../test/helpers/stack.ts';
+import { actions } from '../test/helpers/store-reads.ts';
 
 const { values } = parseArgs({
   options: {
@@ -170,10 +171,7 @@ await reviewer;
 let rows: { id: string; status: string; kind: string; created_at: string; response_body: string | null }[] =
   [];
 for (const deadline = Date.now() + 120_000; Date.now() < deadline; await sleep(200)) {
-  rows = await stack.airlock.store.db
-    .selectFrom('actions')
-    .select(['id', 'status', 'kind', 'created_at', 'response_body'])
-    .execute();
+  rows = await actions(stack.airlock.store);
   if (rows.every((a) => a.status !== 'pending')) break;
 }
 const byId = new Map(rows.map((a) => [a.id, a]));

@@ -3,7 +3,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, spawnServe } from '../src/reliability/serve-process.ts';
+import { freePort, spawnServe } from '../harness/serve-process.ts';
 import type { LoadResult, LoadSpec } from './loadgen.ts';
 
 export const ROOT = join(import.meta.dirname, '..');

@@ -7,11 +7,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
+import { spawnServe } from '../harness/serve-process.ts';
 import { createAgentKey, createReviewer } from '../src/auth/credentials.ts';
 import { verifyLedger } from '../src/engine/ledger.ts';
-import { spawnServe } from '../src/reliability/serve-process.ts';
 import { openSqliteStore } from '../src/store/sqlite.ts';
 import { startSandbox } from '../src/stripe/sandbox/index.ts';
+import { actions as allActions } from '../test/helpers/store-reads.ts';
 
 const { values } = parseArgs({
   options: {
@@ -291,10 +292,7 @@ await server.stop();
 await dispatcher.close();
 const check = await openSqliteStore(data);
 const ledger = await verifyLedger(check);
-const actions = await check.db
-  .selectFrom('actions')
-  .select((eb) => eb.fn.countAll<number>().as('n'))
-  .executeTakeFirst();
+const actionCount = (await allActions(check)).length;
 await check.close();
 await sandbox.close();
 rmSync(dir, { recursive: true, force: true });
@@ -306,7 +304,7 @@ const report = {
   requests,
   errors: errors.length,
   errorSamples: errors.slice(0, 5),
-  actions: Number(actions?.n ?? 0),
+  actions: actionCount,
   reviews: { approved, rejected },
   latencyMs: Object.fromEntries(
     Object.entries(latency).map(([k, v]) => [

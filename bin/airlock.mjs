@@ -1,6 +1,12 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly through tsx, so a checkout needs no build step.
-import { register } from 'tsx/esm/api';
+// Runs the CLI compiled into dist/ by `npm run build`, which `npm install` and `npm ci` run (the `prepare` script).
+import { existsSync } from 'node:fs';
 
-register();
-await import('../src/cli/main.ts');
+const main = new URL('../dist/cli/main.js', import.meta.url);
+if (!existsSync(main)) {
+  process.stderr.write(
+    'airlock: dist/ has not been built. Run `npm run build` (npm install runs it) and try again.\n',
+  );
+  process.exit(1);
+}
+await import(main.href);

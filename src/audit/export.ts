@@ -3,14 +3,7 @@
 import { createInterface } from 'node:readline';
 import type { Writable } from 'node:stream';
 import { ledgerEvents } from '../engine/ledger.ts';
-import {
-  type ActionExportRow,
-  actionsChangedSince,
-  digestAtOrBefore,
-  digestPage,
-  eventHash,
-  firstEventSince,
-} from '../store/digests.ts';
+import type { ActionExportRow } from '../store/actions.ts';
 import { GENESIS_HASH } from '../store/migrations.ts';
 import type { LedgerRow, Store } from '../store/store.ts';
 import { digestLine, type LedgerDigest } from './digest.ts';
@@ -128,15 +121,15 @@ export async function exportAudit(
 ): Promise<ExportSummary> {
   const { since, format, out } = opts;
   const head = await store.ledgerHead();
-  const first = (await firstEventSince(store, since)) ?? head.seq + 1;
-  const anchorDigest = first > 1 ? await digestAtOrBefore(store, first - 1) : undefined;
+  const first = (await store.ledger.firstSince(since)) ?? head.seq + 1;
+  const anchorDigest = first > 1 ? await store.digests.atOrBefore(first - 1) : undefined;
   const startSeq = anchorDigest ? anchorDigest.ledger_seq : first - 1;
   const startHash =
     startSeq === 0
       ? GENESIS_HASH
       : startSeq === head.seq
         ? head.hash
-        : ((await eventHash(store, startSeq)) ?? '');
+        : ((await store.ledger.hashOf(startSeq)) ?? '');
   const header = {
     record: 'export',
     version: EXPORT_VERSION,
@@ -165,7 +158,7 @@ export async function exportAudit(
   // Digests from the anchor on, never past the head read above (their events would not be in this export).
   const digests: LedgerDigest[] = [];
   for (let after = anchorDigest ? anchorDigest.number - 1 : 0; ; ) {
-    const page = await digestPage(store, after, 5000);
+    const page = await store.digests.page(after, 5000);
     if (page.length === 0) break;
     for (const row of page) {
       if (row.ledger_seq >= startSeq && row.ledger_seq <= head.seq) digests.push(digestFromRow(row));
@@ -215,7 +208,7 @@ export async function exportAudit(
 
   let actions = 0;
   for (let after: { updated_at: string; id: string } | null = null; ; ) {
-    const page = await actionsChangedSince(store, since, after, 1000);
+    const page = await store.actions.changedSince(since, after, 1000);
     if (page.length === 0) break;
     for (const a of page) {
       actions++;

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import { type Clock, systemClock } from '../engine/clock.ts';
-import { type DigestRow, digestPage, insertDigest, latestDigest } from '../store/digests.ts';
+import type { DigestRow } from '../store/digests.ts';
 import type { Store } from '../store/store.ts';
 import { checkDigest, digestLine, FIRST_DIGEST_PREVIOUS, type LedgerDigest, signDigest } from './digest.ts';
 import type { SigningKey } from './keys.ts';
@@ -103,7 +103,7 @@ export class LedgerSigner {
   async #sign(mode: 'tick' | 'moved' | 'force'): Promise<LedgerDigest | null> {
     const { store, key, log } = this.#o;
     const head = await store.ledgerHead();
-    const last = await latestDigest(store);
+    const last = await store.digests.latest();
     const now = this.#clock.now();
     if (last) {
       const moved = last.ledger_seq !== head.seq || last.ledger_hash !== head.hash;
@@ -130,7 +130,7 @@ export class LedgerSigner {
       },
       key,
     );
-    const stored = await insertDigest(store, rowFrom(digest));
+    const stored = await store.transaction((tx) => tx.digests.insert(rowFrom(digest)));
     if (stored) {
       log.debug({ digest: digest.number, ledger_seq: digest.ledger_seq }, 'ledger digest signed');
       this.#post(digest);
@@ -148,7 +148,7 @@ export class LedgerSigner {
     if (!file) return;
     if (this.#fileLast === undefined) this.#fileLast = await this.#readFileLast(file);
     for (;;) {
-      const rows = await digestPage(this.#o.store, this.#fileLast?.number ?? 0, 500);
+      const rows = await this.#o.store.digests.page(this.#fileLast?.number ?? 0, 500);
       let text = '';
       let stop = false;
       for (const row of rows) {

@@ -8,7 +8,7 @@ import { createReadStream, type ReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { ChainWalk, type LedgerProblem, type LedgerProblemCode } from '../engine/ledger.ts';
 import { AirlockError } from '../errors.ts';
-import { type DigestRow, digestPage } from '../store/digests.ts';
+import type { DigestRow } from '../store/digests.ts';
 import type { LedgerRow, Store } from '../store/store.ts';
 import { checkDigest, type LedgerDigest, parseDigest } from './digest.ts';
 import type { PublicKey } from './keys.ts';
@@ -141,7 +141,7 @@ export function digestFromRow(row: DigestRow): LedgerDigest {
 export async function readDatabaseDigests(store: Store): Promise<DigestSource> {
   const entries: DigestEntry[] = [];
   for (let after = 0; ; ) {
-    const page = await digestPage(store, after, 5000);
+    const page = await store.digests.page(after, 5000);
     if (page.length === 0) break;
     for (const row of page) entries.push(entryFrom(digestFromRow(row), 0));
     after = page[page.length - 1]!.number;

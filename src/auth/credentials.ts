@@ -1,8 +1,10 @@
-import { sql } from 'kysely';
 import type { Reviewer } from '../engine/engine.ts';
 import { AirlockError } from '../errors.ts';
 import { newId, randomToken, sha256Hex } from '../ids.ts';
+import type { CredentialKind, CredentialListing } from '../store/credentials.ts';
 import type { Store } from '../store/store.ts';
+
+export type { CredentialListing } from '../store/credentials.ts';
 
 // Keys are long random tokens, so one fast hash is enough to store them safely; passwords (dashboard) use scrypt.
 export const AGENT_KEY_PREFIX = 'ak_';
@@ -49,18 +51,17 @@ export async function createAgentKey(
   const at = new Date().toISOString();
   const expiresAt = opts.expiresAt ?? null;
   return store.transaction(async (tx) => {
-    const agent = await tx.findOrCreateAgent(newId('agt'), agentName, at);
+    const agent = await tx.credentials.findOrCreateAgent(newId('agt'), agentName, at);
     const key = `${AGENT_KEY_PREFIX}${randomToken(40)}`;
     const id = newId('key');
-    await tx.insertAgentKey({
+    await tx.credentials.insertAgentKey({
       id,
       agent_id: agent.id,
       key_hash: hashCredential(key),
       prefix: key.slice(0, 7),
       created_at: at,
+      expires_at: expiresAt,
     });
-    if (expiresAt)
-      await tx.db.updateTable('agent_keys').set({ expires_at: expiresAt }).where('id', '=', id).execute();
     return { id, agent_id: agent.id, key, expires_at: expiresAt };
   });
 }
@@ -73,7 +74,7 @@ export async function createReviewer(
   const at = new Date().toISOString();
   const expiresAt = opts.expiresAt ?? null;
   return store.transaction(async (tx) => {
-    const reviewer = await tx.upsertReviewer({
+    const reviewer = await tx.credentials.upsertReviewer({
       id: newId('rev'),
       email,
       password_hash: opts.passwordHash ?? null,
@@ -82,19 +83,13 @@ export async function createReviewer(
     });
     const token = `${REVIEWER_TOKEN_PREFIX}${randomToken(40)}`;
     const tokenId = newId('rtk');
-    await tx.insertReviewerToken({
+    await tx.credentials.insertReviewerToken({
       id: tokenId,
       reviewer_id: reviewer.id,
       token_hash: hashCredential(token),
       created_at: at,
+      expires_at: expiresAt,
     });
-    if (expiresAt) {
-      await tx.db
-        .updateTable('reviewer_tokens')
-        .set({ expires_at: expiresAt })
-        .where('id', '=', tokenId)
-        .execute();
-    }
     return { id: reviewer.id, email: reviewer.email, token, token_id: tokenId, expires_at: expiresAt };
   });
 }
@@ -123,9 +118,8 @@ export async function createAdminToken(
     prefix: token.slice(0, 8),
     created_at: new Date().toISOString(),
     expires_at: opts.expiresAt ?? null,
-    revoked_at: null,
   };
-  await store.db.insertInto('admin_tokens').values(row).execute();
+  await store.credentials.insertAdminToken(row);
   return { id: row.id, name, token, expires_at: row.expires_at };
 }
 
@@ -137,50 +131,21 @@ export async function findAgentKey(
   store: Store,
   key: string,
 ): Promise<{ agent: { id: string; name: string }; keyId: string; expiresAt: string | null } | null> {
-  const row = await store.db
-    .selectFrom('agent_keys')
-    .innerJoin('agents', 'agents.id', 'agent_keys.agent_id')
-    .select(['agents.id as id', 'agents.name as name', 'agent_keys.id as key_id', 'agent_keys.expires_at'])
-    .where('agent_keys.key_hash', '=', hashCredential(key))
-    .where('agent_keys.revoked_at', 'is', null)
-    .executeTakeFirst();
-  return row ? { agent: { id: row.id, name: row.name }, keyId: row.key_id, expiresAt: row.expires_at } : null;
+  return (await store.credentials.findAgentKey(hashCredential(key))) ?? null;
 }
 
 export async function findReviewerToken(
   store: Store,
   token: string,
 ): Promise<{ reviewer: Reviewer & { groups: string[] }; expiresAt: string | null } | null> {
-  const row = await store.db
-    .selectFrom('reviewer_tokens')
-    .innerJoin('reviewers', 'reviewers.id', 'reviewer_tokens.reviewer_id')
-    .select([
-      'reviewers.id as id',
-      'reviewers.email as email',
-      'reviewers.groups as groups',
-      'reviewer_tokens.expires_at',
-    ])
-    .where('reviewer_tokens.token_hash', '=', hashCredential(token))
-    .where('reviewer_tokens.revoked_at', 'is', null)
-    .executeTakeFirst();
-  if (!row) return null;
-  return {
-    reviewer: { id: row.id, email: row.email, groups: JSON.parse(row.groups) as string[] },
-    expiresAt: row.expires_at,
-  };
+  return (await store.credentials.findReviewerToken(hashCredential(token))) ?? null;
 }
 
 export async function findAdminToken(
   store: Store,
   token: string,
 ): Promise<{ admin: Admin; expiresAt: string | null } | null> {
-  const row = await store.db
-    .selectFrom('admin_tokens')
-    .select(['id', 'name', 'expires_at'])
-    .where('token_hash', '=', hashCredential(token))
-    .where('revoked_at', 'is', null)
-    .executeTakeFirst();
-  return row ? { admin: { id: row.id, name: row.name }, expiresAt: row.expires_at } : null;
+  return (await store.credentials.findAdminToken(hashCredential(token))) ?? null;
 }
 
 export function isExpired(expiresAt: string | null, now: Date): boolean {
@@ -254,19 +219,9 @@ export function onCredentialRevoked(cb: () => void): () => void {
   };
 }
 
-async function revoke(
-  store: Store,
-  table: 'agent_keys' | 'reviewer_tokens' | 'admin_tokens',
-  id: string,
-): Promise<boolean> {
+async function revoke(store: Store, kind: CredentialKind, id: string): Promise<boolean> {
   const done = await store.transaction(async (tx) => {
-    const res = await tx.db
-      .updateTable(table)
-      .set({ revoked_at: new Date().toISOString() })
-      .where('id', '=', id)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
-    if (Number(res.numUpdatedRows) === 0) return false;
+    if (!(await tx.credentials.revoke(kind, id, new Date().toISOString()))) return false;
     await tx.notifyCredentialsChanged();
     return true;
   });
@@ -279,56 +234,29 @@ async function revoke(
  * null on PostgreSQL. A cache that saw it unchanged has missed no revocation made elsewhere.
  */
 export async function sqliteDataVersion(store: Store): Promise<number | null> {
-  if (store.dialect !== 'sqlite') return null;
-  const { rows } = await sql<{ data_version: number }>`pragma data_version`.execute(store.db);
-  return rows[0]?.data_version ?? null;
+  return store.dataVersion();
 }
 
 /** Revokes an agent key by id (key_…); false when there is no such active key. Every instance refuses it at once. */
 export async function revokeAgentKey(store: Store, id: string): Promise<boolean> {
-  return revoke(store, 'agent_keys', id);
+  return revoke(store, 'agent_key', id);
 }
 
 export async function revokeReviewerToken(store: Store, id: string): Promise<boolean> {
-  return revoke(store, 'reviewer_tokens', id);
+  return revoke(store, 'reviewer_token', id);
 }
 
 export async function revokeAdminToken(store: Store, id: string): Promise<boolean> {
-  return revoke(store, 'admin_tokens', id);
-}
-
-export interface CredentialListing {
-  id: string;
-  owner: string;
-  prefix: string;
-  created_at: string;
-  expires_at: string | null;
-  revoked_at: string | null;
+  return revoke(store, 'admin_token', id);
 }
 
 /** Agent keys without their hashes, newest first, so an operator can find the id to revoke. */
 export async function listAgentKeys(store: Store): Promise<CredentialListing[]> {
-  return store.db
-    .selectFrom('agent_keys')
-    .innerJoin('agents', 'agents.id', 'agent_keys.agent_id')
-    .select([
-      'agent_keys.id as id',
-      'agents.name as owner',
-      'agent_keys.prefix as prefix',
-      'agent_keys.created_at as created_at',
-      'agent_keys.expires_at as expires_at',
-      'agent_keys.revoked_at as revoked_at',
-    ])
-    .orderBy('agent_keys.created_at', 'desc')
-    .execute();
+  return store.credentials.listAgentKeys();
 }
 
 export async function listAdminTokens(store: Store): Promise<CredentialListing[]> {
-  return store.db
-    .selectFrom('admin_tokens')
-    .select(['id', 'name as owner', 'prefix', 'created_at', 'expires_at', 'revoked_at'])
-    .orderBy('created_at', 'desc')
-    .execute();
+  return store.credentials.listAdminTokens();
 }
 
 /** Extracts the credential from `Authorization: Bearer x` or Basic auth with the key as user name (as Stripe accepts). */

@@ -1,8 +1,8 @@
 // `airlock freeze`, `airlock unfreeze`, `airlock freezes` (the kill switch) and `airlock keys revoke`.
 import type { Command } from 'commander';
 import { revokeAgentKey } from '../auth/credentials.ts';
+import { clearFreeze, describeFreezes, freezeScope as scopeOf, setFreeze } from '../engine/freeze.ts';
 import { AirlockError } from '../errors.ts';
-import { clearFreeze, describeFreezes, freezeScope as scopeOf, setFreeze } from '../reliability/freeze.ts';
 import type { Store } from '../store/store.ts';
 
 type WithStore = <T>(fn: (store: Store) => Promise<T>) => Promise<T>;

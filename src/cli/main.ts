@@ -1,6 +1,5 @@
 import { createWriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
-import type { Kysely } from 'kysely';
 import { formatReport, verifyExport, verifyStore } from '../audit/audit.ts';
 import { type ExportFormat, exportAudit } from '../audit/export.ts';
 import { loadSigningKey, writeSigningKeyPair } from '../audit/keys.ts';
@@ -18,13 +17,12 @@ import {
 import { hashPassword } from '../auth/password.ts';
 import { type Config, loadConfig } from '../config/config.ts';
 import { Engine } from '../engine/engine.ts';
-import { STATUSES } from '../engine/status.ts';
+import { STATUSES, type Status } from '../engine/status.ts';
 import { toActionObject } from '../engine/view.ts';
 import { AirlockError } from '../errors.ts';
 import { callbackSecret } from '../outbound/callbacks.ts';
 import { loadPolicyFile, PolicyError } from '../policy/index.ts';
 import { createLogger, openStore, startAirlock } from '../server.ts';
-import { migrateToLatest, pendingMigrations } from '../store/migrations.ts';
 import type { Store } from '../store/store.ts';
 import { registerFreezeCommands } from './freeze.ts';
 import { registerInitCommand } from './init.ts';
@@ -228,7 +226,7 @@ actions
   .addOption(new Option('--status <status>', 'only this status').choices(STATUSES))
   .option('--limit <n>', 'how many', '20')
   .option('--json', 'print JSON')
-  .action(async (o: { status?: string; limit: string; json?: boolean }) => {
+  .action(async (o: { status?: Status; limit: string; json?: boolean }) => {
     await withStore(async (store) => {
       const { rows, hasMore } = await store.listActions({ status: o.status, limit: Number(o.limit) });
       const data = await Promise.all(rows.map((r) => render(store, r.id)));
@@ -286,10 +284,7 @@ program
     const cfg = config();
     const store = await openStore(cfg, { migrate: false });
     try {
-      const db = store.db as Kysely<unknown>;
-      const names = o.dryRun
-        ? await pendingMigrations(db, store.dialect)
-        : await migrateToLatest(db, store.dialect);
+      const names = o.dryRun ? await store.pendingMigrations() : await store.migrate();
       const result = { dialect: store.dialect, [o.dryRun ? 'pending' : 'applied']: names };
       print(Boolean(o.json), result, () =>
         names.length === 0

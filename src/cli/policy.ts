@@ -9,7 +9,6 @@ import { loadPolicyFile, STARTER_POLICY_PATH } from '../policy/index.ts';
 import { fetchHistory, formatUsd, replayChartSvg, replayHistory, replaySummary } from '../policy/replay.ts';
 import { OUTCOMES, simulate } from '../policy/simulate.ts';
 import { openStore } from '../server.ts';
-import { listPolicyVersions } from '../store/velocity.ts';
 import { StripeUpstream } from '../stripe/upstream.ts';
 
 // Only ever sent to the built-in sandbox or a Stripe-compatible server given without a key (as the server does).
@@ -159,7 +158,7 @@ export function registerPolicyCommands(program: Command, config: () => Config): 
     .action(async (o: { json?: boolean }) => {
       const store = await openStore(config());
       try {
-        const rows = await listPolicyVersions(store);
+        const rows = await store.policyVersions.list();
         out(Boolean(o.json), { object: 'list', data: rows, has_more: false }, () =>
           rows.length === 0
             ? 'No policy version recorded yet.'

@@ -1,3 +1,4 @@
+import { sha256Hex } from '../ids.ts';
 import type { ActionRow } from '../store/store.ts';
 import { type Classification, classify } from '../stripe/classify.ts';
 import {
@@ -84,10 +85,65 @@ export function bindUpstream(
   return { request, derived };
 }
 
+/** Hash of the canonical request as the caller sent it: what a repeated Idempotency-Key must match. */
+export function requestHash(
+  method: string,
+  path: string,
+  params: Params,
+  stripeAccount: string | null,
+  stripeContext: string | null = null,
+): string {
+  const context = stripeContext === null ? {} : { stripe_context: stripeContext };
+  return sha256Hex(canonicalJson({ method, path, params, stripe_account: stripeAccount, ...context }));
+}
+
+/** Hash of the exact bytes sent upstream and the headers that say whose account they act on: what approvals bind to. */
+export function boundRequestHash(
+  action: Pick<ActionRow, 'method' | 'path' | 'stripe_account' | 'stripe_context' | 'body' | 'derived'>,
+): string {
+  return sha256Hex(
+    canonicalJson({
+      method: action.method,
+      path: action.path,
+      stripe_account: action.stripe_account,
+      stripe_context: action.stripe_context,
+      body: action.body,
+      // A value derived but not written into the bytes (an endpoint without an amount) is part of what was approved.
+      ...(action.derived ? { derived: action.derived } : {}),
+    }),
+  );
+}
+
+/** What one approval is given to: this request under this policy version. */
+export function boundHash(action: Pick<ActionRow, 'request_hash' | 'policy_version'>): string {
+  return sha256Hex(`${action.request_hash}\n${action.policy_version}`);
+}
+
+/** Whether the row still holds the request its decision and approvals were made for, in every column dispatch reads. */
+export function sendsWhatWasDecided(action: ActionRow): boolean {
+  // A Stripe call is sent from its stored bytes: the hash must cover them, and the params shown must be theirs.
+  if (action.body !== null) return bodyMatches(action);
+  const params = JSON.parse(action.params) as Params;
+  if (
+    requestHash(action.method, action.path, params, action.stripe_account, action.stripe_context) !==
+    action.request_hash
+  )
+    return false;
+  if (action.mode !== 'http') return true;
+  // A generic HTTP call is sent from its url, header and body columns; they must say what the hashed params say.
+  const body = params['body'] ?? null;
+  const expectedBody = body === null ? null : typeof body === 'string' ? body : JSON.stringify(body);
+  return (
+    params['url'] === action.url &&
+    canonicalJson(params['headers'] ?? {}) === canonicalJson(JSON.parse(action.http_headers ?? '{}')) &&
+    (expectedBody === action.http_body || (body === null && action.http_body === 'null'))
+  );
+}
+
 /** Whether the stored bytes are the ones the decision and approvals were made for, and the params column says the same. */
-export function bodyMatches(action: ActionRow, hash: (a: ActionRow) => string): boolean {
+function bodyMatches(action: ActionRow): boolean {
   if (action.body === null) return false;
-  if (hash(action) !== action.request_hash) return false;
+  if (boundRequestHash(action) !== action.request_hash) return false;
   const encoding = encodingFor(action.method, action.path);
   return (
     canonicalJson(parseBound({ body: action.body, encoding })) === canonicalJson(JSON.parse(action.params))

@@ -6,9 +6,10 @@ import { type ActionRow, asStoreError } from '../store/store.ts';
 import type { Params } from '../stripe/params.ts';
 import { reconcile } from '../stripe/reconcile.ts';
 import { type StripeUpstream, UpstreamNetworkError } from '../stripe/upstream.ts';
-import type { ActionChange, Engine } from './engine.ts';
+import type { Engine } from './engine.ts';
 import { Poller } from './poll.ts';
 import { assertNever } from './status.ts';
+import type { ActionChange } from './types.ts';
 
 export interface DispatchOptions {
   maxAttempts: number;

@@ -6,8 +6,9 @@ import { bindRequest } from '../stripe/encoding.ts';
 import type { Params } from '../stripe/params.ts';
 import type { StripeUpstream, UpstreamResponse } from '../stripe/upstream.ts';
 import type { Dispatcher } from './dispatcher.ts';
-import type { Agent, Engine } from './engine.ts';
-import type { Status } from './status.ts';
+import type { Engine } from './engine.ts';
+import { isAnswered } from './status.ts';
+import type { Agent } from './types.ts';
 
 export const MAX_WAIT_SECONDS = 300;
 // How long a repeat of an in-flight request waits for the first one's answer before being told to retry.
@@ -35,10 +36,6 @@ export interface StripeCall {
 export type StripeCallOutcome =
   | { type: 'read'; response: UpstreamResponse }
   | { type: 'action'; action: ActionRow; created: boolean };
-
-function settled(s: Status): boolean {
-  return s !== 'pending' && s !== 'received';
-}
 
 export interface GatewayOptions {
   /** While the store cannot be reached: refuse reads like writes (fail closed), or forward them unrecorded. */
@@ -110,11 +107,11 @@ export class Gateway {
     try {
       if (row.status === 'pending') {
         const completed = created ? await this.dispatcher.drive(row.id, claimed ? row : null) : null;
-        row = completed ?? (await this.engine.waitFor(row.id, settled, created ? 0 : REPEAT_WAIT_MS));
+        row = completed ?? (await this.engine.waitFor(row.id, isAnswered, created ? 0 : REPEAT_WAIT_MS));
       } else if (row.status === 'awaiting_approval' && wait > 0) {
         row = await this.engine.waitFor(row.id, (s) => s !== 'awaiting_approval', wait * 1000);
         if (row.status === 'pending')
-          row = await this.engine.waitFor(row.id, settled, MAX_WAIT_SECONDS * 1000);
+          row = await this.engine.waitFor(row.id, isAnswered, MAX_WAIT_SECONDS * 1000);
       }
     } catch (err) {
       // The action is recorded and may already be upstream: the caller hears it is in progress, with its id,

@@ -1,5 +1,6 @@
 import type { ActionRow, ApprovalRow } from '../store/store.ts';
-import type { Derived, StoredDecision } from './engine.ts';
+import type { Derived } from './bind.ts';
+import type { StoredDecision } from './types.ts';
 
 export interface ActionObject {
   id: string;

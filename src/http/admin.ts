@@ -3,7 +3,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { type Admin, authenticate, revokeAgentKey } from '../auth/credentials.ts';
 import type { Engine } from '../engine/engine.ts';
-import { AirlockError } from '../errors.ts';
 import {
   ALL_AGENTS,
   clearFreeze,
@@ -11,7 +10,8 @@ import {
   type Freeze,
   freezeScope,
   setFreeze,
-} from '../reliability/freeze.ts';
+} from '../engine/freeze.ts';
+import { AirlockError } from '../errors.ts';
 import { parse } from './api.ts';
 import { FreezeRequest, UnfreezeRequest } from './schemas.ts';
 

@@ -16,11 +16,11 @@ import { AirlockError } from '../errors.ts';
 import type { CallbackSender } from '../outbound/callbacks.ts';
 import { type OutboundHttp, refusedHeader } from '../outbound/http.ts';
 import { actionFacts, matchRoute } from '../outbound/routes.ts';
-import type { RateLimiter } from '../reliability/rate-limit.ts';
 import type { ActionRow } from '../store/store.ts';
 import { type Classification, statedFacts } from '../stripe/classify.ts';
 import type { Params } from '../stripe/params.ts';
 import { openApiDocument } from './openapi.ts';
+import type { RateLimiter } from './rate-limit.ts';
 import {
   CreateActionRequest,
   CreateDecisionRequest,

@@ -1,6 +1,5 @@
 import fastifyCookie from '@fastify/cookie';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Dispatcher } from '../engine/dispatcher.ts';
 import type { Engine } from '../engine/engine.ts';
@@ -10,15 +9,14 @@ import { newId } from '../ids.ts';
 import { MCP_PATH, registerMcp } from '../mcp/http.ts';
 import type { CallbackSender } from '../outbound/callbacks.ts';
 import type { OutboundHttp } from '../outbound/http.ts';
-import { RateLimiter } from '../reliability/rate-limit.ts';
 import { type DashboardOptions, registerDashboard } from '../review/dashboard.ts';
-import { pendingMigrations } from '../store/migrations.ts';
 import { ParamError, parseForm } from '../stripe/params.ts';
 import type { StripeUpstream } from '../stripe/upstream.ts';
 import { registerAdminApi } from './admin.ts';
 import { registerApi } from './api.ts';
 import { httpStatus, isInternal, sendError, toAirlockError } from './errors.ts';
 import { registerProxy } from './proxy.ts';
+import { RateLimiter } from './rate-limit.ts';
 
 export interface AppDeps {
   engine: Engine;
@@ -189,10 +187,7 @@ export async function readiness(engine: Engine): Promise<{ store: Check; migrati
   let migrations: Check = { ok: false, error: 'store unreachable' };
   if (store.ok) {
     try {
-      const pending = await pendingMigrations(
-        engine.store.db as unknown as Kysely<unknown>,
-        engine.store.dialect,
-      );
+      const pending = await engine.store.pendingMigrations();
       migrations = pending.length
         ? { ok: false, error: `pending migrations: ${pending.join(', ')} (run airlock migrate)` }
         : { ok: true };

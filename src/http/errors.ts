@@ -1,8 +1,8 @@
 import type { FastifyReply } from 'fastify';
 import { AirlockError, type ErrorCode } from '../errors.ts';
-import { RateLimited } from '../reliability/rate-limit.ts';
 import { asStoreError } from '../store/store.ts';
 import { ParamError } from '../stripe/classify.ts';
+import { RateLimited } from './rate-limit.ts';
 
 interface WireError {
   status: number;

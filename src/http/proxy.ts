@@ -15,11 +15,11 @@ import type { Agent, Engine } from '../engine/engine.ts';
 import { type Gateway, MAX_WAIT_SECONDS } from '../engine/gateway.ts';
 import { assertNever, isStatus } from '../engine/status.ts';
 import { AirlockError, StoreUnavailable } from '../errors.ts';
-import type { RateLimiter } from '../reliability/rate-limit.ts';
 import { type ActionRow, asStoreError } from '../store/store.ts';
 import { isValidStripePath } from '../stripe/classify.ts';
 import { type Params, parseQuery } from '../stripe/params.ts';
 import { sendError } from './errors.ts';
+import type { RateLimiter } from './rate-limit.ts';
 
 export interface ProxyDeps {
   engine: Engine;

@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { DispatchAttempt, DispatchObserver } from '../engine/dispatcher.ts';
 import type { ActionChange, ActionDecided, Engine } from '../engine/engine.ts';
@@ -96,15 +95,10 @@ export class Metrics implements DispatchObserver, CallbackObserver {
       labelNames: ['status'],
       registers,
       async collect() {
-        const rows = await store.db
-          .selectFrom('actions')
-          .select(['status', sql<number>`count(*)`.as('n')])
-          .where('status', 'in', LIVE)
-          .groupBy('status')
-          .execute();
+        const rows = await store.metrics.countByStatus(LIVE);
         this.reset();
         for (const s of LIVE) this.set({ status: s }, 0);
-        for (const r of rows) this.set({ status: r.status }, Number(r.n));
+        for (const r of rows) this.set({ status: r.status }, r.n);
       },
     });
     new Gauge({
@@ -113,16 +107,9 @@ export class Metrics implements DispatchObserver, CallbackObserver {
       labelNames: ['currency'],
       registers,
       async collect() {
-        const rows = await store.db
-          .selectFrom('actions')
-          .select(['currency', sql<number>`sum(amount)`.as('total')])
-          .where('status', '=', 'awaiting_approval')
-          .where('currency', 'is not', null)
-          .where('amount', 'is not', null)
-          .groupBy('currency')
-          .execute();
+        const rows = await store.metrics.heldAmounts();
         this.reset();
-        for (const r of rows) if (r.currency) this.set({ currency: r.currency }, Number(r.total));
+        for (const r of rows) this.set({ currency: r.currency }, r.total);
       },
     });
     new Gauge({

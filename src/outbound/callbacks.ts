@@ -107,22 +107,6 @@ export class CallbackSender {
 /** The configured secret, or one generated on first start and kept in the store (`airlock callbacks secret`). */
 export async function callbackSecret(store: Store, configured: string | undefined): Promise<string> {
   if (configured) return configured;
-  const row = await store.db
-    .selectFrom('settings')
-    .select('value')
-    .where('key', '=', 'callback_secret')
-    .executeTakeFirst();
-  if (row) return row.value;
-  const secret = `whsec_${randomToken(40)}`;
-  await store.db
-    .insertInto('settings')
-    .values({ key: 'callback_secret', value: secret })
-    .onConflict((oc) => oc.column('key').doNothing())
-    .execute();
-  const stored = await store.db
-    .selectFrom('settings')
-    .select('value')
-    .where('key', '=', 'callback_secret')
-    .executeTakeFirstOrThrow();
-  return stored.value;
+  // Two instances starting at once may both make one: the first stored stays, and both sign with it.
+  return store.settings.getOrCreate('callback_secret', () => `whsec_${randomToken(40)}`);
 }

@@ -46,7 +46,7 @@ export class OutboxWorker<T extends OutboxName> {
   #recover = false;
 
   constructor(
-    readonly queue: OutboxQueue<T>,
+    readonly queue: OutboxQueue<T, Store>,
     readonly options: RetryOptions,
     readonly handler: OutboxHandler<T>,
     readonly log: Logger,

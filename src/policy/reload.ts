@@ -2,7 +2,6 @@ import { type FSWatcher, readFileSync, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.ts';
-import { recordPolicyVersion } from '../store/velocity.ts';
 import { PolicyError } from './errors.ts';
 import { parsePolicy, STARTER_POLICY_PATH } from './policy.ts';
 import type { Policy } from './types.ts';
@@ -116,7 +115,7 @@ export class PolicyReloader {
   }
 
   async #record(policy: Policy): Promise<void> {
-    await recordPolicyVersion(this.#o.store, policy, (this.#o.now?.() ?? new Date()).toISOString());
+    await this.#o.store.policyVersions.record(policy, (this.#o.now?.() ?? new Date()).toISOString());
   }
 
   async close(): Promise<void> {

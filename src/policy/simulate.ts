@@ -131,22 +131,7 @@ export async function simulate(
   let changed = 0;
   let cursor: { created_at: string; id: string } | null = null;
   for (;;) {
-    let q = store.db
-      .selectFrom('actions')
-      .selectAll()
-      .where('created_at', '>=', since)
-      .where('created_at', '<', until)
-      .where('read', '=', 0);
-    if (cursor) {
-      const c = cursor;
-      q = q.where((eb) =>
-        eb.or([
-          eb('created_at', '>', c.created_at),
-          eb.and([eb('created_at', '=', c.created_at), eb('id', '>', c.id)]),
-        ]),
-      );
-    }
-    const page = await q.orderBy('created_at').orderBy('id').limit(500).execute();
+    const page = await store.actions.writesCreatedBetween(since, until, cursor, 500);
     if (page.length === 0) break;
     for (const row of page) {
       let agent = row.agent_id ? agents.get(row.agent_id) : null;

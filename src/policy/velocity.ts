@@ -23,19 +23,6 @@ export const VELOCITY_SUBJECTS: Readonly<Record<string, VelocityKinds>> = {
   kind: 'same_kind',
 };
 
-/**
- * Statuses that count towards a window: everything that did or still may move money. Held actions count, so
- * an agent cannot get around a limit by piling up requests while the first ones wait for review. Rejected,
- * blocked, expired, cancelled and failed actions moved nothing and do not count.
- */
-export const COUNTED_STATUSES = [
-  'received',
-  'pending',
-  'completed',
-  'awaiting_approval',
-  'approved',
-] as const;
-
 export const MAX_WINDOW_MS = 90 * 86_400_000;
 
 export interface VelocitySpec {

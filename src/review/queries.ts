@@ -1,6 +1,7 @@
 import { callbacksFor } from '../engine/callbacks.ts';
 import type { Engine, StoredDecision } from '../engine/engine.ts';
 import { AirlockError } from '../errors.ts';
+import type { ActionSearch } from '../store/dashboard.ts';
 import { listNotifications } from '../store/outbox.ts';
 import type { ActionRow, ApprovalRow, LedgerRow } from '../store/store.ts';
 import { redact } from './html.ts';
@@ -121,15 +122,7 @@ function buildView(
 
 /** Held actions, the most urgent (soonest to expire) first. */
 export async function queue(engine: Engine, reviews: ReviewStore): Promise<ActionView[]> {
-  const rows = await engine.store.db
-    .selectFrom('actions')
-    .selectAll()
-    .where('status', '=', 'awaiting_approval')
-    .orderBy('expires_at', 'asc')
-    .orderBy('created_at', 'asc')
-    .limit(200)
-    .execute();
-  return viewsOf(engine, reviews, rows);
+  return viewsOf(engine, reviews, await engine.store.dashboard.queue(200));
 }
 
 /**
@@ -142,22 +135,10 @@ export async function viewsOf(
   rows: ActionRow[],
 ): Promise<ActionView[]> {
   if (rows.length === 0) return [];
-  const db = engine.store.db;
   const agentIds = [...new Set(rows.map((r) => r.agent_id).filter((id): id is string => id !== null))];
   const [approvals, agents] = await Promise.all([
-    db
-      .selectFrom('approvals')
-      .selectAll()
-      .where(
-        'action_id',
-        'in',
-        rows.map((r) => r.id),
-      )
-      .orderBy('at')
-      .execute(),
-    agentIds.length > 0
-      ? db.selectFrom('agents').select(['id', 'name']).where('id', 'in', agentIds).execute()
-      : Promise.resolve([]),
+    engine.store.approvals.listForActions(rows.map((r) => r.id)),
+    engine.store.credentials.agentsByIds(agentIds),
   ]);
   const votesOf = new Map<string, typeof approvals>();
   for (const a of approvals) votesOf.set(a.action_id, [...(votesOf.get(a.action_id) ?? []), a]);
@@ -176,18 +157,7 @@ export async function viewsOf(
   );
 }
 
-export interface ActionFilters {
-  status?: string | undefined;
-  kind?: string | undefined;
-  agent?: string | undefined;
-  minUsd?: number | undefined;
-  maxUsd?: number | undefined;
-  from?: string | undefined;
-  to?: string | undefined;
-  q?: string | undefined;
-  startingAfter?: string | undefined;
-  limit: number;
-}
+export type ActionFilters = ActionSearch;
 
 /** All actions, newest first, filtered, with keyset pagination on (created_at, id). */
 export async function searchActions(
@@ -195,50 +165,8 @@ export async function searchActions(
   reviews: ReviewStore,
   f: ActionFilters,
 ): Promise<{ views: ActionView[]; hasMore: boolean }> {
-  const db = engine.store.db;
-  let query = db
-    .selectFrom('actions')
-    .leftJoin('agents', 'agents.id', 'actions.agent_id')
-    .selectAll('actions');
-  if (f.status) query = query.where('actions.status', '=', f.status);
-  if (f.kind) query = query.where('actions.kind', '=', f.kind);
-  if (f.agent) query = query.where('agents.name', '=', f.agent);
-  if (f.minUsd !== undefined) query = query.where('actions.amount_usd', '>=', f.minUsd);
-  if (f.maxUsd !== undefined) query = query.where('actions.amount_usd', '<=', f.maxUsd);
-  if (f.from) query = query.where('actions.created_at', '>=', f.from);
-  if (f.to) query = query.where('actions.created_at', '<', f.to);
-  if (f.q) {
-    const q = f.q.trim();
-    query = query.where((eb) =>
-      eb.or([
-        eb('actions.id', '=', q),
-        eb('actions.customer', '=', q),
-        eb('actions.params', 'like', `%${q}%`),
-      ]),
-    );
-  }
-  if (f.startingAfter) {
-    const cursor = await engine.store.getAction(f.startingAfter);
-    if (cursor) {
-      const { created_at: c, id } = cursor;
-      query = query.where((eb) =>
-        eb.or([
-          eb('actions.created_at', '<', c),
-          eb.and([eb('actions.created_at', '=', c), eb('actions.id', '<', id)]),
-        ]),
-      );
-    }
-  }
-  const rows = await query
-    .orderBy('actions.created_at', 'desc')
-    .orderBy('actions.id', 'desc')
-    .limit(f.limit + 1)
-    .execute();
-  const page = rows.slice(0, f.limit);
-  return {
-    views: await viewsOf(engine, reviews, page),
-    hasMore: rows.length > f.limit,
-  };
+  const { rows, hasMore } = await engine.store.dashboard.search(f);
+  return { views: await viewsOf(engine, reviews, rows), hasMore };
 }
 
 export interface DayStats {
@@ -254,13 +182,7 @@ export interface DayStats {
 export async function overview(engine: Engine, now: Date, days = 14): Promise<DayStats[]> {
   const since = new Date(now.getTime() - (days - 1) * 86_400_000);
   const sinceDay = since.toISOString().slice(0, 10);
-  const rows = await engine.store.db
-    .selectFrom('ledger')
-    .leftJoin('actions', 'actions.id', 'ledger.action_id')
-    .select(['ledger.type as type', 'ledger.to_status as to', 'ledger.at as at', 'actions.amount_usd as usd'])
-    .where('ledger.at', '>=', `${sinceDay}T00:00:00.000Z`)
-    .where('ledger.type', 'in', ['action.decided', 'action.approved', 'action.rejected', 'action.expired'])
-    .execute();
+  const rows = await engine.store.dashboard.overviewEvents(`${sinceDay}T00:00:00.000Z`);
   const byDay = new Map<string, DayStats>();
   for (let i = 0; i < days; i++) {
     const day = new Date(since.getTime() + i * 86_400_000).toISOString().slice(0, 10);

@@ -3,7 +3,7 @@ import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } fr
 export type Dialect = 'sqlite' | 'postgres';
 
 // Migrations are code, versioned by name, and applied in order at start-up. Never edit a shipped one: add the next.
-function migrations(_dialect: Dialect): Record<string, Migration> {
+function migrations(dialect: Dialect): Record<string, Migration> {
   return {
     '0001_core': {
       async up(db: Kysely<unknown>) {
@@ -368,6 +368,62 @@ function migrations(_dialect: Dialect): Record<string, Migration> {
           .createIndex('notifications_due_idx')
           .on('notifications')
           .columns(['delivered_at', 'next_attempt_at'])
+          .execute();
+      },
+    },
+    '0014_status_check_and_vote_per_version': {
+      async up(db: Kysely<unknown>) {
+        // The statuses as they were when this shipped (src/store/status.ts). A new status needs a migration that
+        // widens the check; test/store/repositories.test.ts inserts every status and fails until it does.
+        const statuses = sql.join(
+          [
+            'received',
+            'blocked',
+            'awaiting_approval',
+            'approved',
+            'rejected',
+            'expired',
+            'cancelled',
+            'pending',
+            'completed',
+            'failed',
+          ].map((s) => sql.lit(s)),
+        );
+        if (dialect === 'postgres') {
+          // Checks the rows already stored too: the migration fails on a status nobody knows.
+          await sql`alter table actions add constraint actions_status_check check (status in (${statuses}))`.execute(
+            db,
+          );
+        } else {
+          // SQLite cannot add a CHECK to a table, and rebuilding actions (every index, and the tables whose
+          // foreign keys name it) would copy the whole table: triggers refuse an unknown status instead, on
+          // insert and on update, with the same effect. Rows already stored are checked here once.
+          const { rows } = await sql<{
+            n: number;
+          }>`select count(*) as n from actions where status not in (${statuses})`.execute(db);
+          if (Number(rows[0]?.n ?? 0) > 0) {
+            throw new Error(
+              `actions holds ${rows[0]?.n} rows with an unknown status; fix them before migrating`,
+            );
+          }
+          for (const [name, event] of [
+            ['actions_status_check_insert', sql`insert`],
+            ['actions_status_check_update', sql`update of status`],
+          ] as const) {
+            await sql`create trigger ${sql.id(name)} before ${event} on actions
+              when new.status not in (${statuses})
+              begin select raise(abort, 'CHECK constraint failed: actions.status is not a known status'); end`.execute(
+              db,
+            );
+          }
+        }
+        // One vote per reviewer per version of the request. (approvals_action_reviewer_uq of 0001_core is
+        // stricter still, one row per reviewer and action: the engine deletes the vote on an earlier version.)
+        await db.schema
+          .createIndex('approvals_one_vote_per_version_uq')
+          .on('approvals')
+          .columns(['action_id', 'reviewer_id', 'bound_hash'])
+          .unique()
           .execute();
       },
     },

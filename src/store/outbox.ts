@@ -1,6 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
+import type { Connection } from './connection.ts';
 import type { CallbacksTable, NotificationsTable } from './schema.ts';
-import type { Store } from './store.ts';
 
 // Outboxes: rows written in the same transaction as the change they report, then delivered with retries. Callbacks
 // and reviewers' notifications share the columns below, so one queue and one delivery loop serve both.
@@ -28,38 +28,42 @@ export type OutboxRow<T extends OutboxName> = Selectable<OutboxTables[T]> & Outb
 export type CallbackRow = OutboxRow<'callbacks'>;
 export type NotificationRow = OutboxRow<'notifications'>;
 
-// The queries name the table at run time; typed as one table with the shared columns, they are the same for both.
+/** Narrows a queue to the rows this instance can deliver: `column` in `values`. */
+export interface OutboxFilter<T extends OutboxName> {
+  column: keyof OutboxTables[T] & string;
+  values: readonly string[];
+}
+
+// The queue's queries name the table at run time; typed as one table with the shared columns, they are the same
+// for both.
 type QueueDb = Kysely<{ outbox: OutboxColumns }>;
 
-/** The queue operations of one outbox table. `only` narrows it to the rows this instance can deliver. */
-export class OutboxQueue<T extends OutboxName> {
-  constructor(
-    readonly store: Store,
-    readonly table: T,
-    readonly only: { column: keyof OutboxTables[T] & string; values: readonly string[] } | null = null,
-  ) {}
+/** The outbox tables: queueing, claiming and settling deliveries, and what a receipt shows of them. */
+export class OutboxRepository {
+  constructor(readonly c: Connection) {}
 
-  #db(store: Store = this.store): QueueDb {
-    return store.db as unknown as QueueDb;
-  }
-
-  get #name(): 'outbox' {
-    return this.table as unknown as 'outbox';
+  get #queue(): QueueDb {
+    return this.c.db as unknown as QueueDb;
   }
 
   /** Rows due for a try: not settled, their next try reached, and no live lease on them. */
-  async due(now: string, limit: number): Promise<OutboxRow<T>[]> {
-    const db = this.#db();
+  async due<T extends OutboxName>(
+    table: T,
+    only: OutboxFilter<T> | null,
+    now: string,
+    limit: number,
+  ): Promise<OutboxRow<T>[]> {
+    const db = this.#queue;
     let query = db
-      .selectFrom(this.#name)
+      .selectFrom(table as unknown as 'outbox')
       .selectAll()
       .where('delivered_at', 'is', null)
       .where('gave_up_at', 'is', null)
       .where('next_attempt_at', '<=', now)
       .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]));
-    if (this.only) {
-      if (this.only.values.length === 0) return [];
-      query = query.where(db.dynamic.ref(this.only.column), 'in', [...this.only.values]);
+    if (only) {
+      if (only.values.length === 0) return [];
+      query = query.where(db.dynamic.ref(only.column), 'in', [...only.values]);
     }
     const rows = await query.orderBy('next_attempt_at').limit(limit).execute();
     return rows as unknown as OutboxRow<T>[];
@@ -69,9 +73,15 @@ export class OutboxQueue<T extends OutboxName> {
    * Takes the row for one try unless it is settled, someone else holds a live lease on it, or it was tried since it
    * was read as due (`attempts` moved on): a sweep working from a stale read never tries twice or early.
    */
-  async claim(id: string, attempts: number, now: string, leaseUntil: string): Promise<boolean> {
-    const res = await this.#db()
-      .updateTable(this.#name)
+  async claim(
+    table: OutboxName,
+    id: string,
+    attempts: number,
+    now: string,
+    leaseUntil: string,
+  ): Promise<boolean> {
+    const res = await this.#queue
+      .updateTable(table as unknown as 'outbox')
       .set({ lease_until: leaseUntil })
       .where('id', '=', id)
       .where('attempts', '=', attempts)
@@ -84,9 +94,14 @@ export class OutboxQueue<T extends OutboxName> {
   }
 
   /** Records a try's outcome, only while this try's lease is still the row's: a lapsed one was taken over. */
-  async settle(tx: Store, id: string, lease: string, patch: Partial<OutboxColumns>): Promise<boolean> {
-    const res = await this.#db(tx)
-      .updateTable(this.#name)
+  async settle(
+    table: OutboxName,
+    id: string,
+    lease: string,
+    patch: Partial<OutboxColumns>,
+  ): Promise<boolean> {
+    const res = await this.#queue
+      .updateTable(table as unknown as 'outbox')
       .set(patch)
       .where('id', '=', id)
       .where('lease_until', '=', lease)
@@ -98,10 +113,10 @@ export class OutboxQueue<T extends OutboxName> {
    * A single SQLite process owns its file, so the leases a crashed run left are released at start-up instead of
    * waiting for them to lapse. On PostgreSQL other live instances hold leases too: there they lapse.
    */
-  async releaseLeases(): Promise<number> {
-    if (this.store.dialect === 'postgres') return 0;
-    const res = await this.#db()
-      .updateTable(this.#name)
+  async releaseLeases(table: OutboxName): Promise<number> {
+    if (this.c.dialect === 'postgres') return 0;
+    const res = await this.#queue
+      .updateTable(table as unknown as 'outbox')
       .set({ lease_until: null })
       .where('lease_until', 'is not', null)
       .where('delivered_at', 'is', null)
@@ -109,74 +124,148 @@ export class OutboxQueue<T extends OutboxName> {
       .executeTakeFirst();
     return Number(res.numUpdatedRows);
   }
+
+  // --- callbacks -----------------------------------------------------------------------------------------------
+
+  async hasCallback(actionId: string, type: string): Promise<boolean> {
+    const row = await this.c.db
+      .selectFrom('callbacks')
+      .select('id')
+      .where('action_id', '=', actionId)
+      .where('type', '=', type)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async insertCallback(row: CallbackRow): Promise<void> {
+    await this.c.db.insertInto('callbacks').values(row).execute();
+  }
+
+  async listCallbacks(actionId: string) {
+    return this.c.db
+      .selectFrom('callbacks')
+      .select(['id', 'type', 'url', 'attempts', 'delivered_at', 'gave_up_at', 'last_status', 'last_error'])
+      .where('action_id', '=', actionId)
+      .orderBy('created_at')
+      .execute();
+  }
+
+  // --- notifications -------------------------------------------------------------------------------------------
+
+  /** Queues messages; one already queued for the same action, hold, channel and recipient is left as it is. */
+  async insertNotifications(rows: NotificationRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.c.db
+      .insertInto('notifications')
+      .values(rows)
+      .onConflict((oc) => oc.columns(['action_id', 'event', 'version', 'channel', 'recipient']).doNothing())
+      .execute();
+  }
+
+  /** Keeps the message composed on the first try, so every retry sends the same one. */
+  async setNotificationPayload(id: string, payload: string): Promise<void> {
+    await this.c.db.updateTable('notifications').set({ payload }).where('id', '=', id).execute();
+  }
+
+  async setNotificationStatus(id: string, status: string): Promise<void> {
+    await this.c.db.updateTable('notifications').set({ status }).where('id', '=', id).execute();
+  }
+
+  /** An action's notifications as the receipt shows them: never the payload, which holds the reviewers' links. */
+  async listNotifications(actionId: string) {
+    return this.c.db
+      .selectFrom('notifications')
+      .select([
+        'id',
+        'event',
+        'channel',
+        'recipient',
+        'status',
+        'attempts',
+        'delivered_at',
+        'gave_up_at',
+        'last_status',
+        'last_error',
+        'created_at',
+      ])
+      .where('action_id', '=', actionId)
+      .orderBy('created_at')
+      .orderBy('channel')
+      .orderBy('recipient')
+      .execute();
+  }
+
+  /** Every notification of an action, payload included, by recipient: what the delivery tests inspect. */
+  async notificationsFor(actionId: string): Promise<NotificationRow[]> {
+    return this.c.db
+      .selectFrom('notifications')
+      .selectAll()
+      .where('action_id', '=', actionId)
+      .orderBy('recipient')
+      .execute();
+  }
 }
 
-// --- callbacks -------------------------------------------------------------------------------------------------
-
-export async function hasCallback(tx: Store, actionId: string, type: string): Promise<boolean> {
-  const row = await tx.db
-    .selectFrom('callbacks')
-    .select('id')
-    .where('action_id', '=', actionId)
-    .where('type', '=', type)
-    .executeTakeFirst();
-  return row !== undefined;
+/** Anything that carries the outbox repository of its connection: a Store, or one bound to a transaction. */
+export interface WithOutbox {
+  readonly outbox: OutboxRepository;
 }
 
-export async function insertCallback(tx: Store, row: CallbackRow): Promise<void> {
-  await tx.db.insertInto('callbacks').values(row).execute();
+/**
+ * The queue operations of one outbox table, on `store` (a Store: the delivery loop settles in its transactions).
+ * `only` narrows it to the rows this instance can deliver.
+ */
+export class OutboxQueue<T extends OutboxName, S extends WithOutbox = WithOutbox> {
+  constructor(
+    readonly store: S,
+    readonly table: T,
+    readonly only: OutboxFilter<T> | null = null,
+  ) {}
+
+  due(now: string, limit: number): Promise<OutboxRow<T>[]> {
+    return this.store.outbox.due(this.table, this.only, now, limit);
+  }
+
+  claim(id: string, attempts: number, now: string, leaseUntil: string): Promise<boolean> {
+    return this.store.outbox.claim(this.table, id, attempts, now, leaseUntil);
+  }
+
+  /** Settles inside `tx`, the transaction that records the outcome's other effects. */
+  settle(tx: S, id: string, lease: string, patch: Partial<OutboxColumns>): Promise<boolean> {
+    return tx.outbox.settle(this.table, id, lease, patch);
+  }
+
+  releaseLeases(): Promise<number> {
+    return this.store.outbox.releaseLeases(this.table);
+  }
 }
 
-export async function listCallbacks(store: Store, actionId: string) {
-  return store.db
-    .selectFrom('callbacks')
-    .select(['id', 'type', 'url', 'attempts', 'delivered_at', 'gave_up_at', 'last_status', 'last_error'])
-    .where('action_id', '=', actionId)
-    .orderBy('created_at')
-    .execute();
+// The engine's and the notifier's calls, on whichever store (or transaction) they are given.
+
+export function hasCallback(tx: WithOutbox, actionId: string, type: string): Promise<boolean> {
+  return tx.outbox.hasCallback(actionId, type);
 }
 
-// --- notifications ---------------------------------------------------------------------------------------------
-
-/** Queues messages; one already queued for the same action, hold, channel and recipient is left as it is. */
-export async function insertNotifications(tx: Store, rows: NotificationRow[]): Promise<void> {
-  if (rows.length === 0) return;
-  await tx.db
-    .insertInto('notifications')
-    .values(rows)
-    .onConflict((oc) => oc.columns(['action_id', 'event', 'version', 'channel', 'recipient']).doNothing())
-    .execute();
+export function insertCallback(tx: WithOutbox, row: CallbackRow): Promise<void> {
+  return tx.outbox.insertCallback(row);
 }
 
-/** Keeps the message composed on the first try, so every retry sends the same one. */
-export async function setNotificationPayload(store: Store, id: string, payload: string): Promise<void> {
-  await store.db.updateTable('notifications').set({ payload }).where('id', '=', id).execute();
+export function listCallbacks(store: WithOutbox, actionId: string) {
+  return store.outbox.listCallbacks(actionId);
 }
 
-export async function setNotificationStatus(tx: Store, id: string, status: string): Promise<void> {
-  await tx.db.updateTable('notifications').set({ status }).where('id', '=', id).execute();
+export function insertNotifications(tx: WithOutbox, rows: NotificationRow[]): Promise<void> {
+  return tx.outbox.insertNotifications(rows);
 }
 
-/** An action's notifications as the receipt shows them: never the payload, which holds the reviewers' links. */
-export async function listNotifications(store: Store, actionId: string) {
-  return store.db
-    .selectFrom('notifications')
-    .select([
-      'id',
-      'event',
-      'channel',
-      'recipient',
-      'status',
-      'attempts',
-      'delivered_at',
-      'gave_up_at',
-      'last_status',
-      'last_error',
-      'created_at',
-    ])
-    .where('action_id', '=', actionId)
-    .orderBy('created_at')
-    .orderBy('channel')
-    .orderBy('recipient')
-    .execute();
+export function setNotificationPayload(store: WithOutbox, id: string, payload: string): Promise<void> {
+  return store.outbox.setNotificationPayload(id, payload);
+}
+
+export function setNotificationStatus(tx: WithOutbox, id: string, status: string): Promise<void> {
+  return tx.outbox.setNotificationStatus(id, status);
+}
+
+export function listNotifications(store: WithOutbox, actionId: string) {
+  return store.outbox.listNotifications(actionId);
 }

@@ -1,3 +1,5 @@
+import type { Status } from './status.ts';
+
 // Times are ISO 8601 UTC strings in both dialects, so ordering and JSON output need no conversion.
 export interface AgentsTable {
   id: string;
@@ -44,7 +46,8 @@ export interface AdminTokensTable {
 
 export interface ActionsTable {
   id: string;
-  status: string;
+  /** Set on insert and by the transitions only (ActionPatch leaves it out); the database checks it (0014). */
+  status: Status;
   kind: string;
   read: number;
   shadow: number;
@@ -193,6 +196,49 @@ export interface LedgerDigestsTable {
   signature: string;
 }
 
+/** Dashboard sessions (0005_review): the cookie holds a random token; only its hash is stored. */
+export interface ReviewSessionsTable {
+  id_hash: string;
+  reviewer_id: string;
+  csrf: string;
+  created_at: string;
+  expires_at: string;
+}
+
+/** Signed email links (0005_review): one row per link; the approve and reject links of one message share a batch. */
+export interface ReviewLinksTable {
+  id: string;
+  batch_id: string;
+  action_id: string;
+  reviewer_id: string;
+  verb: string;
+  expires_at: string;
+  used_at: string | null;
+  created_at: string;
+}
+
+/** The key that signs email links (0005_review), one row shared by every instance on this store. */
+export interface ReviewKeysTable {
+  id: number;
+  secret: string;
+}
+
+/** The kill switch (0007_freeze): one row per frozen agent id, or '*' for every agent. */
+export interface FreezesTable {
+  scope: string;
+  reason: string | null;
+  created_at: string;
+}
+
+/** Every policy version ever loaded (0003_policy), with its text, so a decision's policy_version can be read back. */
+export interface PolicyVersionsTable {
+  version: string;
+  file: string;
+  text: string;
+  first_loaded_at: string;
+  last_loaded_at: string;
+}
+
 export interface Database {
   agents: AgentsTable;
   agent_keys: AgentKeysTable;
@@ -207,4 +253,9 @@ export interface Database {
   callbacks: CallbacksTable;
   notifications: NotificationsTable;
   settings: SettingsTable;
+  review_sessions: ReviewSessionsTable;
+  review_links: ReviewLinksTable;
+  review_keys: ReviewKeysTable;
+  freezes: FreezesTable;
+  policy_versions: PolicyVersionsTable;
 }

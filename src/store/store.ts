@@ -1,65 +1,27 @@
-import { isDeepStrictEqual } from 'node:util';
-import { type Compilable, CompiledQuery, type Kysely, type Selectable, sql, type Transaction } from 'kysely';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import { AirlockError, StoreUnavailable } from '../errors.ts';
-import { sha256Hex } from '../ids.ts';
-import { canonicalJson } from '../stripe/params.ts';
+import { type ActionPatch, type ActionRow, ActionsRepository, type ListActionsQuery } from './actions.ts';
+import { type ApprovalRow, ApprovalsRepository } from './approvals.ts';
+import type { Connection } from './connection.ts';
+import { type Agent, CredentialsRepository, type StoredReviewer } from './credentials.ts';
+import { DashboardReads } from './dashboard.ts';
+import { DigestsRepository } from './digests.ts';
+import { FreezesRepository } from './freezes.ts';
 import { GroupCommit, type WalSync } from './group-commit.ts';
-import { type Dialect, GENESIS_HASH } from './migrations.ts';
-import type { ActionsTable, ApprovalsTable, Database, LedgerTable } from './schema.ts';
+import { type LedgerEventInput, LedgerRepository, type LedgerRow } from './ledger.ts';
+import { MetricsReads } from './metrics.ts';
+import { type Dialect, migrateToLatest, pendingMigrations } from './migrations.ts';
+import { OutboxRepository } from './outbox.ts';
+import { PolicyVersionsRepository } from './policy-versions.ts';
+import { ReviewRepository } from './review.ts';
+import type { Database } from './schema.ts';
+import { SettingsRepository } from './settings.ts';
+import type { Status } from './status.ts';
+import { VelocityReads } from './velocity.ts';
 
-export type ActionRow = Selectable<ActionsTable>;
-export type ApprovalRow = Selectable<ApprovalsTable>;
-export type LedgerRow = Selectable<LedgerTable>;
-
-export interface LedgerEventInput {
-  actionId: string | null;
-  type: string;
-  from: string | null;
-  to: string | null;
-  actor: string;
-  data: Record<string, unknown>;
-  at: string;
-}
-
-/** The hash covers every field of the event and the previous hash, so editing, reordering or deleting one breaks the chain. */
-export function ledgerHash(prevHash: string, e: Omit<LedgerRow, 'hash' | 'prev_hash'>): string {
-  return sha256Hex(
-    `${prevHash}\n${canonicalJson({
-      seq: e.seq,
-      action_id: e.action_id,
-      type: e.type,
-      from: e.from_status,
-      to: e.to_status,
-      actor: e.actor,
-      data: e.data,
-      at: e.at,
-    })}`,
-  );
-}
-
-// Kysely builds and compiles every query anew: about 130 µs of CPU for the 40-column action insert, more than
-// SQLite takes to store it. The SQL of one query shape never changes, so the hot path's statements are compiled
-// once per shape and dialect and then run with new parameters. The first compile checks the parameter order.
-const shapes = new Map<string, string>();
-const LEDGER_COLUMNS = [
-  'seq',
-  'action_id',
-  'type',
-  'from_status',
-  'to_status',
-  'actor',
-  'data',
-  'at',
-  'prev_hash',
-  'hash',
-] as const satisfies readonly (keyof LedgerRow)[];
-
-export interface ListActionsQuery {
-  status?: string | undefined;
-  agentId?: string | undefined;
-  limit: number;
-  startingAfter?: string | undefined;
-}
+export type { ActionPatch, ActionRow, ListActionsQuery } from './actions.ts';
+export type { ApprovalRow } from './approvals.ts';
+export { type LedgerEventInput, type LedgerRow, ledgerHash } from './ledger.ts';
 
 /** The NOTIFY channel that carries the id of an action made dispatchable, to every instance. */
 export const ACTIONS_READY_CHANNEL = 'airlock_actions_ready';
@@ -80,12 +42,20 @@ export interface StoreSignals {
 }
 
 /**
- * The one persistence interface the engine uses. Kysely keeps the SQL dialect-neutral, so SQLite and PostgreSQL
- * share this class; only opening a connection, row locks and cross-instance signals differ.
+ * The one persistence interface: the connection, its transactions and the signals between instances, and the
+ * repositories that hold every query, one per concept (`store.actions`, `store.credentials`, …; see "Where a new
+ * store query goes" in docs/architecture.md). Kysely keeps the SQL dialect-neutral, so SQLite and PostgreSQL share
+ * this class; only opening a connection, row locks and cross-instance signals differ. The connection itself is
+ * private: nothing outside src/store/ writes SQL.
+ *
+ * A Store bound to a transaction (what `transaction()` hands its callback) gives repositories that run inside it.
  */
 export class Store {
+  private readonly db: Kysely<Database>;
+  readonly #conn: Connection;
+
   constructor(
-    readonly db: Kysely<Database>,
+    db: Kysely<Database>,
     readonly dialect: Dialect,
     readonly signals: StoreSignals | null = null,
     /** SQLite opened with synchronous=FULL, the default; relaxed commits then drop to NORMAL one at a time. */
@@ -93,6 +63,8 @@ export class Store {
     /** SQLite file stores: fdatasync of the WAL, so durable commits wait for it off the event loop. */
     syncWal: WalSync | null = null,
   ) {
+    this.db = db;
+    this.#conn = { db, dialect };
     // One SQLite connection serialises every write anyway; sharing commits between them saves the fsyncs.
     this.#group =
       dialect === 'sqlite' && !db.isTransaction
@@ -107,8 +79,102 @@ export class Store {
   }
 
   readonly #group: GroupCommit<Store> | null;
-  #ledgerHead: { seq: number; hash: string } | null = null;
-  #headDirty = false;
+
+  // --- repositories: every query, by concept --------------------------------------------------------------------
+
+  #actions?: ActionsRepository;
+  #approvals?: ApprovalsRepository;
+  #ledger?: LedgerRepository;
+  #credentials?: CredentialsRepository;
+  #review?: ReviewRepository;
+  #freezes?: FreezesRepository;
+  #outbox?: OutboxRepository;
+  #settings?: SettingsRepository;
+  #digests?: DigestsRepository;
+  #policyVersions?: PolicyVersionsRepository;
+  #velocity?: VelocityReads;
+  #dashboard?: DashboardReads;
+  #metrics?: MetricsReads;
+
+  /** The actions table: the lifecycle rows, their guarded transitions and dispatch leases. */
+  get actions(): ActionsRepository {
+    this.#actions ??= new ActionsRepository(this.#conn);
+    return this.#actions;
+  }
+
+  /** Reviewers' votes. */
+  get approvals(): ApprovalsRepository {
+    this.#approvals ??= new ApprovalsRepository(this.#conn);
+    return this.#approvals;
+  }
+
+  /** The hash-chained ledger; within a transaction it carries the chain's head until commit. */
+  get ledger(): LedgerRepository {
+    this.#ledger ??= new LedgerRepository(this.#conn);
+    return this.#ledger;
+  }
+
+  /** Agents and their keys, reviewers and their tokens, admin tokens. */
+  get credentials(): CredentialsRepository {
+    this.#credentials ??= new CredentialsRepository(this.#conn);
+    return this.#credentials;
+  }
+
+  /** Dashboard sessions and signed email links. */
+  get review(): ReviewRepository {
+    this.#review ??= new ReviewRepository(this.#conn);
+    return this.#review;
+  }
+
+  /** The kill switch's freezes. */
+  get freezes(): FreezesRepository {
+    this.#freezes ??= new FreezesRepository(this.#conn);
+    return this.#freezes;
+  }
+
+  /** Callbacks and reviewers' notifications waiting for delivery. */
+  get outbox(): OutboxRepository {
+    this.#outbox ??= new OutboxRepository(this.#conn);
+    return this.#outbox;
+  }
+
+  /** Values generated once and shared by every instance (the callback secret). */
+  get settings(): SettingsRepository {
+    this.#settings ??= new SettingsRepository(this.#conn);
+    return this.#settings;
+  }
+
+  /** Signed digests of the ledger head. */
+  get digests(): DigestsRepository {
+    this.#digests ??= new DigestsRepository(this.#conn);
+    return this.#digests;
+  }
+
+  /** Every policy version loaded, with its text. */
+  get policyVersions(): PolicyVersionsRepository {
+    this.#policyVersions ??= new PolicyVersionsRepository(this.#conn);
+    return this.#policyVersions;
+  }
+
+  /** Sliding-window totals for velocity attributes. */
+  get velocity(): VelocityReads {
+    this.#velocity ??= new VelocityReads(this.#conn);
+    return this.#velocity;
+  }
+
+  /** The review dashboard's queue, search and overview. */
+  get dashboard(): DashboardReads {
+    this.#dashboard ??= new DashboardReads(this.#conn);
+    return this.#dashboard;
+  }
+
+  /** What the Prometheus gauges read at scrape time. */
+  get metrics(): MetricsReads {
+    this.#metrics ??= new MetricsReads(this.#conn);
+    return this.#metrics;
+  }
+
+  // --- transactions ---------------------------------------------------------------------------------------------
 
   /** Runs fn on a Store bound to the transaction and writes the ledger head before the commit. */
   async #inTransaction<T>(trx: Transaction<Database>, fn: (tx: Store) => Promise<T>): Promise<T> {
@@ -170,6 +236,18 @@ export class Store {
     await this.#group?.close();
   }
 
+  // --- schema ---------------------------------------------------------------------------------------------------
+
+  /** Names of the migrations not yet applied, in order. */
+  async pendingMigrations(): Promise<string[]> {
+    return pendingMigrations(this.db as Kysely<unknown>, this.dialect);
+  }
+
+  /** Applies the pending migrations; returns the names applied. */
+  async migrate(): Promise<string[]> {
+    return migrateToLatest(this.db as Kysely<unknown>, this.dialect);
+  }
+
   // --- coordination between instances ---------------------------------------------------------------------------
 
   /**
@@ -198,6 +276,16 @@ export class Store {
   async notifyCredentialsChanged(): Promise<void> {
     if (this.dialect !== 'postgres') return;
     await sql`select pg_notify(${CREDENTIALS_CHANNEL}, '')`.execute(this.db);
+  }
+
+  /**
+   * SQLite's count of commits made to the file by other connections (another process: the CLI revoking a key), or
+   * null on PostgreSQL. A cache that saw it unchanged has missed no change made elsewhere.
+   */
+  async dataVersion(): Promise<number | null> {
+    if (this.dialect !== 'sqlite') return null;
+    const { rows } = await sql<{ data_version: number }>`pragma data_version`.execute(this.db);
+    return rows[0]?.data_version ?? null;
   }
 
   /**
@@ -254,398 +342,140 @@ export class Store {
     await this.ping();
   }
 
-  // --- agents and reviewers (credential look-ups, which check expiry and revocation, are in auth/) --------------
+  // --- the engine's calls ---------------------------------------------------------------------------------------
+  // Shorthands for the repositories above, kept under the names engine/ calls them by. New code reaches the
+  // repositories (`tx.actions.transition(...)`) directly.
 
-  async findOrCreateAgent(id: string, name: string, at: string): Promise<{ id: string; name: string }> {
-    const existing = await this.db
-      .selectFrom('agents')
-      .select(['id', 'name'])
-      .where('name', '=', name)
-      .executeTakeFirst();
-    if (existing) return existing;
-    await this.db.insertInto('agents').values({ id, name, created_at: at }).execute();
-    return { id, name };
+  findOrCreateAgent(id: string, name: string, at: string): Promise<Agent> {
+    return this.credentials.findOrCreateAgent(id, name, at);
   }
 
-  async insertAgentKey(row: {
-    id: string;
-    agent_id: string;
-    key_hash: string;
-    prefix: string;
-    created_at: string;
-  }) {
-    await this.db
-      .insertInto('agent_keys')
-      .values({ ...row, revoked_at: null })
-      .execute();
+  insertAgentKey(row: Parameters<CredentialsRepository['insertAgentKey']>[0]): Promise<void> {
+    return this.credentials.insertAgentKey(row);
   }
 
-  async getAgent(id: string): Promise<{ id: string; name: string } | undefined> {
-    return this.db.selectFrom('agents').select(['id', 'name']).where('id', '=', id).executeTakeFirst();
+  getAgent(id: string): Promise<Agent | undefined> {
+    return this.credentials.getAgent(id);
   }
 
-  async upsertReviewer(row: {
-    id: string;
-    email: string;
-    password_hash: string | null;
-    groups: string[];
-    created_at: string;
-  }): Promise<{ id: string; email: string }> {
-    const existing = await this.db
-      .selectFrom('reviewers')
-      .select(['id', 'email'])
-      .where('email', '=', row.email)
-      .executeTakeFirst();
-    if (existing) {
-      await this.db
-        .updateTable('reviewers')
-        .set({
-          groups: JSON.stringify(row.groups),
-          ...(row.password_hash ? { password_hash: row.password_hash } : {}),
-        })
-        .where('id', '=', existing.id)
-        .execute();
-      return existing;
-    }
-    await this.db
-      .insertInto('reviewers')
-      .values({ ...row, groups: JSON.stringify(row.groups) })
-      .execute();
-    return { id: row.id, email: row.email };
+  upsertReviewer(
+    row: Parameters<CredentialsRepository['upsertReviewer']>[0],
+  ): Promise<{ id: string; email: string }> {
+    return this.credentials.upsertReviewer(row);
   }
 
-  async insertReviewerToken(row: {
-    id: string;
-    reviewer_id: string;
-    token_hash: string;
-    created_at: string;
-  }) {
-    await this.db.insertInto('reviewer_tokens').values(row).execute();
+  insertReviewerToken(row: Parameters<CredentialsRepository['insertReviewerToken']>[0]): Promise<void> {
+    return this.credentials.insertReviewerToken(row);
   }
 
-  async findReviewerByEmail(
-    email: string,
-  ): Promise<{ id: string; email: string; groups: string[] } | undefined> {
-    const row = await this.db
-      .selectFrom('reviewers')
-      .select(['id', 'email', 'groups'])
-      .where('email', '=', email)
-      .executeTakeFirst();
-    return row ? { id: row.id, email: row.email, groups: JSON.parse(row.groups) as string[] } : undefined;
+  findReviewerByEmail(email: string): Promise<StoredReviewer | undefined> {
+    return this.credentials.findReviewerByEmail(email);
   }
 
-  // --- actions --------------------------------------------------------------------------------------------------
-
-  /** Runs a query of a known shape with `parameters` in the order Kysely would bind them. */
-  async shaped<R>(shape: string, build: () => Compilable<R>, parameters: unknown[]): Promise<R[]> {
-    const key = `${this.dialect}:${shape}`;
-    let text = shapes.get(key);
-    if (text === undefined) {
-      const compiled = build().compile();
-      if (!isDeepStrictEqual([...compiled.parameters], parameters)) {
-        throw new Error(`query shape ${shape} binds its parameters in another order`);
-      }
-      text = compiled.sql;
-      shapes.set(key, text);
-    }
-    const result = await this.db.executeQuery<R>(CompiledQuery.raw(text, parameters));
-    return result.rows;
+  insertAction(row: ActionRow): Promise<void> {
+    return this.actions.insert(row);
   }
 
-  async insertAction(row: ActionRow): Promise<void> {
-    // Kysely leaves undefined values out of the statement; so does the shape.
-    const columns = (Object.keys(row) as (keyof ActionRow)[]).filter((c) => row[c] !== undefined);
-    await this.shaped(
-      `insert actions ${columns.join(',')}`,
-      () => this.db.insertInto('actions').values(row),
-      columns.map((c) => row[c]),
-    );
+  getAction(id: string): Promise<ActionRow | undefined> {
+    return this.actions.get(id);
   }
 
-  async getAction(id: string): Promise<ActionRow | undefined> {
-    return this.db.selectFrom('actions').selectAll().where('id', '=', id).executeTakeFirst();
+  getActionForUpdate(id: string): Promise<ActionRow | undefined> {
+    return this.actions.getForUpdate(id);
   }
 
-  /**
-   * Inside a transaction: reads the action and locks its row until commit, so two reviewers voting at once on
-   * different instances are counted one after the other (SQLite's write lock already does this).
-   */
-  async getActionForUpdate(id: string): Promise<ActionRow | undefined> {
-    let query = this.db.selectFrom('actions').selectAll().where('id', '=', id);
-    if (this.dialect === 'postgres') query = query.forUpdate();
-    return query.executeTakeFirst();
+  findActionByScope(scope: string): Promise<ActionRow | undefined> {
+    return this.actions.findByScope(scope);
   }
 
-  async findActionByScope(scope: string): Promise<ActionRow | undefined> {
-    const rows = await this.shaped(
-      'select action by scope',
-      () => this.db.selectFrom('actions').selectAll().where('idempotency_scope', '=', scope),
-      [scope],
-    );
-    return rows[0];
+  hasActionWithScope(scope: string): Promise<boolean> {
+    return this.actions.hasScope(scope);
   }
 
-  /** Whether an action holds this idempotency scope: read from the unique index alone. */
-  async hasActionWithScope(scope: string): Promise<boolean> {
-    const rows = await this.shaped(
-      'action id by scope',
-      () => this.db.selectFrom('actions').select('id').where('idempotency_scope', '=', scope),
-      [scope],
-    );
-    return rows.length > 0;
+  /** A guarded update that keeps the status (see ActionsRepository.updateIn). */
+  updateActionFrom(id: string, from: Status, patch: ActionPatch): Promise<boolean> {
+    return this.actions.updateIn(id, from, patch);
   }
 
-  /** The guarded update behind every transition: it changes nothing unless the row is still in `from`. */
-  async updateActionFrom(id: string, from: string, patch: Partial<ActionRow>): Promise<boolean> {
-    const res = await this.db
-      .updateTable('actions')
-      .set(patch)
-      .where('id', '=', id)
-      .where('status', '=', from)
-      .executeTakeFirst();
-    return Number(res.numUpdatedRows) === 1;
+  /** Moves the action from `from` to `to` (see ActionsRepository.transition). */
+  transitionAction(id: string, from: Status, to: Status, patch: ActionPatch): Promise<ActionRow | undefined> {
+    return this.actions.transition(id, from, to, patch);
   }
 
-  /** As updateActionFrom, returning the changed row instead of a second read; undefined if it had moved. */
-  async updateActionFromReturning(
-    id: string,
-    from: string,
-    patch: Partial<ActionRow>,
-  ): Promise<ActionRow | undefined> {
-    const columns = (Object.keys(patch) as (keyof ActionRow)[]).filter((c) => patch[c] !== undefined);
-    const rows = await this.shaped(
-      `update action from ${columns.join(',')}`,
-      () =>
-        this.db
-          .updateTable('actions')
-          .set(patch)
-          .where('id', '=', id)
-          .where('status', '=', from)
-          .returningAll(),
-      [...columns.map((c) => patch[c]), id, from],
-    );
-    return rows[0];
+  claimAction(id: string, owner: string, now: string, leaseUntil: string): Promise<boolean> {
+    return this.actions.claim(id, owner, now, leaseUntil);
   }
 
-  /** Claims a pending action for dispatch unless another dispatcher holds a live lease on it. */
-  async claimAction(id: string, owner: string, now: string, leaseUntil: string): Promise<boolean> {
-    const res = await this.db
-      .updateTable('actions')
-      .set((eb) => ({
-        lease_owner: owner,
-        lease_until: leaseUntil,
-        attempts: eb('attempts', '+', 1),
-        updated_at: now,
-      }))
-      .where('id', '=', id)
-      .where('status', '=', 'pending')
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-      .where((eb) => eb.or([eb('next_attempt_at', 'is', null), eb('next_attempt_at', '<=', now)]))
-      .executeTakeFirst();
-    return Number(res.numUpdatedRows) === 1;
+  releaseLease(id: string, owner: string, patch: ActionPatch): Promise<boolean> {
+    return this.actions.releaseLease(id, owner, patch);
   }
 
-  async releaseLease(id: string, owner: string, patch: Partial<ActionRow>): Promise<boolean> {
-    const res = await this.db
-      .updateTable('actions')
-      .set({ ...patch, lease_owner: null, lease_until: null })
-      .where('id', '=', id)
-      .where('status', '=', 'pending')
-      .where('lease_owner', '=', owner)
-      .executeTakeFirst();
-    return Number(res.numUpdatedRows) === 1;
+  releaseAllLeases(): Promise<number> {
+    return this.actions.releaseAllLeases();
   }
 
-  /**
-   * A single SQLite process owns its file, so leases left by a crashed run can be released at start-up. On
-   * PostgreSQL other live instances hold leases too: a dead instance's leases expire and are taken over instead.
-   */
-  async releaseAllLeases(): Promise<number> {
-    if (this.dialect === 'postgres') return 0;
-    const res = await this.db
-      .updateTable('actions')
-      .set({ lease_owner: null, lease_until: null })
-      .where('status', '=', 'pending')
-      .where('lease_owner', 'is not', null)
-      .executeTakeFirst();
-    return Number(res.numUpdatedRows);
+  listLeasedBy(owner: string): Promise<string[]> {
+    return this.actions.listLeasedBy(owner);
   }
 
-  /** Pending actions whose lease this dispatcher holds (after a store outage, some may have no run behind them). */
-  async listLeasedBy(owner: string): Promise<string[]> {
-    const rows = await this.db
-      .selectFrom('actions')
-      .select('id')
-      .where('status', '=', 'pending')
-      .where('lease_owner', '=', owner)
-      .execute();
-    return rows.map((r) => r.id);
+  listDispatchable(now: string, limit: number, handoffMs?: number): Promise<string[]> {
+    return this.actions.listDispatchable(now, limit, handoffMs);
   }
 
-  /**
-   * Pending actions due for a dispatcher's sweep. On PostgreSQL an action's first seconds in `pending` belong to
-   * the instance that put it there (it answers the waiting agent) and to those woken by NOTIFY; another
-   * instance's sweep taking it first would leave that agent without Stripe's answer. The sweep is the fallback
-   * for missed wake-ups, retries and dead instances.
-   */
-  async listDispatchable(now: string, limit: number, handoffMs = 2_000): Promise<string[]> {
-    let query = this.db
-      .selectFrom('actions')
-      .select('id')
-      .where('status', '=', 'pending')
-      .where((eb) => eb.or([eb('next_attempt_at', 'is', null), eb('next_attempt_at', '<=', now)]))
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]));
-    if (this.dialect === 'postgres') {
-      query = query.where('updated_at', '<=', new Date(Date.parse(now) - handoffMs).toISOString());
-    }
-    const rows = await query.orderBy('created_at').limit(limit).execute();
-    return rows.map((r) => r.id);
+  listExpiredHolds(now: string, limit: number): Promise<string[]> {
+    return this.actions.listExpiredHolds(now, limit);
   }
 
-  async listExpiredHolds(now: string, limit: number): Promise<string[]> {
-    const rows = await this.db
-      .selectFrom('actions')
-      .select('id')
-      .where('status', '=', 'awaiting_approval')
-      .where('expires_at', '<=', now)
-      .limit(limit)
-      .execute();
-    return rows.map((r) => r.id);
+  listActions(q: ListActionsQuery): Promise<{ rows: ActionRow[]; hasMore: boolean }> {
+    return this.actions.list(q);
   }
 
-  /** Newest first with keyset pagination on (created_at, id), as Stripe lists are. */
-  async listActions(q: ListActionsQuery): Promise<{ rows: ActionRow[]; hasMore: boolean }> {
-    let query = this.db.selectFrom('actions').selectAll();
-    if (q.status) query = query.where('status', '=', q.status);
-    if (q.agentId) query = query.where('agent_id', '=', q.agentId);
-    if (q.startingAfter) {
-      const cursor = await this.getAction(q.startingAfter);
-      if (cursor) {
-        const { created_at: c, id } = cursor;
-        query = query.where((eb) =>
-          eb.or([eb('created_at', '<', c), eb.and([eb('created_at', '=', c), eb('id', '<', id)])]),
-        );
-      }
-    }
-    const rows = await query
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(q.limit + 1)
-      .execute();
-    return { rows: rows.slice(0, q.limit), hasMore: rows.length > q.limit };
-  }
-
-  // --- approvals ------------------------------------------------------------------------------------------------
-
-  async insertApproval(row: ApprovalRow): Promise<void> {
-    await this.db.insertInto('approvals').values(row).execute();
+  insertApproval(row: ApprovalRow): Promise<void> {
+    return this.approvals.insert(row);
   }
 
   /** Removes a vote given to an earlier version; the ledger keeps its record. */
-  async deleteApproval(id: string): Promise<void> {
-    await this.db.deleteFrom('approvals').where('id', '=', id).execute();
+  deleteApproval(id: string): Promise<void> {
+    return this.approvals.delete(id);
   }
 
-  async listApprovals(actionId: string): Promise<ApprovalRow[]> {
-    return this.db
-      .selectFrom('approvals')
-      .selectAll()
-      .where('action_id', '=', actionId)
-      .orderBy('at')
-      .execute();
+  listApprovals(actionId: string): Promise<ApprovalRow[]> {
+    return this.approvals.listForAction(actionId);
   }
-
-  // --- ledger ---------------------------------------------------------------------------------------------------
 
   /** Appends one event to the chain. Must run inside a transaction, together with the change it records. */
-  async appendLedger(e: LedgerEventInput): Promise<void> {
-    await this.appendLedgerEvents([e]);
+  appendLedger(e: LedgerEventInput): Promise<void> {
+    return this.ledger.append([e]);
   }
 
-  /** Appends events in order with one statement. */
-  async appendLedgerEvents(events: LedgerEventInput[]): Promise<void> {
-    // Within one transaction the head is read (and on PostgreSQL locked) once and written back once, at commit.
-    let head = this.#ledgerHead;
-    if (!head) {
-      let headQuery = this.db.selectFrom('ledger_head').select(['seq', 'hash']).where('id', '=', 1);
-      if (this.dialect === 'postgres') headQuery = headQuery.forUpdate();
-      head = await headQuery.executeTakeFirstOrThrow();
-    }
-    const rows: LedgerRow[] = [];
-    for (const e of events) {
-      const row: Omit<LedgerRow, 'hash' | 'prev_hash'> = {
-        seq: head.seq + 1,
-        action_id: e.actionId,
-        type: e.type,
-        from_status: e.from,
-        to_status: e.to,
-        actor: e.actor,
-        data: JSON.stringify(e.data),
-        at: e.at,
-      };
-      const hash = ledgerHash(head.hash, row);
-      rows.push({ ...row, prev_hash: head.hash, hash });
-      head = { seq: row.seq, hash };
-    }
-    await this.shaped(
-      `insert ledger x${rows.length}`,
-      () => this.db.insertInto('ledger').values(rows),
-      rows.flatMap((r) => LEDGER_COLUMNS.map((c) => r[c])),
-    );
-    const { seq, hash } = head;
-    if (this.db.isTransaction) {
-      this.#ledgerHead = { seq, hash };
-      this.#headDirty = true;
-    } else {
-      await this.db.updateTable('ledger_head').set({ seq, hash }).where('id', '=', 1).execute();
-    }
+  appendLedgerEvents(events: LedgerEventInput[]): Promise<void> {
+    return this.ledger.append(events);
   }
 
-  /** Where the chain ends in this transaction, so a batch can undo a failed job's events from it. */
+  /** The group commit's: where the chain ends in this transaction, so a failed job's events can be undone. */
   ledgerMark(): unknown {
-    return { head: this.#ledgerHead, dirty: this.#headDirty };
+    return this.ledger.mark();
   }
 
   ledgerRestore(mark: unknown): void {
-    const m = mark as { head: { seq: number; hash: string } | null; dirty: boolean };
-    this.#ledgerHead = m.head;
-    this.#headDirty = m.dirty;
+    this.ledger.restore(mark);
   }
 
   /** Writes the chain's new end; called by transaction() before it commits. */
-  async flushLedgerHead(): Promise<void> {
-    if (!this.#headDirty || !this.#ledgerHead) return;
-    const { seq, hash } = this.#ledgerHead;
-    await this.db.updateTable('ledger_head').set({ seq, hash }).where('id', '=', 1).execute();
-    this.#headDirty = false;
+  flushLedgerHead(): Promise<void> {
+    return this.ledger.flushHead();
   }
 
-  async ledgerForAction(actionId: string): Promise<LedgerRow[]> {
-    return this.db
-      .selectFrom('ledger')
-      .selectAll()
-      .where('action_id', '=', actionId)
-      .orderBy('seq')
-      .execute();
+  ledgerForAction(actionId: string): Promise<LedgerRow[]> {
+    return this.ledger.forAction(actionId);
   }
 
-  async ledgerPage(afterSeq: number, limit: number): Promise<LedgerRow[]> {
-    return this.db
-      .selectFrom('ledger')
-      .selectAll()
-      .where('seq', '>', afterSeq)
-      .orderBy('seq')
-      .limit(limit)
-      .execute();
+  ledgerPage(afterSeq: number, limit: number): Promise<LedgerRow[]> {
+    return this.ledger.page(afterSeq, limit);
   }
 
-  async ledgerHead(): Promise<{ seq: number; hash: string }> {
-    const head = await this.db
-      .selectFrom('ledger_head')
-      .select(['seq', 'hash'])
-      .where('id', '=', 1)
-      .executeTakeFirst();
-    return head ?? { seq: 0, hash: GENESIS_HASH };
+  ledgerHead(): Promise<{ seq: number; hash: string }> {
+    return this.ledger.head();
   }
 }
 

@@ -3,11 +3,10 @@
 // SHA-256 exactly as Airlock does, since the chain's hash function is no secret.
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import pg from 'pg';
 import { writeSigningKeyPair } from '../../src/audit/keys.ts';
 import { GENESIS_HASH } from '../../src/store/migrations.ts';
 import { type LedgerRow, ledgerHash } from '../../src/store/store.ts';
+import type { Sql } from '../helpers/direct-sql.ts';
 import { cli } from '../helpers/process.ts';
 import { charge, rejection, type Stack, startStack, tempDir } from '../helpers/stack.ts';
 
@@ -70,43 +69,8 @@ export function copyOf(dbFile: string, digestFile: string): { db: string; digest
   return { db, digests, dir };
 }
 
-/** The SQL an attacker needs, on either store. */
-export interface Sql {
-  all<T>(text: string, params?: unknown[]): Promise<T[]>;
-  run(text: string, params?: unknown[]): Promise<void>;
-  close(): Promise<void>;
-}
-
-export function sqliteSql(file: string): Sql {
-  const db = new Database(file);
-  return {
-    all: async <T>(text: string, params: unknown[] = []) => db.prepare(text).all(...params) as T[],
-    run: async (text, params = []) => {
-      db.prepare(text).run(...params);
-    },
-    close: async () => {
-      db.close();
-    },
-  };
-}
-
-export async function postgresSql(url: string): Promise<Sql> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  // The attacker writes SQLite-style placeholders; number them for PostgreSQL.
-  const numbered = (text: string) => {
-    let n = 0;
-    return text.replace(/\?/g, () => `$${++n}`);
-  };
-  return {
-    all: async <T>(text: string, params: unknown[] = []) =>
-      (await client.query(numbered(text), params)).rows as T[],
-    run: async (text, params = []) => {
-      await client.query(numbered(text), params);
-    },
-    close: () => client.end(),
-  };
-}
+// The SQL an attacker needs, on either store.
+export { postgresSql, type Sql, sqliteSql } from '../helpers/direct-sql.ts';
 
 export async function events(sql: Sql): Promise<LedgerRow[]> {
   return sql.all<LedgerRow>('select * from ledger order by seq');

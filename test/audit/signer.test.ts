@@ -9,8 +9,8 @@ import { verifyStore } from '../../src/audit/audit.ts';
 import { FIRST_DIGEST_PREVIOUS } from '../../src/audit/digest.ts';
 import { generateSigningKeyPair, loadSigningKey, type SigningKey } from '../../src/audit/keys.ts';
 import { LedgerSigner } from '../../src/audit/signer.ts';
-import { digestPage } from '../../src/store/digests.ts';
 import type { Store } from '../../src/store/store.ts';
+import { withDirectSql } from '../helpers/direct-sql.ts';
 import { type Receiver, startReceiver } from '../helpers/receiver.ts';
 import { tempDir, until } from '../helpers/stack.ts';
 import { DIALECTS, openTestStore, type TestStore, unavailable } from '../store/databases.ts';
@@ -43,7 +43,7 @@ async function append(store: Store, n: number, tag: string): Promise<void> {
 }
 
 async function allDigests(store: Store) {
-  return digestPage(store, 0, 10_000);
+  return store.digests.page(0, 10_000);
 }
 
 for (const dialect of DIALECTS) {
@@ -193,20 +193,23 @@ for (const dialect of DIALECTS) {
       const { key } = newKey(dir, 'forged');
       const s = signer(key, null);
       const signed = await s.sign({ force: true });
-      await t.store.db
-        .insertInto('ledger_digests')
-        .values({
-          number: signed!.number + 1,
-          version: 1,
-          ledger_seq: signed!.ledger_seq,
-          ledger_hash: signed!.ledger_hash,
-          signed_at: new Date().toISOString(),
-          previous_digest_hash: signed!.digest_hash,
-          key_id: key.keyId,
-          digest_hash: 'f'.repeat(64),
-          signature: signed!.signature,
-        })
-        .execute();
+      // The forger writes to the database directly, as an insider with its credentials would.
+      await withDirectSql(t.location, (db) =>
+        db.run(
+          `insert into ledger_digests (number, version, ledger_seq, ledger_hash, signed_at, previous_digest_hash,
+            key_id, digest_hash, signature) values (?, 1, ?, ?, ?, ?, ?, ?, ?)`,
+          [
+            signed!.number + 1,
+            signed!.ledger_seq,
+            signed!.ledger_hash,
+            new Date().toISOString(),
+            signed!.digest_hash,
+            key.keyId,
+            'f'.repeat(64),
+            signed!.signature,
+          ],
+        ),
+      );
       await append(t.store, 1, 'after the forgery');
       expect(await s.sign()).toBeNull();
       const rows = await allDigests(t.store);

@@ -12,16 +12,11 @@ import {
   revokeAgentKey,
   revokeReviewerToken,
 } from '../../src/auth/credentials.ts';
+import { ALL_AGENTS, clearFreeze, describeFreezes, freezeScope, setFreeze } from '../../src/engine/freeze.ts';
 import { verifyLedger } from '../../src/engine/ledger.ts';
-import {
-  ALL_AGENTS,
-  clearFreeze,
-  describeFreezes,
-  freezeScope,
-  setFreeze,
-} from '../../src/reliability/freeze.ts';
 import { cli } from '../helpers/process.ts';
 import { charge, rejection, type Stack, startStack, stripeAt } from '../helpers/stack.ts';
+import { ledger } from '../helpers/store-reads.ts';
 import { DIALECTS, openTestStore, unavailable } from '../store/databases.ts';
 
 /** A clock the test moves forward; Airlock decides expiry on it. */
@@ -191,12 +186,7 @@ describe('admin tokens', () => {
     expect((await other.balance.retrieve()).object).toBe('balance');
     expect((await admin('/unfreeze', adminToken, {})).body).toMatchObject({ scope: 'all', lifted: true });
 
-    const events = await stack.airlock.store.db
-      .selectFrom('ledger')
-      .select(['type', 'actor', 'data'])
-      .where('actor', '=', 'admin:ops')
-      .orderBy('seq')
-      .execute();
+    const events = await ledger(stack.airlock.store, (e) => e.actor === 'admin:ops');
     expect(events.map((e) => e.type)).toEqual(['freeze.set', 'freeze.lifted', 'freeze.set', 'freeze.lifted']);
     expect(JSON.parse(events[2]!.data)).toEqual({ scope: '*', reason: null });
     expect((await verifyLedger(stack.airlock.store)).ok).toBe(true);
@@ -306,7 +296,7 @@ describe.each(DIALECTS)('credentials and freezes on %s', (dialect) => {
         expect(await clearFreeze(store, scope, 'admin:ops')).toBe(false);
         expect(await clearFreeze(store, ALL_AGENTS)).toBe(true);
         await expect(freezeScope(store, 'nobody')).rejects.toMatchObject({ code: 'resource_missing' });
-        const events = await store.db.selectFrom('ledger').select(['type', 'actor']).orderBy('seq').execute();
+        const events = (await ledger(store)).map(({ type, actor }) => ({ type, actor }));
         expect(events).toEqual([
           { type: 'freeze.set', actor: 'admin:ops' },
           { type: 'freeze.set', actor: 'cli' },

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReviewer } from '../../src/auth/credentials.ts';
 import { hashPassword } from '../../src/auth/password.ts';
+import { withDirectSql } from '../helpers/direct-sql.ts';
 import { type Receiver, startReceiver } from '../helpers/receiver.ts';
 import {
   ACTIONS_POLICY,
@@ -13,6 +14,7 @@ import {
   type Stack,
   startStackWithPolicy,
 } from '../helpers/stack.ts';
+import { actions } from '../helpers/store-reads.ts';
 import { FormClient, PASSWORD } from '../review/helpers.ts';
 
 let stack: Stack;
@@ -207,7 +209,7 @@ const rows: Row[] = [
 describe('the error table', () => {
   it.each(rows)('answers $name with $status', async (row) => {
     const before = upstream.received.length;
-    const actions = (await stack.airlock.store.db.selectFrom('actions').select('id').execute()).length;
+    const recorded = (await actions(stack.airlock.store)).length;
     const answer = await row.send();
     expect(answer.status, answer.text.slice(0, 300)).toBe(row.status);
     if (row.code) {
@@ -219,7 +221,7 @@ describe('the error table', () => {
     await row.also?.(answer);
     // A refused request records and forwards nothing.
     expect(upstream.received.length).toBe(before);
-    expect((await stack.airlock.store.db.selectFrom('actions').select('id').execute()).length).toBe(actions);
+    expect((await actions(stack.airlock.store)).length).toBe(recorded);
   });
 
   it('passes the same action with well-formed headers, so the rows above fail for their headers alone', async () => {
@@ -241,10 +243,8 @@ describe('the error table', () => {
     // A table the dashboard reads has gone: not an outage of the store, an error in what Airlock expects of it.
     const client = new FormClient(stack.airlock.url);
     expect(await client.logIn('alice@example.com')).toBe(303);
-    await stack.airlock.store.db.schema
-      .alterTable('review_sessions')
-      .renameTo('review_sessions_gone')
-      .execute();
+    const file = join(stack.dir, 'airlock.db');
+    await withDirectSql(file, (db) => db.run('alter table review_sessions rename to review_sessions_gone'));
     try {
       const answer = await send('/review', {
         headers: { cookie: `airlock_session=${client.cookies.get('airlock_session')}` },
@@ -255,10 +255,7 @@ describe('the error table', () => {
       expect(answer.headers.get('stripe-should-retry')).toBe('false');
       expect(answer.headers.get('request-id')).toMatch(/^req_/);
     } finally {
-      await stack.airlock.store.db.schema
-        .alterTable('review_sessions_gone')
-        .renameTo('review_sessions')
-        .execute();
+      await withDirectSql(file, (db) => db.run('alter table review_sessions_gone rename to review_sessions'));
     }
   });
 

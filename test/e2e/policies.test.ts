@@ -7,6 +7,7 @@ import { createAgentKey, createReviewer } from '../../src/auth/credentials.ts';
 import { cli, ROOT } from '../helpers/process.ts';
 import { rng } from '../helpers/random.ts';
 import { rejection, type Stack, startStack, stripeAt, tempDir } from '../helpers/stack.ts';
+import { actions } from '../helpers/store-reads.ts';
 
 const MONEY_POLICY = join(ROOT, 'src/policy/examples/money.yaml');
 
@@ -314,11 +315,7 @@ describe('airlock policy test, check and simulate', () => {
         `rule: "Allow if :kind: = 'refund.create' and :amount_in_usd: <= 100"`,
       ),
     );
-    const stored = (await stack.airlock.store.db
-      .selectFrom('actions')
-      .select(['id', 'kind', 'amount_usd', 'decision'])
-      .where('read', '=', 0)
-      .execute()) as { id: string; kind: string; amount_usd: number | null; decision: string }[];
+    const stored = await actions(stack.airlock.store, (a) => a.read === 0);
     // Independently: every allowed refund over $100 moves from allow to review.
     const moving = stored.filter(
       (a) =>

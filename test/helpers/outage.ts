@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import Stripe from 'stripe';
-import { freePort } from '../../src/reliability/serve-process.ts';
+import { freePort } from '../../harness/serve-process.ts';
 
 const run = promisify(execFile);
 const PG_BIN = process.env['AIRLOCK_PG_BIN'] ?? '/usr/lib/postgresql/15/bin';

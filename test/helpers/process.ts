@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { BIN, ROOT, type ServeProcess, spawnServe } from '../../src/reliability/serve-process.ts';
+import { BIN, ROOT, type ServeProcess, spawnServe } from '../../harness/serve-process.ts';
 
 export { ROOT };
 

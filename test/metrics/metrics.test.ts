@@ -1,4 +1,6 @@
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withDirectSql } from '../helpers/direct-sql.ts';
 import { type Receiver, startReceiver } from '../helpers/receiver.ts';
 import { charge, rejection, type Stack, startStack, startStackWithPolicy } from '../helpers/stack.ts';
 
@@ -140,11 +142,9 @@ describe('metrics after a known workload', () => {
 
   it('reads held money from the store, so a restarted instance reports holds it did not see', async () => {
     // A hold recorded by another instance (or before a restart) shows without any event reaching this one.
-    await stack.airlock.store.db
-      .updateTable('actions')
-      .set({ currency: 'gbp' })
-      .where('status', '=', 'awaiting_approval')
-      .execute();
+    await withDirectSql(join(stack.dir, 'airlock.db'), (db) =>
+      db.run("update actions set currency = 'gbp' where status = 'awaiting_approval'"),
+    );
     const now = (await scrape(stack.airlock.metricsUrl!)).text;
     expect(sample(now, 'airlock_held_amount', { currency: 'gbp' })).toBe(80000);
     expect(sample(now, 'airlock_held_amount', { currency: 'eur' })).toBeUndefined();

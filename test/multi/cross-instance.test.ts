@@ -11,6 +11,7 @@ import { openPostgresStore } from '../../src/store/postgres.ts';
 import { type Sandbox, startSandbox } from '../../src/stripe/sandbox/index.ts';
 import { cli, type ServerProcess, spawnAirlock, stopProcess } from '../helpers/process.ts';
 import { stripeAt, tempDir } from '../helpers/stack.ts';
+import { actions, ledger } from '../helpers/store-reads.ts';
 import { createPostgresDatabase, type TestDatabase, unavailable } from '../store/databases.ts';
 
 const SAMPLES = Number(process.env['AIRLOCK_WAKEUP_SAMPLES'] ?? 200);
@@ -76,13 +77,7 @@ describe.skipIf(unavailable('postgres'))('several instances on one PostgreSQL', 
     );
     // On failure, say what each request got and why each action was decided so.
     const store = await openPostgresStore(db.url, { migrate: false });
-    const decisions = await store.db
-      .selectFrom('actions')
-      .select(['status', 'decision', 'created_at'])
-      .where('kind', '=', 'refund.create')
-      .orderBy('created_at')
-      .execute()
-      .finally(() => store.close());
+    const decisions = await actions(store, (a) => a.kind === 'refund.create').finally(() => store.close());
     const why = [
       ...results.map((r) => (r.status === 'fulfilled' ? 'ok' : `${r.reason?.type}: ${r.reason?.message}`)),
       ...decisions.map((d) => `${d.created_at} ${d.status}: ${JSON.parse(d.decision).reason}`),
@@ -138,11 +133,7 @@ describe.skipIf(unavailable('postgres'))('several instances on one PostgreSQL', 
       }
       stop();
       // Every attempt was B's: A's dispatcher never ran.
-      const attempts = await a.store.db
-        .selectFrom('ledger')
-        .select('actor')
-        .where('type', '=', 'dispatch.attempt')
-        .execute();
+      const attempts = await ledger(a.store, (e) => e.type === 'dispatch.attempt');
       expect(attempts.length).toBeGreaterThanOrEqual(SAMPLES);
       expect(attempts.some((e) => e.actor === `dispatcher:${a.dispatcher.owner}`)).toBe(false);
 

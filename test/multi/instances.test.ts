@@ -10,6 +10,7 @@ import type { Store } from '../../src/store/store.ts';
 import { type Sandbox, startSandbox } from '../../src/stripe/sandbox/index.ts';
 import { cli, type ServerProcess, spawnAirlock, stopProcess } from '../helpers/process.ts';
 import { stripeAt, tempDir } from '../helpers/stack.ts';
+import { actions } from '../helpers/store-reads.ts';
 import { createPostgresDatabase, type TestDatabase, unavailable } from '../store/databases.ts';
 
 const N = Number(process.env['AIRLOCK_MULTI_ACTIONS'] ?? 1000);
@@ -185,23 +186,15 @@ describe.skipIf(unavailable('postgres'))(`${N} actions over three instances on o
     const deadline = Date.now() + 60_000;
     let open = -1;
     while (Date.now() < deadline) {
-      const row = await store.db
-        .selectFrom('actions')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('status', 'not in', ['completed', 'rejected', 'failed', 'blocked', 'expired', 'cancelled'])
-        .executeTakeFirstOrThrow();
-      open = Number(row.n);
+      const settled = ['completed', 'rejected', 'failed', 'blocked', 'expired', 'cancelled'];
+      open = (await actions(store, (a) => !settled.includes(a.status))).length;
       if (open === 0) break;
       await sleep(100);
     }
     const elapsed = Math.round(performance.now() - started);
     expect(open).toBe(0);
 
-    const rows = await store.db
-      .selectFrom('actions')
-      .select(['id', 'status', 'idempotency_key', 'attempts'])
-      .where('kind', '=', 'refund.create')
-      .execute();
+    const rows = await actions(store, (a) => a.kind === 'refund.create');
     expect(rows).toHaveLength(N);
     const byKey = new Map(rows.map((r) => [r.idempotency_key, r]));
     expect(byKey.size).toBe(N);

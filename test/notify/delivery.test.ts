@@ -11,7 +11,7 @@ import { EmailChannel } from '../../src/notify/email.ts';
 import { Notifier } from '../../src/notify/notifier.ts';
 import { HoldOutbox } from '../../src/notify/outbox.ts';
 import { parsePolicy } from '../../src/policy/index.ts';
-import { receiptBody } from '../../src/review/pages.ts';
+import { receiptBody } from '../../src/review/pages/receipt.ts';
 import { loadView } from '../../src/review/queries.ts';
 import { ReviewStore } from '../../src/review/store.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -44,12 +44,7 @@ function refund(agent: { id: string; name: string }, cents: number): Submission 
 }
 
 async function notifications(store: Store, actionId: string) {
-  return store.db
-    .selectFrom('notifications')
-    .selectAll()
-    .where('action_id', '=', actionId)
-    .orderBy('recipient')
-    .execute();
+  return store.outbox.notificationsFor(actionId);
 }
 
 async function ledgerTypes(store: Store, actionId: string): Promise<string[]> {

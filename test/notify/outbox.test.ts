@@ -2,7 +2,7 @@
 // SMTP server has the message but has not accepted it. After a restart the reviewer gets it exactly once, from a
 // real SMTP server in the test, and the receipt says so.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { freePort, type ServeProcess, spawnServe } from '../../src/reliability/serve-process.ts';
+import { freePort, type ServeProcess, spawnServe } from '../../harness/serve-process.ts';
 import type { Sandbox } from '../../src/stripe/sandbox/index.ts';
 import { prepareServe } from '../helpers/operator.ts';
 import { cli } from '../helpers/process.ts';

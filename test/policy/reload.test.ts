@@ -6,7 +6,6 @@ import { loadPolicyFile, type Policy } from '../../src/policy/index.ts';
 import { PolicyReloader } from '../../src/policy/reload.ts';
 import { openSqliteStore } from '../../src/store/sqlite.ts';
 import type { Store } from '../../src/store/store.ts';
-import { listPolicyVersions } from '../../src/store/velocity.ts';
 import { tempDir } from '../helpers/stack.ts';
 
 let store: Store;
@@ -60,7 +59,7 @@ describe('reloading the policy', () => {
     while (holder.policy.version === first && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 10));
     expect(holder.policy.default).toBe('block');
-    const rows = await listPolicyVersions(store);
+    const rows = await store.policyVersions.list();
     expect(rows.map((r) => r.version).sort()).toEqual([first, holder.policy.version].sort());
     expect(rows.find((r) => r.version === holder.policy.version)!.text).toContain('default: block');
     expect(logs.some((l) => l['msg'] === 'policy reloaded' && l['reason'] === 'SIGHUP')).toBe(true);

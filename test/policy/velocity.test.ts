@@ -1,13 +1,16 @@
-import { sql } from 'kysely';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type AttributeContext, Engine, type Submission } from '../../src/engine/engine.ts';
 import { policyResolvers, VelocityResolver } from '../../src/engine/resolvers/index.ts';
+import { COUNTED_STATUSES } from '../../src/engine/status.ts';
 import { parsePolicy } from '../../src/policy/index.ts';
-import { COUNTED_STATUSES, parseVelocityName } from '../../src/policy/velocity.ts';
+import { parseVelocityName } from '../../src/policy/velocity.ts';
 import { openSqliteStore } from '../../src/store/sqlite.ts';
 import type { ActionRow, Store } from '../../src/store/store.ts';
-import { getPolicyVersion, recordPolicyVersion, velocityTotal } from '../../src/store/velocity.ts';
+import { velocityTotal } from '../../src/store/velocity.ts';
 import { classify } from '../../src/stripe/classify.ts';
+import { withDirectSql } from '../helpers/direct-sql.ts';
+import { tempDir } from '../helpers/stack.ts';
 
 const NOW = new Date('2024-03-12T15:00:00Z');
 let store: Store;
@@ -81,15 +84,16 @@ const hourAgo = new Date(NOW.getTime() - 3_600_000).toISOString();
 
 describe('velocity totals from the store', () => {
   it('counts pending, completed and held actions in the window, and not rejected, blocked, failed, expired or cancelled ones', async () => {
-    for (const status of ['pending', 'completed', 'awaiting_approval'])
+    for (const status of ['pending', 'completed', 'awaiting_approval'] as const)
       await action({ minutesAgo: 10, status });
-    for (const status of ['rejected', 'blocked', 'failed', 'expired', 'cancelled'])
+    for (const status of ['rejected', 'blocked', 'failed', 'expired', 'cancelled'] as const)
       await action({ minutesAgo: 10, status });
     expect(COUNTED_STATUSES).not.toContain('rejected');
     const t = await velocityTotal(store, {
       scope: 'agent',
       subject: 'agt_a',
       kinds: ['refund.create'],
+      statuses: COUNTED_STATUSES,
       since: hourAgo,
       until: NOW.toISOString(),
     });
@@ -106,6 +110,7 @@ describe('velocity totals from the store', () => {
       scope: 'agent' as const,
       subject: 'agt_a',
       kinds: ['refund.create'],
+      statuses: COUNTED_STATUSES,
       since: hourAgo,
       until: NOW.toISOString(),
     };
@@ -123,16 +128,24 @@ describe('velocity totals from the store', () => {
   });
 
   it('answers each velocity query from a covering index, never a table scan', async () => {
+    // The plan of the store's schema, read over a connection of the test's own to a file store.
+    const file = join(tempDir(), 'airlock.db');
+    await (await openSqliteStore(file)).close();
     const plans: string[] = [];
-    for (const [column, value] of [
-      ['agent_id', 'agt_a'],
-      ['customer', 'cus_1'],
-    ] as const) {
-      const r = await sql<{ detail: string }>`EXPLAIN QUERY PLAN SELECT count(*), sum(amount_usd) FROM actions
-        WHERE created_at >= ${hourAgo} AND created_at <= ${NOW.toISOString()} AND status IN ('pending','completed')
-        AND ${sql.ref(column)} = ${value} AND kind IN ('refund.create')`.execute(store.db);
-      plans.push(r.rows.map((x) => x.detail).join(' '));
-    }
+    await withDirectSql(file, async (db) => {
+      for (const [column, value] of [
+        ['agent_id', 'agt_a'],
+        ['customer', 'cus_1'],
+      ] as const) {
+        const rows = await db.all<{ detail: string }>(
+          `EXPLAIN QUERY PLAN SELECT count(*), sum(amount_usd) FROM actions
+          WHERE created_at >= ? AND created_at <= ? AND status IN ('pending','completed')
+          AND ${column} = ? AND kind IN ('refund.create')`,
+          [hourAgo, NOW.toISOString(), value],
+        );
+        plans.push(rows.map((x) => x.detail).join(' '));
+      }
+    });
     expect(plans[0]).toMatch(/USING COVERING INDEX actions_velocity_agent_idx/);
     expect(plans[1]).toMatch(/USING COVERING INDEX actions_velocity_customer_idx/);
   });
@@ -211,17 +224,15 @@ describe('the velocity resolver', () => {
 
 describe('policy versions', () => {
   it('stores each version once with its text, and moves last_loaded_at when it is loaded again', async () => {
-    await recordPolicyVersion(
-      store,
+    await store.policyVersions.record(
       { version: 'pol_a', file: 'p.yaml', text: 'rules: []' },
       '2024-01-01T00:00:00Z',
     );
-    await recordPolicyVersion(
-      store,
+    await store.policyVersions.record(
       { version: 'pol_a', file: 'p.yaml', text: 'rules: []' },
       '2024-02-01T00:00:00Z',
     );
-    expect(await getPolicyVersion(store, 'pol_a')).toEqual({
+    expect(await store.policyVersions.get('pol_a')).toEqual({
       version: 'pol_a',
       file: 'p.yaml',
       text: 'rules: []',

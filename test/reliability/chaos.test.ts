@@ -1,6 +1,6 @@
 // The crash loop at CI size: a few SIGKILLs of a real `airlock serve` under agents and reviewers, on both stores.
 import { expect, it } from 'vitest';
-import { runChaos } from '../../src/reliability/chaos.ts';
+import { runChaos } from '../../harness/chaos.ts';
 import { PG_ADMIN_URL, unavailable } from '../store/databases.ts';
 
 for (const store of ['sqlite', 'postgres'] as const) {

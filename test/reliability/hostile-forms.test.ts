@@ -4,12 +4,14 @@
 // requested, frozen or forwarded by a request that lacks a session, the session's CSRF token or our own Origin; every
 // write the sandbox received belongs to an action the ledger holds. Counts per route go to the log for
 // docs/RELIABILITY.md.
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReviewer } from '../../src/auth/credentials.ts';
 import { hashPassword } from '../../src/auth/password.ts';
-import { clearFreeze, listFreezes } from '../../src/reliability/freeze.ts';
+import { clearFreeze, listFreezes } from '../../src/engine/freeze.ts';
 import { ReviewStore } from '../../src/review/store.ts';
+import { withDirectSql } from '../helpers/direct-sql.ts';
 import { PASSWORD, type ReviewStack, startReviewStack } from '../review/helpers.ts';
 
 // Runs per property; `npm test` uses the default, the long run sets AIRLOCK_FUZZ_RUNS (docs/RELIABILITY.md).
@@ -298,11 +300,11 @@ function post(route: string, url: string, a: Attempt): { req: Sent; legit: boole
 
 // --- what must not change -----------------------------------------------------------------------------------------
 
+/** Rows in a table, read on a connection of the test's own to the store's file: what is there, whatever the cause. */
 async function count(table: 'actions' | 'approvals'): Promise<number> {
-  const row = await stack.airlock.store.db
-    .selectFrom(table)
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .executeTakeFirst();
+  const [row] = await withDirectSql(join(stack.dir, 'airlock.db'), (db) =>
+    db.all<{ n: number }>(`select count(*) as n from ${table}`),
+  );
   return Number(row?.n ?? 0);
 }
 
@@ -773,11 +775,7 @@ describe('the dashboard forms under hostile input', () => {
       const action = await stack.airlock.store.getAction(id);
       expect(action, `${r.method} ${r.path} reached Stripe with key ${r.idempotencyKey}`).toBeDefined();
       expect(['pending', 'completed', 'failed']).toContain(action!.status);
-      const approvals = await stack.airlock.store.db
-        .selectFrom('approvals')
-        .select(['decision'])
-        .where('action_id', '=', id)
-        .execute();
+      const approvals = await stack.airlock.store.listApprovals(id);
       const decided = JSON.parse(action!.decision) as { outcome?: string; effect?: string };
       const allowed = decided.outcome === 'allow' || decided.effect === 'allow';
       expect(allowed || approvals.some((x) => x.decision === 'approve'), `action ${id} was forwarded`).toBe(

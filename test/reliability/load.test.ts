@@ -1,6 +1,6 @@
 // A short form of `npm run load`: many agents at once, no errors, every allowed or approved refund exactly once.
 import { expect, it } from 'vitest';
-import { runLoad } from '../../src/reliability/load.ts';
+import { runLoad } from '../../harness/load.ts';
 
 it('serves 40 concurrent agents of mixed traffic with no errors, losses or duplicates', async () => {
   const report = await runLoad({ agents: 40, seconds: 5 });

@@ -12,6 +12,7 @@ import {
 import { hashPassword } from '../../src/auth/password.ts';
 import { cli } from '../helpers/process.ts';
 import { charge, rejection, type Stack, startStack, stripeAt } from '../helpers/stack.ts';
+import { ledger } from '../helpers/store-reads.ts';
 import { FormClient } from '../review/helpers.ts';
 
 type Kind =
@@ -386,13 +387,9 @@ it('dashboard: only a session opens pages, and only an admin session reaches the
   }
   expect(got).toEqual(want);
   // The admin's freeze and unfreeze happened, once each, and were recorded with who did them.
-  const events = await stack.airlock.store.db
-    .selectFrom('ledger')
-    .select(['type', 'actor'])
-    .where('type', 'like', 'freeze.%')
-    .where('actor', 'like', 'reviewer:%')
-    .orderBy('seq')
-    .execute();
+  const events = (
+    await ledger(stack.airlock.store, (e) => e.type.startsWith('freeze.') && e.actor.startsWith('reviewer:'))
+  ).map(({ type, actor }) => ({ type, actor }));
   expect(events).toEqual([
     { type: 'freeze.set', actor: 'reviewer:root@example.com' },
     { type: 'freeze.lifted', actor: 'reviewer:root@example.com' },

@@ -18,6 +18,7 @@ import {
 } from '../helpers/outage.ts';
 import { cli } from '../helpers/process.ts';
 import { rejection, type Stack, startStack, stripeAt } from '../helpers/stack.ts';
+import { actions as allActions } from '../helpers/store-reads.ts';
 
 const pgProblem = privatePostgresProblem();
 const diskProblem = smallDiskProblem();
@@ -58,10 +59,14 @@ interface ActionSnapshot {
 }
 
 async function actions(store: Store): Promise<ActionSnapshot[]> {
-  return store.db
-    .selectFrom('actions')
-    .select(['id', 'status', 'kind', 'created_at', 'request_hash', 'response_body'])
-    .execute();
+  return (await allActions(store)).map(({ id, status, kind, created_at, request_hash, response_body }) => ({
+    id,
+    status,
+    kind,
+    created_at,
+    request_hash,
+    response_body,
+  }));
 }
 
 /** A fresh charge in the sandbox, straight, not through Airlock. */

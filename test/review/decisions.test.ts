@@ -1,7 +1,8 @@
 // Who may decide, through the dashboard's own forms: quorum, separation of duties, expiry, races, CSRF, sessions.
-import { sql } from 'kysely';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/ids.ts';
+import { withDirectSql } from '../helpers/direct-sql.ts';
 import { FormClient, type ReviewStack, startReviewStack } from './helpers.ts';
 
 let stack: ReviewStack;
@@ -37,11 +38,12 @@ async function longSession(name: 'alice' | 'bob'): Promise<{ client: FormClient;
   const client = new FormClient(stack.airlock.url);
   await client.logIn(`${name}@example.com`);
   const token = client.cookies.get('airlock_session')!;
-  await stack.airlock.store.db
-    .updateTable('review_sessions' as never)
-    .set({ expires_at: '9999-01-01T00:00:00.000Z' } as never)
-    .where('id_hash' as never, '=', sha256Hex(token) as never)
-    .execute();
+  // No reviewer can stretch a session; the test does it behind Airlock's back, on the database file.
+  await withDirectSql(join(stack.dir, 'airlock.db'), (db) =>
+    db.run("update review_sessions set expires_at = '9999-01-01T00:00:00.000Z' where id_hash = ?", [
+      sha256Hex(token),
+    ]),
+  );
   return { client, csrf: await client.csrf() };
 }
 
@@ -268,10 +270,21 @@ describe('pages', () => {
   it('lists callback deliveries on the receipt without the URL query, which may hold a token', async () => {
     const { actionId } = await stack.holdRefund(76_000);
     const at = new Date().toISOString();
-    await sql`insert into callbacks (id, action_id, type, url, payload, attempts, next_attempt_at, delivered_at, last_status, created_at)
-      values ('cb_test1', ${actionId}, 'action.rejected', 'https://hooks.example.com/airlock?token=s3cret', '{}', 2, ${at}, ${at}, 200, ${at})`.execute(
-      stack.airlock.store.db,
-    );
+    await stack.airlock.store.outbox.insertCallback({
+      id: 'cb_test1',
+      action_id: actionId,
+      type: 'action.rejected',
+      url: 'https://hooks.example.com/airlock?token=s3cret',
+      payload: '{}',
+      attempts: 2,
+      next_attempt_at: at,
+      delivered_at: at,
+      gave_up_at: null,
+      last_status: 200,
+      last_error: null,
+      lease_until: null,
+      created_at: at,
+    });
     const receipt = await as('alice').request(`/review/actions/${actionId}`);
     expect(receipt.text).toContain('https://hooks.example.com/airlock');
     expect(receipt.text).not.toContain('s3cret');

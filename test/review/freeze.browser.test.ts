@@ -6,6 +6,7 @@ import { createAgentKey, createReviewer } from '../../src/auth/credentials.ts';
 import { hashPassword } from '../../src/auth/password.ts';
 import { useDashboard } from '../helpers/dashboard.ts';
 import { rejection, stripeAt } from '../helpers/stack.ts';
+import { ledger } from '../helpers/store-reads.ts';
 import { FormClient, logIn, PASSWORD } from './helpers.ts';
 
 const ui = useDashboard(async (stack) => {
@@ -72,12 +73,9 @@ it('an admin freezes every agent from the dashboard, and the ledger names the ad
     ui.page.locator('tr.freeze[data-agent=""] button.unfreeze').click(),
   ]);
   expect((await ui.stack.agent.refunds.create({ charge: ch, amount: 1_000 })).status).toBe('succeeded');
-  const events = await ui.stack.airlock.store.db
-    .selectFrom('ledger')
-    .select(['type', 'actor'])
-    .where('type', 'like', 'freeze.%')
-    .orderBy('seq')
-    .execute();
+  const events = (await ledger(ui.stack.airlock.store, (e) => e.type.startsWith('freeze.'))).map(
+    ({ type, actor }) => ({ type, actor }),
+  );
   expect(events.slice(-2)).toEqual([
     { type: 'freeze.set', actor: 'reviewer:ops@example.com' },
     { type: 'freeze.lifted', actor: 'reviewer:ops@example.com' },

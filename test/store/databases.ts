@@ -3,9 +3,11 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Kysely } from 'kysely';
 import pg from 'pg';
 import type { Dialect } from '../../src/store/migrations.ts';
 import { openPostgresStore } from '../../src/store/postgres.ts';
+import type { Database } from '../../src/store/schema.ts';
 import { openSqliteStore } from '../../src/store/sqlite.ts';
 import type { Store } from '../../src/store/store.ts';
 import { tempDir } from '../helpers/stack.ts';
@@ -40,6 +42,15 @@ if (!POSTGRES_AVAILABLE) {
   console.warn(
     `\n${'!'.repeat(100)}\n!! SKIPPING THE POSTGRESQL HALF: ${message}.\n!! Set AIRLOCK_REQUIRE_POSTGRES=1 to make this a failure.\n${'!'.repeat(100)}\n`,
   );
+}
+
+/**
+ * White-box, for the store's own tests only: the Kysely connection a Store keeps private, to look at the state of
+ * that very connection (SQLite pragmas, a transaction's foreign-key mode). Everything else goes through the
+ * repositories, or through a connection of its own to the database (test/helpers/direct-sql.ts).
+ */
+export function connectionOf(store: Store): Kysely<Database> {
+  return store['db'];
 }
 
 export const DIALECTS: readonly Dialect[] = ['sqlite', 'postgres'];

@@ -186,8 +186,8 @@ for (const dialect of DIALECTS) {
       const agent = await newAgent();
       const { action } = await a.submit(refund(agent, 700_00));
       await b.reject(action.id, reviewers[1]!, 'no');
-      const moved = await t.store.updateActionFrom(action.id, 'awaiting_approval', { status: 'pending' });
-      expect(moved).toBe(false);
+      const moved = await t.store.actions.transition(action.id, 'awaiting_approval', 'pending', {});
+      expect(moved).toBeUndefined();
       expect((await a.get(action.id)).status).toBe('rejected');
       const err = await a.approve(action.id, reviewers[0]!, null).catch((e: unknown) => e);
       expect((err as AirlockError).code).toBe('already_decided');

@@ -13,7 +13,7 @@ import { newId } from '../../src/ids.ts';
 import { openSqliteStore } from '../../src/store/sqlite.ts';
 import { Store } from '../../src/store/store.ts';
 import { tempDir } from '../helpers/stack.ts';
-import { openTestStore, type TestStore } from './databases.ts';
+import { connectionOf, openTestStore, type TestStore } from './databases.ts';
 
 /**
  * Commit records in the WAL since the last truncating checkpoint: every committed write transaction ends in one
@@ -44,13 +44,13 @@ async function truncateWal(store: Store): Promise<void> {
   const { rows } = await sql<{
     busy: number;
     log: number;
-  }>`pragma wal_checkpoint(truncate)`.execute(store.db);
+  }>`pragma wal_checkpoint(truncate)`.execute(connectionOf(store));
   expect(rows[0]).toMatchObject({ busy: 0, log: 0 });
 }
 
 /** The connection's synchronous level as SQLite will apply it at the next commit: 1 NORMAL, 2 FULL. */
 async function synchronousLevel(store: Store): Promise<number> {
-  const { rows } = await sql<{ synchronous: number }>`pragma synchronous`.execute(store.db);
+  const { rows } = await sql<{ synchronous: number }>`pragma synchronous`.execute(connectionOf(store));
   return rows[0]!.synchronous;
 }
 
@@ -76,16 +76,16 @@ const FULL_B = `full-b-${'x'.repeat(200_000)}`;
  * single-row insert SQLite then rolls back the whole transaction, not just the statement.
  */
 async function batchOnFullDisk(store: Store): Promise<PromiseSettledResult<string>[]> {
-  const pages = await sql<{ page_count: number }>`pragma page_count`.execute(store.db);
-  const limit = await sql<{ max_page_count: number }>`pragma max_page_count`.execute(store.db);
-  await sql.raw(`pragma max_page_count = ${pages.rows[0]!.page_count}`).execute(store.db);
+  const pages = await sql<{ page_count: number }>`pragma page_count`.execute(connectionOf(store));
+  const limit = await sql<{ max_page_count: number }>`pragma max_page_count`.execute(connectionOf(store));
+  await sql.raw(`pragma max_page_count = ${pages.rows[0]!.page_count}`).execute(connectionOf(store));
   try {
     return await Promise.allSettled([
       store.transaction((tx) => addAgent(tx, 'full-a')),
       store.transaction((tx) => addAgent(tx, FULL_B)),
     ]);
   } finally {
-    await sql.raw(`pragma max_page_count = ${limit.rows[0]!.max_page_count}`).execute(store.db);
+    await sql.raw(`pragma max_page_count = ${limit.rows[0]!.max_page_count}`).execute(connectionOf(store));
   }
 }
 
@@ -197,7 +197,7 @@ describe('SQLite group commit on a file store', () => {
       store.transaction(async (tx) => {
         // A deferred foreign key is checked at COMMIT only (foreign_keys is on): this job's own statements and its
         // savepoint release succeed, and the physical COMMIT of the whole batch fails.
-        await sql`pragma defer_foreign_keys = on`.execute(tx.db);
+        await sql`pragma defer_foreign_keys = on`.execute(connectionOf(tx));
         await tx.insertAgentKey({
           id: newId('key'),
           agent_id: missingAgent,
@@ -303,7 +303,7 @@ describe('SQLite group commit: durable and relaxed batches', () => {
     expect(first).toBe(1);
     expect(await relaxedLater).toBe(1);
     expect(await durable).toBe(2);
-    const names = await store.db.selectFrom('agents').select('name').orderBy('name').execute();
+    const names = await store.credentials.listAgents();
     expect(names.map((r) => r.name)).toEqual(['durable', 'relaxed-1', 'relaxed-2']);
     // The connection is back at FULL for whatever comes next.
     expect(await synchronousLevel(store)).toBe(2);
@@ -356,7 +356,7 @@ describe('SQLite group commit with the WAL synced off the event loop (file store
       },
       close() {},
     };
-    return { store: new Store(t.store.db, 'sqlite', null, true, syncWal), calls };
+    return { store: new Store(connectionOf(t.store), 'sqlite', null, true, syncWal), calls };
   }
   const turn = () => new Promise((r) => setImmediate(r));
 
@@ -420,7 +420,9 @@ describe('SQLite WAL checkpoints in the background', () => {
     const file = join(dir, 'airlock.db');
     const store = await openSqliteStore(file, { backgroundCheckpoints: true });
     try {
-      const { rows } = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(store.db);
+      const { rows } = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(
+        connectionOf(store),
+      );
       expect(rows[0]!.wal_autocheckpoint).toBe(10_000);
       const before = statSync(file).size;
       // About 2 MB: 500 pages, far below the serving connection's own threshold of 10,000.

@@ -155,12 +155,8 @@ for (const dialect of DIALECTS) {
           s.serializeAgent(agentId, async (tx) => {
             const start = performance.now();
             // As a velocity window reads the agent's history: the rows the sections before this one wrote.
-            const written = await tx.db
-              .selectFrom('agents')
-              .select('id')
-              .where('name', 'like', `${agentId}:%`)
-              .execute();
-            const seen = written.length;
+            const written = await tx.credentials.listAgents();
+            const seen = written.filter((a) => a.name.startsWith(`${agentId}:`)).length;
             await sleep(25);
             await tx.findOrCreateAgent(newId('agt'), `${agentId}:${who}`, new Date().toISOString());
             spans.push({ who, start, end: performance.now(), seen });

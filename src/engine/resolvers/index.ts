@@ -1,5 +1,5 @@
 import type { StripeLookups } from '../../stripe/lookups.ts';
-import type { AttributeResolver } from '../engine.ts';
+import type { AttributeResolver } from '../types.ts';
 import { RiskResolver } from './risk.ts';
 import { UpstreamResolver } from './upstream.ts';
 import { VelocityResolver } from './velocity.ts';

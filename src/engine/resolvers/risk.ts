@@ -1,7 +1,8 @@
 import type { AttrValue } from '../../policy/index.ts';
 import { type RiskInput, riskScore } from '../../policy/risk.ts';
 import { reviewVotes, sharedVelocityTotal } from '../../store/velocity.ts';
-import type { AttributeResolver } from '../engine.ts';
+import { COUNTED_STATUSES } from '../status.ts';
+import type { AttributeResolver } from '../types.ts';
 import type { ResolveContext } from './velocity.ts';
 
 const HOUR_MS = 3_600_000;
@@ -29,6 +30,7 @@ export class RiskResolver implements AttributeResolver {
         scope: 'agent',
         subject: agentId,
         kinds: [c.kind],
+        statuses: COUNTED_STATUSES,
         since: new Date(ctx.now.getTime() - HOUR_MS).toISOString(),
         until: ctx.now.toISOString(),
         excludeId: ctx.excludeId ?? null,

@@ -1,6 +1,7 @@
 import type { AttrValue } from '../../policy/index.ts';
 import type { StripeLookups } from '../../stripe/lookups.ts';
-import { type AttributeContext, type AttributeResolver, scopeOf } from '../engine.ts';
+import { scopeOf } from '../account.ts';
+import type { AttributeContext, AttributeResolver } from '../types.ts';
 
 const DAY_MS = 86_400_000;
 const CHARGE_KINDS = new Set(['refund.create', 'charge.capture']);

@@ -1,7 +1,9 @@
 import type { AttrValue } from '../../policy/index.ts';
 import { parseVelocityName, type VelocitySpec } from '../../policy/velocity.ts';
 import { sharedVelocityTotal } from '../../store/velocity.ts';
-import { type AttributeContext, type AttributeResolver, onAccountOf } from '../engine.ts';
+import { onAccountOf } from '../account.ts';
+import { COUNTED_STATUSES } from '../status.ts';
+import type { AttributeContext, AttributeResolver } from '../types.ts';
 
 /** Simulation re-decides stored actions, which must not count themselves. */
 export type ResolveContext = AttributeContext & { excludeId?: string | null };
@@ -41,6 +43,7 @@ export class VelocityResolver implements AttributeResolver {
         scope: spec.scope,
         subject,
         account: onAccountOf(ctx.submission),
+        statuses: COUNTED_STATUSES,
         kinds:
           spec.kinds === 'writes'
             ? 'writes'

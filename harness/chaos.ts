@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import Stripe from 'stripe';
-import { createAgentKey, createReviewer } from '../auth/credentials.ts';
-import { loadConfig } from '../config/config.ts';
-import { openStore } from '../server.ts';
-import type { ActionRow } from '../store/store.ts';
-import { type Sandbox, startSandbox } from '../stripe/sandbox/index.ts';
+import { createAgentKey, createReviewer } from '../src/auth/credentials.ts';
+import { loadConfig } from '../src/config/config.ts';
+import { openStore } from '../src/server.ts';
+import type { ActionRow } from '../src/store/store.ts';
+import { type Sandbox, startSandbox } from '../src/stripe/sandbox/index.ts';
 import { BIN, freePort, ROOT, type ServeProcess, spawnServe } from './serve-process.ts';
 
 const run = promisify(execFile);
@@ -65,6 +65,8 @@ export interface ChaosReport {
   killsDuringUpstreamWrite: number;
   killsDuringReview: number;
   restarts: number;
+  /** The longest time from a kill until the restarted server answered, in seconds. */
+  longestRestartSeconds: number;
   requests: number;
   actions: number;
   statuses: Record<string, number>;
@@ -179,6 +181,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   };
   const problems: string[] = [];
   let server: ServeProcess | null = null;
+  // Time the server spent dead or starting: an agent's patience does not run while there is no server to answer.
+  let downMs = 0;
+  let longestRestartMs = 0;
   try {
     // Credentials are made before the first start, straight in the store, as `airlock keys create` does.
     const setup = await openStore(loadConfig({ ...env, AIRLOCK_LOG_LEVEL: 'silent' }));
@@ -240,6 +245,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         // Retry the same request with the same key until the server gives an answer that is not "try again", for
         // as long as an action can legitimately stay in flight: a lease, a reconcile interval and a restart, twice.
         const asked = Date.now();
+        const downAtAsk = downMs;
         const patience = asked + 2 * (opts.leaseMs ?? 5000) + 2 * (opts.reconcileMs ?? 1000) + 60_000;
         for (let attempt = 0; ; attempt++) {
           requests++;
@@ -253,9 +259,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           const id = actionOf(result, error);
           if (id) acknowledged.set(idem, id);
           if (result || !retryable(error, id)) break;
-          if (Date.now() > patience) {
+          if (Date.now() - (downMs - downAtAsk) > patience) {
             problems.push(
-              `${idem}: no definitive answer after ${attempt} attempts in ${Math.round((Date.now() - asked) / 1000)} s: ${(error as Error).message}`,
+              `${idem}: no definitive answer after ${attempt} attempts in ${Math.round((Date.now() - asked) / 1000)} s (the server down for ${Math.round((downMs - downAtAsk) / 1000)} s of them): ${(error as Error).message}`,
             );
             break;
           }
@@ -344,11 +350,15 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       await sleep(gap * (0.4 + random() * 1.2));
       if (upstreamInFlight > 0) killsDuringUpstreamWrite++;
       if (reviewsInFlight > 0) killsDuringReview++;
+      const killed = Date.now();
       await server.stop('SIGKILL');
       kills++;
       log(`kill ${kills}/${opts.kills} at ${((Date.now() - started) / 1000).toFixed(1)}s`);
       server = await spawnServe({ env, port, outputLimit: 200_000, timeoutMs: START_TIMEOUT_MS });
       restarts++;
+      const down = Date.now() - killed;
+      downMs += down;
+      longestRestartMs = Math.max(longestRestartMs, down);
     }
     const left = opts.seconds * 1000 - (Date.now() - started);
     if (left > 0) await sleep(left);
@@ -480,6 +490,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       killsDuringUpstreamWrite,
       killsDuringReview,
       restarts,
+      longestRestartSeconds: longestRestartMs / 1000,
       requests,
       actions: actions.length,
       statuses,

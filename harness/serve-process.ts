@@ -4,7 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
-export const ROOT = join(import.meta.dirname, '..', '..');
+export const ROOT = join(import.meta.dirname, '..');
 export const BIN = join(ROOT, 'bin', 'airlock.mjs');
 
 const LISTENING = /"url":"(http:\/\/[^"]+)"[^\n]*"msg":"Airlock is listening"/;

@@ -4,9 +4,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { createAgentKey, createReviewer } from '../auth/credentials.ts';
-import { openSqliteStore } from '../store/sqlite.ts';
-import { startSandbox } from '../stripe/sandbox/index.ts';
+import { createAgentKey, createReviewer } from '../src/auth/credentials.ts';
+import { openSqliteStore } from '../src/store/sqlite.ts';
+import { startSandbox } from '../src/stripe/sandbox/index.ts';
 import { spawnServe } from './serve-process.ts';
 
 export interface LoadOptions {
@@ -161,13 +161,14 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
 
   // End state: every completed refund action has exactly one tagged refund upstream, and nothing else was made.
   const check = await openSqliteStore(data);
-  const completed = await check.db
-    .selectFrom('actions')
-    .select(['id'])
-    .where('status', '=', 'completed')
-    .where('kind', '=', 'refund.create')
-    .execute();
-  const { verifyLedger } = await import('../engine/ledger.ts');
+  const completed = [];
+  for (let after: string | undefined; ; ) {
+    const page = await check.actions.list({ status: 'completed', limit: 500, startingAfter: after });
+    completed.push(...page.rows.filter((a) => a.kind === 'refund.create'));
+    if (!page.hasMore) break;
+    after = page.rows[page.rows.length - 1]!.id;
+  }
+  const { verifyLedger } = await import('../src/engine/ledger.ts');
   const ledger = await verifyLedger(check);
   await check.close();
   const refunds = sandbox.list('refund');

@@ -1,7 +1,6 @@
 // The kill switch: freezes stop every write (money-out) for one agent or for all of them. They live in the store, so
 // every instance sees a freeze within FREEZE_CACHE_MS; reads keep working.
 // The CLI, the admin API and the dashboard all go through the functions here, and each change is a ledger event.
-import type { Kysely } from 'kysely';
 import { AirlockError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
 
@@ -9,25 +8,15 @@ import type { Store } from '../store/store.ts';
 export const ALL_AGENTS = '*';
 export const FREEZE_CACHE_MS = 1000;
 
-export interface FreezesTable {
+export interface Freeze {
   /** An agent id, or ALL_AGENTS. */
   scope: string;
   reason: string | null;
   created_at: string;
 }
 
-export interface Freeze {
-  scope: string;
-  reason: string | null;
-  created_at: string;
-}
-
-function db(store: Store): Kysely<{ freezes: FreezesTable }> {
-  return store.db as unknown as Kysely<{ freezes: FreezesTable }>;
-}
-
 export async function listFreezes(store: Store): Promise<Freeze[]> {
-  return db(store).selectFrom('freezes').selectAll().orderBy('created_at').execute();
+  return store.freezes.list();
 }
 
 /**
@@ -42,11 +31,7 @@ export async function setFreeze(
 ): Promise<Freeze> {
   const row = { scope, reason, created_at: new Date().toISOString() };
   await store.transaction(async (tx) => {
-    await db(tx)
-      .insertInto('freezes')
-      .values(row)
-      .onConflict((oc) => oc.column('scope').doUpdateSet({ reason, created_at: row.created_at }))
-      .execute();
+    await tx.freezes.set(row);
     await tx.appendLedger({
       actionId: null,
       type: 'freeze.set',
@@ -63,8 +48,7 @@ export async function setFreeze(
 /** Lifts a freeze; false when the scope was not frozen (and then nothing is recorded). */
 export async function clearFreeze(store: Store, scope: string, actor = 'cli'): Promise<boolean> {
   return store.transaction(async (tx) => {
-    const res = await db(tx).deleteFrom('freezes').where('scope', '=', scope).executeTakeFirst();
-    const lifted = Number(res.numDeletedRows) > 0;
+    const lifted = await tx.freezes.clear(scope);
     if (lifted) {
       await tx.appendLedger({
         actionId: null,
@@ -83,11 +67,7 @@ export async function clearFreeze(store: Store, scope: string, actor = 'cli'): P
 /** The scope for an agent name, or every agent when none is given; an unknown name is a 404. */
 export async function freezeScope(store: Store, agentName: string | undefined | null): Promise<string> {
   if (agentName === undefined || agentName === null || agentName === '') return ALL_AGENTS;
-  const row = await store.db
-    .selectFrom('agents')
-    .select('id')
-    .where('name', '=', agentName)
-    .executeTakeFirst();
+  const row = await store.credentials.agentByName(agentName);
   if (!row) throw new AirlockError('resource_missing', `No agent named '${agentName}'`, { param: 'agent' });
   return row.id;
 }
@@ -96,9 +76,7 @@ export async function freezeScope(store: Store, agentName: string | undefined | 
 export async function describeFreezes(store: Store): Promise<(Freeze & { agent: string | null })[]> {
   const freezes = await listFreezes(store);
   if (freezes.length === 0) return [];
-  const names = new Map(
-    (await store.db.selectFrom('agents').select(['id', 'name']).execute()).map((a) => [a.id, a.name]),
-  );
+  const names = new Map((await store.credentials.listAgents()).map((a) => [a.id, a.name]));
   return freezes.map((f) => ({
     ...f,
     agent: f.scope === ALL_AGENTS ? null : (names.get(f.scope) ?? f.scope),

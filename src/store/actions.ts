@@ -1,0 +1,315 @@
+import type { Selectable } from 'kysely';
+import { type Connection, shaped } from './connection.ts';
+import type { ActionsTable } from './schema.ts';
+import type { Status } from './status.ts';
+
+export type ActionRow = Selectable<ActionsTable>;
+
+/**
+ * The columns a guarded update may change. The status is not one of them: it is set on insert and by
+ * `transition`, which names the state it leaves and the one it enters.
+ */
+export type ActionPatch = Partial<Omit<ActionRow, 'id' | 'status'>>;
+
+/** What an audit export carries of an action: never the request, the response or the caller's headers. */
+export type ActionExportRow = Pick<
+  ActionRow,
+  | 'id'
+  | 'status'
+  | 'kind'
+  | 'mode'
+  | 'method'
+  | 'path'
+  | 'url'
+  | 'amount'
+  | 'currency'
+  | 'amount_usd'
+  | 'agent_id'
+  | 'requested_by'
+  | 'customer'
+  | 'on_account'
+  | 'decision'
+  | 'policy_version'
+  | 'request_hash'
+  | 'last_error'
+  | 'created_at'
+  | 'decided_at'
+  | 'completed_at'
+  | 'updated_at'
+>;
+
+export interface ListActionsQuery {
+  status?: Status | undefined;
+  agentId?: string | undefined;
+  limit: number;
+  startingAfter?: string | undefined;
+}
+
+/** Patches are typed without a status, but a value typed wider (a spread row) could still carry one. */
+function patchOnly<P extends object>(patch: P): P {
+  if ('status' in patch) throw new Error('an action patch cannot change the status: that is a transition');
+  return patch;
+}
+
+/** The actions table: the engine's lifecycle rows, with their leases for dispatch. */
+export class ActionsRepository {
+  constructor(readonly c: Connection) {}
+
+  async insert(row: ActionRow): Promise<void> {
+    // Kysely leaves undefined values out of the statement; so does the shape.
+    const columns = (Object.keys(row) as (keyof ActionRow)[]).filter((c) => row[c] !== undefined);
+    await shaped(
+      this.c,
+      `insert actions ${columns.join(',')}`,
+      () => this.c.db.insertInto('actions').values(row),
+      columns.map((c) => row[c]),
+    );
+  }
+
+  async get(id: string): Promise<ActionRow | undefined> {
+    return this.c.db.selectFrom('actions').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  /**
+   * Inside a transaction: reads the action and locks its row until commit, so two reviewers voting at once on
+   * different instances are counted one after the other (SQLite's write lock already does this).
+   */
+  async getForUpdate(id: string): Promise<ActionRow | undefined> {
+    let query = this.c.db.selectFrom('actions').selectAll().where('id', '=', id);
+    if (this.c.dialect === 'postgres') query = query.forUpdate();
+    return query.executeTakeFirst();
+  }
+
+  async findByScope(scope: string): Promise<ActionRow | undefined> {
+    const rows = await shaped(
+      this.c,
+      'select action by scope',
+      () => this.c.db.selectFrom('actions').selectAll().where('idempotency_scope', '=', scope),
+      [scope],
+    );
+    return rows[0];
+  }
+
+  /** Whether an action holds this idempotency scope: read from the unique index alone. */
+  async hasScope(scope: string): Promise<boolean> {
+    const rows = await shaped(
+      this.c,
+      'action id by scope',
+      () => this.c.db.selectFrom('actions').select('id').where('idempotency_scope', '=', scope),
+      [scope],
+    );
+    return rows.length > 0;
+  }
+
+  /** A guarded update that keeps the status: it changes nothing unless the row is still in `status`. */
+  async updateIn(id: string, status: Status, patch: ActionPatch): Promise<boolean> {
+    const res = await this.c.db
+      .updateTable('actions')
+      .set(patchOnly(patch))
+      .where('id', '=', id)
+      .where('status', '=', status)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  /**
+   * The guarded update behind every transition: moves the row from `from` to `to` with the patch, unless it has
+   * moved on. Returns the changed row instead of a second read; undefined if it had moved.
+   */
+  async transition(id: string, from: Status, to: Status, patch: ActionPatch): Promise<ActionRow | undefined> {
+    const set = { ...patchOnly(patch), status: to };
+    const columns = (Object.keys(set) as (keyof typeof set)[]).filter((c) => set[c] !== undefined);
+    const rows = await shaped(
+      this.c,
+      `transition action ${columns.join(',')}`,
+      () =>
+        this.c.db
+          .updateTable('actions')
+          .set(set)
+          .where('id', '=', id)
+          .where('status', '=', from)
+          .returningAll(),
+      [...columns.map((c) => set[c]), id, from],
+    );
+    return rows[0];
+  }
+
+  /** Claims a pending action for dispatch unless another dispatcher holds a live lease on it. */
+  async claim(id: string, owner: string, now: string, leaseUntil: string): Promise<boolean> {
+    const res = await this.c.db
+      .updateTable('actions')
+      .set((eb) => ({
+        lease_owner: owner,
+        lease_until: leaseUntil,
+        attempts: eb('attempts', '+', 1),
+        updated_at: now,
+      }))
+      .where('id', '=', id)
+      .where('status', '=', 'pending')
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .where((eb) => eb.or([eb('next_attempt_at', 'is', null), eb('next_attempt_at', '<=', now)]))
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  async releaseLease(id: string, owner: string, patch: ActionPatch): Promise<boolean> {
+    const res = await this.c.db
+      .updateTable('actions')
+      .set({ ...patchOnly(patch), lease_owner: null, lease_until: null })
+      .where('id', '=', id)
+      .where('status', '=', 'pending')
+      .where('lease_owner', '=', owner)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  /**
+   * A single SQLite process owns its file, so leases left by a crashed run can be released at start-up. On
+   * PostgreSQL other live instances hold leases too: a dead instance's leases expire and are taken over instead.
+   */
+  async releaseAllLeases(): Promise<number> {
+    if (this.c.dialect === 'postgres') return 0;
+    const res = await this.c.db
+      .updateTable('actions')
+      .set({ lease_owner: null, lease_until: null })
+      .where('status', '=', 'pending')
+      .where('lease_owner', 'is not', null)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows);
+  }
+
+  /** Pending actions whose lease this dispatcher holds (after a store outage, some may have no run behind them). */
+  async listLeasedBy(owner: string): Promise<string[]> {
+    const rows = await this.c.db
+      .selectFrom('actions')
+      .select('id')
+      .where('status', '=', 'pending')
+      .where('lease_owner', '=', owner)
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * Pending actions due for a dispatcher's sweep. On PostgreSQL an action's first seconds in `pending` belong to
+   * the instance that put it there (it answers the waiting agent) and to those woken by NOTIFY; another
+   * instance's sweep taking it first would leave that agent without Stripe's answer. The sweep is the fallback
+   * for missed wake-ups, retries and dead instances.
+   */
+  async listDispatchable(now: string, limit: number, handoffMs = 2_000): Promise<string[]> {
+    let query = this.c.db
+      .selectFrom('actions')
+      .select('id')
+      .where('status', '=', 'pending')
+      .where((eb) => eb.or([eb('next_attempt_at', 'is', null), eb('next_attempt_at', '<=', now)]))
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]));
+    if (this.c.dialect === 'postgres') {
+      query = query.where('updated_at', '<=', new Date(Date.parse(now) - handoffMs).toISOString());
+    }
+    const rows = await query.orderBy('created_at').limit(limit).execute();
+    return rows.map((r) => r.id);
+  }
+
+  async listExpiredHolds(now: string, limit: number): Promise<string[]> {
+    const rows = await this.c.db
+      .selectFrom('actions')
+      .select('id')
+      .where('status', '=', 'awaiting_approval')
+      .where('expires_at', '<=', now)
+      .limit(limit)
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  /** Newest first with keyset pagination on (created_at, id), as Stripe lists are. */
+  async list(q: ListActionsQuery): Promise<{ rows: ActionRow[]; hasMore: boolean }> {
+    let query = this.c.db.selectFrom('actions').selectAll();
+    if (q.status) query = query.where('status', '=', q.status);
+    if (q.agentId) query = query.where('agent_id', '=', q.agentId);
+    if (q.startingAfter) {
+      const cursor = await this.get(q.startingAfter);
+      if (cursor) {
+        const { created_at: c, id } = cursor;
+        query = query.where((eb) =>
+          eb.or([eb('created_at', '<', c), eb.and([eb('created_at', '=', c), eb('id', '<', id)])]),
+        );
+      }
+    }
+    const rows = await query
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(q.limit + 1)
+      .execute();
+    return { rows: rows.slice(0, q.limit), hasMore: rows.length > q.limit };
+  }
+
+  /**
+   * Writes (not reads) created in [since, until), oldest first, a page after `after`: what a policy simulation
+   * decides again.
+   */
+  async writesCreatedBetween(
+    since: string,
+    until: string,
+    after: { created_at: string; id: string } | null,
+    limit: number,
+  ): Promise<ActionRow[]> {
+    let query = this.c.db
+      .selectFrom('actions')
+      .selectAll()
+      .where('created_at', '>=', since)
+      .where('created_at', '<', until)
+      .where('read', '=', 0);
+    if (after) {
+      query = query.where((eb) =>
+        eb.or([
+          eb('created_at', '>', after.created_at),
+          eb.and([eb('created_at', '=', after.created_at), eb('id', '>', after.id)]),
+        ]),
+      );
+    }
+    return query.orderBy('created_at').orderBy('id').limit(limit).execute();
+  }
+
+  /** Actions changed at or after `since`, in (updated_at, id) order, a page after `after`: an audit export's. */
+  async changedSince(
+    since: string,
+    after: { updated_at: string; id: string } | null,
+    limit: number,
+  ): Promise<ActionExportRow[]> {
+    let query = this.c.db
+      .selectFrom('actions')
+      .select([
+        'id',
+        'status',
+        'kind',
+        'mode',
+        'method',
+        'path',
+        'url',
+        'amount',
+        'currency',
+        'amount_usd',
+        'agent_id',
+        'requested_by',
+        'customer',
+        'on_account',
+        'decision',
+        'policy_version',
+        'request_hash',
+        'last_error',
+        'created_at',
+        'decided_at',
+        'completed_at',
+        'updated_at',
+      ])
+      .where('updated_at', '>=', since);
+    if (after) {
+      query = query.where((eb) =>
+        eb.or([
+          eb('updated_at', '>', after.updated_at),
+          eb.and([eb('updated_at', '=', after.updated_at), eb('id', '>', after.id)]),
+        ]),
+      );
+    }
+    return query.orderBy('updated_at').orderBy('id').limit(limit).execute();
+  }
+}
