@@ -18,7 +18,7 @@ import { HoldOutbox } from './notify/outbox.ts';
 import { CallbackSender, callbackSecret } from './outbound/callbacks.ts';
 import { OutboundHttp } from './outbound/http.ts';
 import { loadPolicyFile } from './policy/index.ts';
-import { PolicyReloader, type ReloadResult } from './policy/reload.ts';
+import { PolicyReloader, type ReloadResult } from './policy-tools/reload.ts';
 import { openPostgresStore } from './store/postgres.ts';
 import { openSqliteStore } from './store/sqlite.ts';
 import type { Store } from './store/store.ts';

@@ -4,10 +4,16 @@ import type { Command } from 'commander';
 import type { Config } from '../config/config.ts';
 import { policyResolvers } from '../engine/resolvers/index.ts';
 import { AirlockError } from '../errors.ts';
-import { casesFileFor, runCasesFile } from '../policy/cases.ts';
 import { loadPolicyFile, STARTER_POLICY_PATH } from '../policy/index.ts';
-import { fetchHistory, formatUsd, replayChartSvg, replayHistory, replaySummary } from '../policy/replay.ts';
-import { OUTCOMES, simulate } from '../policy/simulate.ts';
+import { casesFileFor, runCasesFile } from '../policy-tools/cases.ts';
+import {
+  fetchHistory,
+  formatUsd,
+  replayChartSvg,
+  replayHistory,
+  replaySummary,
+} from '../policy-tools/replay.ts';
+import { OUTCOMES, simulate } from '../policy-tools/simulate.ts';
 import { openStore } from '../server.ts';
 import { StripeUpstream } from '../stripe/upstream.ts';
 

@@ -1,11 +1,11 @@
 import type { AttributeResolver, StoredDecision, Submission } from '../engine/engine.ts';
 import type { ResolveContext } from '../engine/resolvers/velocity.ts';
+import { baseAttributes } from '../policy/attributes.ts';
+import { decide } from '../policy/evaluate.ts';
+import type { AttrValue, Outcome, Policy, PolicyDecision } from '../policy/types.ts';
 import type { ActionRow, Store } from '../store/store.ts';
 import { classify } from '../stripe/classify.ts';
 import type { Params } from '../stripe/params.ts';
-import { baseAttributes } from './attributes.ts';
-import { decide } from './evaluate.ts';
-import type { AttrValue, Outcome, Policy, PolicyDecision } from './types.ts';
 
 export const OUTCOMES: readonly Outcome[] = ['allow', 'review', 'block'];
 

@@ -1,10 +1,10 @@
 import { type FSWatcher, readFileSync, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
+import { PolicyError } from '../policy/errors.ts';
+import { parsePolicy, STARTER_POLICY_PATH } from '../policy/policy.ts';
+import type { Policy } from '../policy/types.ts';
 import type { Store } from '../store/store.ts';
-import { PolicyError } from './errors.ts';
-import { parsePolicy, STARTER_POLICY_PATH } from './policy.ts';
-import type { Policy } from './types.ts';
 
 export interface PolicyHolder {
   readonly policy: Policy;

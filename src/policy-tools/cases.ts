@@ -2,14 +2,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { baseAttributes, KNOWN_ATTRIBUTES } from '../policy/attributes.ts';
+import { PolicyError } from '../policy/errors.ts';
+import { decide } from '../policy/evaluate.ts';
+import { loadPolicyFile, STARTER_POLICY_PATH } from '../policy/policy.ts';
+import { riskInputFromAttributes, riskScore } from '../policy/risk.ts';
+import type { AttrValue, Outcome, Policy } from '../policy/types.ts';
 import { classify } from '../stripe/classify.ts';
 import type { Params, ParamValue } from '../stripe/params.ts';
-import { baseAttributes, KNOWN_ATTRIBUTES } from './attributes.ts';
-import { PolicyError } from './errors.ts';
-import { decide } from './evaluate.ts';
-import { loadPolicyFile, STARTER_POLICY_PATH } from './policy.ts';
-import { riskInputFromAttributes, riskScore } from './risk.ts';
-import type { AttrValue, Outcome, Policy } from './types.ts';
 
 /** When a case names no time: Tuesday 12 March 2024, 16:00 UTC (noon in New York). */
 export const DEFAULT_CASE_TIME = '2024-03-12T16:00:00Z';

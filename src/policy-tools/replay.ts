@@ -1,10 +1,10 @@
 import { type AttributeResolver, Engine } from '../engine/engine.ts';
 import { policyResolvers } from '../engine/resolvers/index.ts';
+import type { AttrValue, Outcome, Policy } from '../policy/types.ts';
 import { openSqliteStore } from '../store/sqlite.ts';
 import { classify } from '../stripe/classify.ts';
 import type { Params } from '../stripe/params.ts';
 import type { StripeUpstream } from '../stripe/upstream.ts';
-import type { AttrValue, Outcome, Policy } from './types.ts';
 
 /** One write found in the account's history, as Airlock would have received it. */
 export interface HistoryEvent {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadPolicyFile, type Policy } from '../../src/policy/index.ts';
-import { PolicyReloader } from '../../src/policy/reload.ts';
+import { PolicyReloader } from '../../src/policy-tools/reload.ts';
 import { openSqliteStore } from '../../src/store/sqlite.ts';
 import type { Store } from '../../src/store/store.ts';
 import { tempDir } from '../helpers/stack.ts';
