@@ -1,6 +1,6 @@
 import { RuleError } from './errors.ts';
 import { type Token, tokenize } from './lexer.ts';
-import type { Outcome } from './types.ts';
+import type { Outcome } from './outcome.ts';
 
 /** Character offsets into the rule's text: [start, end). */
 export interface Span {

@@ -1,6 +1,7 @@
+import type { Outcome } from './outcome.ts';
 import type { RuleAst } from './parser.ts';
 
-export type Outcome = 'allow' | 'review' | 'block';
+export type { Outcome } from './outcome.ts';
 export type PolicyMode = 'enforce' | 'shadow';
 
 export type AttrValue = string | number | boolean | null | undefined | readonly string[];
