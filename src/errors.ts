@@ -1,4 +1,6 @@
-// Errors with stable string codes. HTTP status and body shapes are decided in http/errors.ts, nowhere else.
+// Errors with stable string codes, each with its HTTP status (`httpStatus`, below), so every surface that answers
+// over HTTP (the JSON API, the dashboard's pages) gives a code the same status. The JSON body's shape is
+// http/errors.ts's, nowhere else.
 
 export type ErrorCode =
   | 'approval_required'
@@ -35,6 +37,48 @@ export type ErrorCode =
   | 'link_expired'
   | 'link_used'
   | 'rate_limit';
+
+/** The HTTP status of each code, for every surface: the API's JSON errors and the dashboard's pages. */
+const HTTP_STATUS: Record<ErrorCode, number> = {
+  approval_required: 403,
+  action_blocked: 403,
+  action_rejected: 403,
+  action_expired: 403,
+  action_cancelled: 403,
+  action_in_progress: 409,
+  upstream_unreachable: 502,
+  upstream_not_allowed: 403,
+  authentication_required: 401,
+  invalid_api_key: 401,
+  api_key_expired: 401,
+  forbidden: 403,
+  resource_missing: 404,
+  parameter_invalid: 400,
+  parameter_invalid_integer: 400,
+  parameter_missing: 400,
+  idempotency_error: 400,
+  idempotency_conflict: 409,
+  invalid_transition: 409,
+  already_decided: 409,
+  self_approval: 403,
+  store_unavailable: 503,
+  internal_error: 500,
+  body_too_large: 413,
+  unsupported_media_type: 415,
+  malformed_body: 400,
+  unknown_path: 404,
+  policy_invalid: 500,
+  config_invalid: 500,
+  csrf_invalid: 403,
+  link_invalid: 403,
+  link_expired: 410,
+  link_used: 409,
+  rate_limit: 429,
+};
+
+export function httpStatus(code: ErrorCode): number {
+  return HTTP_STATUS[code];
+}
 
 export class AirlockError extends Error {
   readonly code: ErrorCode;

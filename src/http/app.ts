@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Dispatcher } from '../engine/dispatcher.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { Gateway } from '../engine/gateway.ts';
-import { AirlockError } from '../errors.ts';
+import { AirlockError, httpStatus } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { MCP_PATH, registerMcp } from '../mcp/http.ts';
 import type { CallbackSender } from '../outbound/callbacks.ts';
@@ -14,7 +14,7 @@ import { ParamError, parseForm } from '../stripe/params.ts';
 import type { StripeUpstream } from '../stripe/upstream.ts';
 import { registerAdminApi } from './admin.ts';
 import { registerApi } from './api.ts';
-import { httpStatus, isInternal, sendError, toAirlockError } from './errors.ts';
+import { isInternal, sendError, toAirlockError } from './errors.ts';
 import { registerProxy } from './proxy.ts';
 import { RateLimiter } from './rate-limit.ts';
 

@@ -1,58 +1,53 @@
 import type { FastifyReply } from 'fastify';
-import { AirlockError, type ErrorCode } from '../errors.ts';
+import { AirlockError, type ErrorCode, httpStatus } from '../errors.ts';
 import { asStoreError } from '../store/store.ts';
 import { ParamError } from '../stripe/classify.ts';
 import { RateLimited } from './rate-limit.ts';
 
 interface WireError {
-  status: number;
   type: 'invalid_request_error' | 'api_error' | 'idempotency_error';
   shouldRetry?: boolean;
 }
 
-// The one table from error codes to HTTP. Bodies always take Stripe's shape, which the official client parses.
+// The one table from error codes to the JSON body (the status is `httpStatus`, in ../errors.ts). Bodies always take
+// Stripe's shape, which the official client parses.
 const WIRE: Record<ErrorCode, WireError> = {
-  approval_required: { status: 403, type: 'invalid_request_error', shouldRetry: false },
-  action_blocked: { status: 403, type: 'invalid_request_error', shouldRetry: false },
-  action_rejected: { status: 403, type: 'invalid_request_error', shouldRetry: false },
-  action_expired: { status: 403, type: 'invalid_request_error', shouldRetry: false },
-  action_cancelled: { status: 403, type: 'invalid_request_error', shouldRetry: false },
-  action_in_progress: { status: 409, type: 'invalid_request_error', shouldRetry: true },
-  upstream_unreachable: { status: 502, type: 'api_error', shouldRetry: false },
-  upstream_not_allowed: { status: 403, type: 'invalid_request_error', shouldRetry: false },
-  authentication_required: { status: 401, type: 'invalid_request_error' },
-  invalid_api_key: { status: 401, type: 'invalid_request_error' },
-  api_key_expired: { status: 401, type: 'invalid_request_error' },
-  forbidden: { status: 403, type: 'invalid_request_error', shouldRetry: false },
-  resource_missing: { status: 404, type: 'invalid_request_error' },
-  parameter_invalid: { status: 400, type: 'invalid_request_error' },
-  parameter_invalid_integer: { status: 400, type: 'invalid_request_error' },
-  parameter_missing: { status: 400, type: 'invalid_request_error' },
-  idempotency_error: { status: 400, type: 'idempotency_error' },
-  idempotency_conflict: { status: 409, type: 'idempotency_error' },
-  invalid_transition: { status: 409, type: 'invalid_request_error' },
-  already_decided: { status: 409, type: 'invalid_request_error' },
-  self_approval: { status: 403, type: 'invalid_request_error' },
-  store_unavailable: { status: 503, type: 'api_error', shouldRetry: false },
+  approval_required: { type: 'invalid_request_error', shouldRetry: false },
+  action_blocked: { type: 'invalid_request_error', shouldRetry: false },
+  action_rejected: { type: 'invalid_request_error', shouldRetry: false },
+  action_expired: { type: 'invalid_request_error', shouldRetry: false },
+  action_cancelled: { type: 'invalid_request_error', shouldRetry: false },
+  action_in_progress: { type: 'invalid_request_error', shouldRetry: true },
+  upstream_unreachable: { type: 'api_error', shouldRetry: false },
+  upstream_not_allowed: { type: 'invalid_request_error', shouldRetry: false },
+  authentication_required: { type: 'invalid_request_error' },
+  invalid_api_key: { type: 'invalid_request_error' },
+  api_key_expired: { type: 'invalid_request_error' },
+  forbidden: { type: 'invalid_request_error', shouldRetry: false },
+  resource_missing: { type: 'invalid_request_error' },
+  parameter_invalid: { type: 'invalid_request_error' },
+  parameter_invalid_integer: { type: 'invalid_request_error' },
+  parameter_missing: { type: 'invalid_request_error' },
+  idempotency_error: { type: 'idempotency_error' },
+  idempotency_conflict: { type: 'idempotency_error' },
+  invalid_transition: { type: 'invalid_request_error' },
+  already_decided: { type: 'invalid_request_error' },
+  self_approval: { type: 'invalid_request_error' },
+  store_unavailable: { type: 'api_error', shouldRetry: false },
   // A bug: the same request would likely fail the same way, so clients are told not to retry it blindly.
-  internal_error: { status: 500, type: 'api_error', shouldRetry: false },
-  body_too_large: { status: 413, type: 'invalid_request_error' },
-  unsupported_media_type: { status: 415, type: 'invalid_request_error' },
-  malformed_body: { status: 400, type: 'invalid_request_error' },
-  unknown_path: { status: 404, type: 'invalid_request_error' },
-  policy_invalid: { status: 500, type: 'api_error' },
-  config_invalid: { status: 500, type: 'api_error' },
-  csrf_invalid: { status: 403, type: 'invalid_request_error' },
-  link_invalid: { status: 403, type: 'invalid_request_error' },
-  link_expired: { status: 410, type: 'invalid_request_error' },
-  link_used: { status: 409, type: 'invalid_request_error' },
-  rate_limit: { status: 429, type: 'invalid_request_error' },
+  internal_error: { type: 'api_error', shouldRetry: false },
+  body_too_large: { type: 'invalid_request_error' },
+  unsupported_media_type: { type: 'invalid_request_error' },
+  malformed_body: { type: 'invalid_request_error' },
+  unknown_path: { type: 'invalid_request_error' },
+  policy_invalid: { type: 'api_error' },
+  config_invalid: { type: 'api_error' },
+  csrf_invalid: { type: 'invalid_request_error' },
+  link_invalid: { type: 'invalid_request_error' },
+  link_expired: { type: 'invalid_request_error' },
+  link_used: { type: 'invalid_request_error' },
+  rate_limit: { type: 'invalid_request_error' },
 };
-
-/** The HTTP status for an error code, for surfaces that answer in HTML rather than JSON (the dashboard). */
-export function httpStatus(code: ErrorCode): number {
-  return WIRE[code].status;
-}
 
 /** Turns anything thrown by a handler (ours, Fastify's, the driver's) into a specific answer; never a crash. */
 export function toAirlockError(err: unknown): AirlockError {
@@ -94,10 +89,11 @@ export function toAirlockError(err: unknown): AirlockError {
 
 export function sendError(reply: FastifyReply, error: AirlockError): FastifyReply {
   const wire = WIRE[error.code];
+  const status = httpStatus(error.code);
   if (wire.shouldRetry !== undefined) reply.header('Stripe-Should-Retry', String(wire.shouldRetry));
   if (error.actionId) reply.header('Airlock-Action', error.actionId);
   if (error instanceof RateLimited) reply.header('Retry-After', String(error.retryAfterSeconds));
-  return reply.code(wire.status).send({
+  return reply.code(status).send({
     error: {
       type: wire.type,
       code: error.code,
@@ -109,5 +105,5 @@ export function sendError(reply: FastifyReply, error: AirlockError): FastifyRepl
 }
 
 export function isInternal(error: AirlockError): boolean {
-  return WIRE[error.code].status >= 500;
+  return httpStatus(error.code) >= 500;
 }

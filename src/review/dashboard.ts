@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { LoginThrottle } from '../auth/throttle.ts';
 import type { Dispatcher } from '../engine/dispatcher.ts';
 import type { Engine } from '../engine/engine.ts';
-import { httpStatus } from '../http/errors.ts';
+import { httpStatus } from '../errors.ts';
 import { registerActions } from './routes/actions.ts';
 import { registerAssets } from './routes/assets.ts';
 import type { ReviewContext } from './routes/context.ts';

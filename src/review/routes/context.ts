@@ -18,7 +18,7 @@ export interface ReviewContext {
   sessions: Sessions;
   throttle: LoginThrottle;
   now: () => Date;
-  /** The HTTP status for an error code: the API's one mapping, handed in by the plugin. */
+  /** The HTTP status for an error code (`httpStatus`, src/errors.ts, as the API answers), handed in by the plugin. */
   statusOf: (code: ErrorCode) => number;
 }
 
