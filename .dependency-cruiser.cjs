@@ -13,6 +13,7 @@ module.exports = {
     forbid('policy-tools-above-engine', '^src/(policy|engine|store|stripe|outbound|notify|auth|audit)/', '^src/policy-tools/', 'policy-tools/ (tests, simulation, replay, reload) runs the engine and the store; nothing below it imports it.'),
     forbid('store-below-policy', '^src/store/', '^src/(policy|engine|outbound|notify)/', 'store/ sits below everything that decides.'),
     forbid('outbound-below-engine', '^src/outbound/', '^src/engine/', 'outbound/ delivers; it does not drive the lifecycle.'),
+    forbid('auth-below-surfaces', '^src/auth/', '^src/(http|review|mcp|cli)/', 'Credentials and who-may rules serve every surface, so they import none.'),
     forbid('errors-at-the-bottom', '^src/errors\\.ts$', '^src/', 'Error codes and their HTTP statuses sit below every layer that throws or answers them.'),
     forbid('mcp-not-to-http', '^src/mcp/', '^src/http/', 'MCP and HTTP are sibling surfaces.'),
     forbid('review-not-to-http', '^src/review/', '^src/http/', 'The dashboard and the HTTP API are sibling surfaces.'),

@@ -1,8 +1,8 @@
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { AgentKeyCache, authenticateAgent } from '../auth/agent-keys.ts';
 import type { Engine } from '../engine/engine.ts';
-import { AgentKeyCache, authenticateAgent } from '../http/proxy.ts';
 import { injectCall } from './call.ts';
 import { createMcpServer } from './tools.ts';
 
