@@ -4,9 +4,21 @@ import { parseVelocityName, VELOCITY_PATTERN } from './velocity.ts';
 
 export type AttrType = 'number' | 'string' | 'boolean' | 'string[]';
 
-/** Where a value comes from, so the caller knows what it must compute before deciding. */
-export type AttrSource = 'request' | 'clock' | 'upstream' | 'velocity' | 'risk';
+/**
+ * The resolvers the engine runs after the attributes computed here, in this order: risk reads what the others found.
+ * An attribute that needs I/O (Stripe, the store) names one as its `source`; the engine implements each, by name,
+ * in src/engine/resolvers/.
+ */
+export const RESOLVERS = ['upstream', 'velocity', 'risk'] as const;
+export type ResolverName = (typeof RESOLVERS)[number];
 
+/**
+ * Where a value comes from, so the caller knows what it must compute before deciding: `request` and `clock` values
+ * are computed here, without I/O (`baseAttributes`); the others by the resolver of that name.
+ */
+export type AttrSource = 'request' | 'clock' | ResolverName;
+
+/** What the linter and the evaluator know of an attribute: its type, and where its value comes from. */
 export interface AttributeSpec {
   type: AttrType;
   source: AttrSource;
@@ -16,6 +28,8 @@ export interface AttributeSpec {
 export interface AttributePattern {
   pattern: RegExp;
   spec: AttributeSpec;
+  /** How the docs write the family's names: '<scope>_<what>_<usd|count>_<window>'. */
+  name?: string;
   /** A further check a name matching `pattern` must pass (say, a window of at most 90 days). */
   accepts?: (name: string) => boolean;
 }
@@ -62,26 +76,9 @@ export class AttributeRegistry {
   }
 }
 
-const req = (type: AttrType, description: string): AttributeSpec => ({
-  type,
-  source: 'request',
-  description,
-});
-const clock = (type: AttrType, description: string): AttributeSpec => ({
-  type,
-  source: 'clock',
-  description,
-});
-
-const upstream = (type: AttrType, description: string): AttributeSpec => ({
-  type,
-  source: 'upstream',
-  description,
-});
-const risk = (type: AttrType, description: string): AttributeSpec => ({ type, source: 'risk', description });
-
 export const VELOCITY_ATTRIBUTE: AttributePattern = {
   pattern: VELOCITY_PATTERN,
+  name: '<scope>_<what>_<usd|count>_<window>',
   accepts: (name) => parseVelocityName(name) !== null,
   spec: {
     type: 'number',
@@ -91,43 +88,240 @@ export const VELOCITY_ATTRIBUTE: AttributePattern = {
   },
 };
 
-export const KNOWN_ATTRIBUTES = new AttributeRegistry(
-  {
-    kind: req('string', "what the action does, e.g. 'refund.create'"),
-    read: req('boolean', 'true for calls that change nothing'),
-    method: req('string', "HTTP method, upper case: 'POST'"),
-    path: req('string', "request path: '/v1/refunds'"),
-    amount: req('number', 'amount in minor units (cents; yen for JPY)'),
-    currency: req('string', "lower-case ISO code: 'usd'"),
-    amount_in_usd: req('number', 'amount converted to US dollars with the policy currency rates'),
-    agent: req('string', 'name of the calling agent'),
-    stripe_account: req('string', 'connected account the call acts on (Stripe-Context, else Stripe-Account)'),
-    stripe_context: req('string', 'the Stripe-Context header as sent'),
-    declared_kind: req('string', "the kind a generic action's caller named (a claim, not a derived fact)"),
-    declared_amount: req('number', "the amount a generic action's caller named, in minor units (a claim)"),
-    declared_currency: req('string', "the currency a generic action's caller named (a claim)"),
-    declared_amount_in_usd: req('number', 'the caller-named amount in US dollars (a claim)'),
-    customer: req('string', 'customer id'),
-    charge: req('string', 'charge id'),
-    destination: req('string', 'payout or transfer destination'),
-    payment_intent: req('string', 'payment intent id'),
-    hour: clock('number', 'hour of the day 0–23 in the policy timezone'),
-    weekday: clock('string', "day of the week in the policy timezone: 'mon' … 'sun'"),
-    business_hours: clock('boolean', 'inside the policy business hours'),
-    full_refund: req('boolean', 'a refund that names no amount, so refunds whatever remains'),
-    refundable_amount: upstream('number', "what remains refundable on the refund's charge, in minor units"),
-    charge_age_days: upstream('number', 'days since the charge being refunded or captured was created'),
-    charge_disputed: upstream('boolean', 'the charge being refunded has a dispute'),
-    customer_age_days: upstream('number', "days since the action's customer was created"),
-    lookup_failed: upstream('boolean', 'an upstream look-up this decision needed failed'),
-    agent_rejection_rate: risk(
-      'number',
-      "share of the agent's reviewed actions rejected in the last 7 days, 0–1",
-    ),
-    risk_score: risk('number', 'risk score 0–100, from named factors (see the decision)'),
-    risk_level: risk('string', "'normal', 'elevated' (65 and up) or 'highest' (75 and up)"),
+/** What the attributes computed here read: the request's facts, the policy, and `now` on its wall clock. */
+export interface BaseInput {
+  facts: RequestFacts;
+  policy: Policy;
+  /** The request's currency, lower case. */
+  currency: string | null;
+  /** The currency a generic action's caller named, lower case. */
+  declaredCurrency: string | null;
+  /** `now` in the policy's time zone: weekday (0 = Sunday), hour and minute. */
+  local: { day: number; hour: number; minute: number };
+}
+
+type ValueOf<T extends AttrType> = {
+  number: number;
+  string: string;
+  boolean: boolean;
+  'string[]': readonly string[];
+}[T];
+
+/** An attribute computed here, from the request or the clock: `value` returns its type, or null when missing. */
+type ComputedAttribute = {
+  [T in AttrType]: AttributeSpec & {
+    type: T;
+    source: 'request' | 'clock';
+    value: (input: BaseInput) => ValueOf<T> | null;
+  };
+}[AttrType];
+
+/** An attribute that needs I/O: the resolver named by `source` sets it (or leaves it missing). */
+type ResolvedAttribute = AttributeSpec & { source: ResolverName };
+
+export type AttributeDeclaration = ComputedAttribute | ResolvedAttribute;
+
+const toUsdOrNull = (amount: number | null | undefined, currency: string | null, policy: Policy) =>
+  amount != null && currency !== null ? toUsd(amount, currency, policy.currencyRates) : null;
+
+/**
+ * Every attribute a rule may name, declared once: its type (the linter checks rules against it, the evaluator reads
+ * values by it), its documentation (docs/policies.md's table is generated from it) and where its value comes from:
+ * a pure `value` for the request and the clock, else the name of the engine's resolver that sets it. A new
+ * attribute is one entry here (plus, if it needs I/O, a line in its resolver). Families of names, such as the
+ * velocity windows, are patterns: VELOCITY_ATTRIBUTE.
+ */
+export const ATTRIBUTES = {
+  kind: {
+    type: 'string',
+    source: 'request',
+    description: "what the action does, e.g. 'refund.create'",
+    value: ({ facts }) => facts.kind,
   },
-  [VELOCITY_ATTRIBUTE],
+  read: {
+    type: 'boolean',
+    source: 'request',
+    description: 'true for calls that change nothing',
+    value: ({ facts }) => facts.read,
+  },
+  method: {
+    type: 'string',
+    source: 'request',
+    description: "HTTP method, upper case: 'POST'",
+    value: ({ facts }) => facts.method,
+  },
+  path: {
+    type: 'string',
+    source: 'request',
+    description: "request path: '/v1/refunds'",
+    value: ({ facts }) => facts.path,
+  },
+  amount: {
+    type: 'number',
+    source: 'request',
+    description:
+      'amount in minor units (cents; yen for JPY); for a refund or capture, Stripe fills in what the request leaves out',
+    value: ({ facts }) => facts.amount,
+  },
+  currency: {
+    type: 'string',
+    source: 'request',
+    description: "lower-case ISO code: 'usd'",
+    value: ({ currency }) => currency,
+  },
+  amount_in_usd: {
+    type: 'number',
+    source: 'request',
+    description: 'amount converted to US dollars with the policy currency rates',
+    value: ({ facts, currency, policy }) => toUsdOrNull(facts.amount, currency, policy),
+  },
+  agent: {
+    type: 'string',
+    source: 'request',
+    description: 'name of the calling agent',
+    value: ({ facts }) => facts.agent,
+  },
+  stripe_account: {
+    type: 'string',
+    source: 'request',
+    description: 'connected account the call acts on (Stripe-Context, else Stripe-Account)',
+    value: ({ facts }) => facts.stripe_account,
+  },
+  stripe_context: {
+    type: 'string',
+    source: 'request',
+    description: 'the Stripe-Context header as sent',
+    value: ({ facts }) => facts.stripe_context ?? null,
+  },
+  declared_kind: {
+    type: 'string',
+    source: 'request',
+    description: "the kind a generic action's caller named (a claim, not a derived fact)",
+    value: ({ facts }) => facts.declared?.kind ?? null,
+  },
+  declared_amount: {
+    type: 'number',
+    source: 'request',
+    description: "the amount a generic action's caller named, in minor units (a claim)",
+    value: ({ facts }) => facts.declared?.amount ?? null,
+  },
+  declared_currency: {
+    type: 'string',
+    source: 'request',
+    description: "the currency a generic action's caller named (a claim)",
+    value: ({ declaredCurrency }) => declaredCurrency,
+  },
+  declared_amount_in_usd: {
+    type: 'number',
+    source: 'request',
+    description: 'the caller-named amount in US dollars (a claim)',
+    value: ({ facts, declaredCurrency, policy }) =>
+      toUsdOrNull(facts.declared?.amount, declaredCurrency, policy),
+  },
+  customer: {
+    type: 'string',
+    source: 'request',
+    description: "customer id (for a refund or capture, also from the charge's customer)",
+    value: ({ facts }) => facts.customer,
+  },
+  charge: {
+    type: 'string',
+    source: 'request',
+    description: 'charge id',
+    value: ({ facts }) => facts.charge,
+  },
+  destination: {
+    type: 'string',
+    source: 'request',
+    description: 'payout or transfer destination',
+    value: ({ facts }) => facts.destination,
+  },
+  payment_intent: {
+    type: 'string',
+    source: 'request',
+    description: 'payment intent id',
+    value: ({ facts }) => facts.payment_intent,
+  },
+  hour: {
+    type: 'number',
+    source: 'clock',
+    description: 'hour of the day 0–23 in the policy timezone',
+    value: ({ local }) => local.hour,
+  },
+  weekday: {
+    type: 'string',
+    source: 'clock',
+    description: "day of the week in the policy timezone: 'mon' … 'sun'",
+    value: ({ local }) => WEEKDAYS[local.day] ?? null,
+  },
+  business_hours: {
+    type: 'boolean',
+    source: 'clock',
+    description: 'inside the policy business hours',
+    value: ({ local, policy }) => {
+      const bh = policy.businessHours;
+      const minutes = local.hour * 60 + local.minute;
+      return bh.days.includes(local.day) && minutes >= bh.fromMinutes && minutes < bh.toMinutes;
+    },
+  },
+  full_refund: {
+    type: 'boolean',
+    source: 'upstream',
+    description:
+      'a refund that names no amount, so refunds whatever remains of its charge (known with the look-ups)',
+  },
+  refundable_amount: {
+    type: 'number',
+    source: 'upstream',
+    description: "what remains refundable on the refund's charge, in minor units",
+  },
+  charge_age_days: {
+    type: 'number',
+    source: 'upstream',
+    description: 'days since the charge being refunded or captured was created',
+  },
+  charge_disputed: {
+    type: 'boolean',
+    source: 'upstream',
+    description: 'the charge being refunded has a dispute',
+  },
+  customer_age_days: {
+    type: 'number',
+    source: 'upstream',
+    description: "days since the action's customer was created (looked up only when a rule uses it)",
+  },
+  lookup_failed: {
+    type: 'boolean',
+    source: 'upstream',
+    description: 'an upstream look-up this decision needed failed',
+  },
+  agent_rejection_rate: {
+    type: 'number',
+    source: 'risk',
+    description: "share of the agent's reviewed actions rejected in the last 7 days, 0–1",
+  },
+  risk_score: {
+    type: 'number',
+    source: 'risk',
+    description: 'risk score 0–100, from named factors (see the decision)',
+  },
+  risk_level: {
+    type: 'string',
+    source: 'risk',
+    description: "'normal', 'elevated' (65 and up) or 'highest' (75 and up)",
+  },
+} satisfies Record<string, AttributeDeclaration>;
+
+export type AttributeName = keyof typeof ATTRIBUTES;
+
+const DECLARED: Readonly<Record<string, AttributeDeclaration>> = ATTRIBUTES;
+
+/** The names rules may use, with their types: ATTRIBUTES and the velocity family. */
+export const KNOWN_ATTRIBUTES = new AttributeRegistry(DECLARED, [VELOCITY_ATTRIBUTE]);
+
+/** The attributes computed here, in declaration order. */
+const COMPUTED = Object.entries(DECLARED).flatMap(([name, d]) =>
+  'value' in d ? [{ name, value: d.value }] : [],
 );
 
 export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
@@ -201,39 +395,19 @@ function formatLocalTime(now: Date, timezone: string): { day: number; hour: numb
   return { day, hour, minute };
 }
 
-/** The request and clock attributes every decision can use. Upstream, velocity and risk attributes come later. */
+/**
+ * The request and clock attributes every decision can use: each ATTRIBUTES entry with a `value`. Upstream, velocity
+ * and risk attributes come later, from the engine's resolvers.
+ */
 export function baseAttributes(facts: RequestFacts, now: Date, policy: Policy): Record<string, AttrValue> {
-  const currency = facts.currency === null ? null : facts.currency.toLowerCase();
-  const amountInUsd =
-    facts.amount !== null && currency !== null ? toUsd(facts.amount, currency, policy.currencyRates) : null;
-  const declaredCurrency = facts.declared?.currency ? facts.declared.currency.toLowerCase() : null;
-  const { day, hour, minute } = localTime(now, policy.timezone);
-  const minutes = hour * 60 + minute;
-  const bh = policy.businessHours;
-  return {
-    kind: facts.kind,
-    read: facts.read,
-    method: facts.method,
-    path: facts.path,
-    amount: facts.amount,
-    currency,
-    amount_in_usd: amountInUsd,
-    agent: facts.agent,
-    stripe_account: facts.stripe_account,
-    stripe_context: facts.stripe_context ?? null,
-    declared_kind: facts.declared?.kind ?? null,
-    declared_amount: facts.declared?.amount ?? null,
-    declared_currency: declaredCurrency,
-    declared_amount_in_usd:
-      facts.declared?.amount != null && declaredCurrency !== null
-        ? toUsd(facts.declared.amount, declaredCurrency, policy.currencyRates)
-        : null,
-    customer: facts.customer,
-    charge: facts.charge,
-    destination: facts.destination,
-    payment_intent: facts.payment_intent,
-    hour,
-    weekday: WEEKDAYS[day],
-    business_hours: bh.days.includes(day) && minutes >= bh.fromMinutes && minutes < bh.toMinutes,
+  const input: BaseInput = {
+    facts,
+    policy,
+    currency: facts.currency === null ? null : facts.currency.toLowerCase(),
+    declaredCurrency: facts.declared?.currency ? facts.declared.currency.toLowerCase() : null,
+    local: localTime(now, policy.timezone),
   };
+  const out: Record<string, AttrValue> = {};
+  for (const { name, value } of COMPUTED) out[name] = value(input);
+  return out;
 }

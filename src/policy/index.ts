@@ -1,13 +1,20 @@
 export {
+  ATTRIBUTES,
+  type AttributeDeclaration,
+  type AttributeName,
   type AttributePattern,
   AttributeRegistry,
   type AttributeSpec,
   type AttrSource,
   type AttrType,
+  type BaseInput,
   baseAttributes,
   KNOWN_ATTRIBUTES,
   localTime,
+  RESOLVERS,
   type RequestFacts,
+  type ResolverName,
+  VELOCITY_ATTRIBUTE,
   WEEKDAYS,
 } from './attributes.ts';
 export { DEFAULT_CURRENCY_RATES, minorUnitExponent, toUsd } from './currency.ts';
