@@ -29,6 +29,7 @@ export function newId(prefix: string): string {
   return `${prefix}_${randomToken(20)}`;
 }
 
-export function sha256Hex(input: string): string {
+/** SHA-256 in lower-case hex; a string is hashed as its UTF-8 bytes. */
+export function sha256Hex(input: string | Uint8Array): string {
   return createHash('sha256').update(input).digest('hex');
 }

@@ -2,8 +2,9 @@
 // heads. It states "the chain ended at event `ledger_seq` with hash `ledger_hash` at `signed_at`", and links to the
 // digest before it. It says nothing about how the chain is formed, so the chain can be rebuilt differently later
 // (issue 21's sealer) without changing what is signed. The format is described in docs/audit.md.
-import { createHash, type KeyObject, sign, verify } from 'node:crypto';
+import { type KeyObject, sign, verify } from 'node:crypto';
 import { z } from 'zod';
+import { sha256Hex } from '../ids.ts';
 
 export const DIGEST_VERSION = 1;
 /** previous_digest_hash of the first digest. */
@@ -68,13 +69,13 @@ export function statementBytes(s: DigestStatement): Buffer {
 }
 
 export function digestHashOf(s: DigestStatement): string {
-  return createHash('sha256').update(statementBytes(s)).digest('hex');
+  return sha256Hex(statementBytes(s));
 }
 
 /** A public key's fingerprint: the first 16 bytes of the SHA-256 of its DER (SPKI) encoding, in hex. */
 export function keyId(publicKey: KeyObject): string {
   const der = publicKey.export({ type: 'spki', format: 'der' });
-  return createHash('sha256').update(der).digest('hex').slice(0, 32);
+  return sha256Hex(der).slice(0, 32);
 }
 
 export function signDigest(
@@ -86,7 +87,7 @@ export function signDigest(
   return {
     object: 'ledger_digest',
     ...statement,
-    digest_hash: createHash('sha256').update(bytes).digest('hex'),
+    digest_hash: sha256Hex(bytes),
     // Ed25519 takes no separate hash algorithm: node:crypto wants null here.
     signature: sign(null, bytes, key.privateKey).toString('base64'),
   };
@@ -106,7 +107,7 @@ export function checkDigest(d: LedgerDigest, keys: ReadonlyMap<string, KeyObject
     signed = false;
   }
   if (!signed) return 'altered';
-  return createHash('sha256').update(bytes).digest('hex') === d.digest_hash ? 'ok' : 'altered';
+  return sha256Hex(bytes) === d.digest_hash ? 'ok' : 'altered';
 }
 
 /** Reads one digest (a JSON line of the digest file or a record of an export); a string says what is wrong. */

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
@@ -11,6 +10,7 @@ import {
   parseDocument,
   type YAMLMap,
 } from 'yaml';
+import { sha256Hex } from '../ids.ts';
 import { type AttributeRegistry, KNOWN_ATTRIBUTES, WEEKDAYS } from './attributes.ts';
 import { DEFAULT_CURRENCY_RATES } from './currency.ts';
 import { PolicyError, RuleError } from './errors.ts';
@@ -142,10 +142,6 @@ function alignScalar(src: string, start: number, end: number, value: string): nu
   }
   offsets.push(j);
   return offsets;
-}
-
-function sha256Hex(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
 }
 
 class Loader {
