@@ -1,4 +1,4 @@
-import type { Reviewer } from '../engine/engine.ts';
+import type { Agent, Reviewer } from '../engine/engine.ts';
 import { AirlockError } from '../errors.ts';
 import { newId, randomToken, sha256Hex } from '../ids.ts';
 import type { CredentialKind, CredentialListing } from '../store/credentials.ts';
@@ -166,8 +166,9 @@ export function redactCredential(key: string): string {
   return key.length <= 8 ? '****' : `${key.slice(0, 7)}${'*'.repeat(4)}${key.slice(-4)}`;
 }
 
+/** Who a credential belongs to; a surface that refuses some kinds narrows it (http/api.ts: no admins). */
 export type Principal =
-  | { type: 'agent'; agent: { id: string; name: string } }
+  | { type: 'agent'; agent: Agent }
   | { type: 'reviewer'; reviewer: Reviewer & { groups: string[] } }
   | { type: 'admin'; admin: Admin };
 

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { authenticate, credentialFrom } from '../auth/credentials.ts';
+import { authenticate, credentialFrom, type Principal } from '../auth/credentials.ts';
 import { callbacksFor } from '../engine/callbacks.ts';
 import type { Dispatcher } from '../engine/dispatcher.ts';
 import {
@@ -29,7 +29,8 @@ import {
   WaitQuery,
 } from './schemas.ts';
 
-type Principal = { type: 'reviewer'; reviewer: Reviewer } | { type: 'agent'; agent: Agent };
+/** Who may use these APIs: reviewers and agents; admin tokens use the admin API only. */
+type ApiPrincipal = Exclude<Principal, { type: 'admin' }>;
 
 export interface ApiDeps {
   engine: Engine;
@@ -98,7 +99,7 @@ function checkHeaders(headers: Record<string, string>): void {
 export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
   const { engine } = deps;
 
-  async function principal(request: FastifyRequest): Promise<Principal> {
+  async function principal(request: FastifyRequest): Promise<ApiPrincipal> {
     const p = await authenticate(engine.store, request.headers.authorization, engine.clock.now());
     if (p.type === 'admin') {
       throw new AirlockError(
@@ -128,7 +129,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     return p.agent;
   }
 
-  async function visible(p: Principal, id: string): Promise<ActionRow> {
+  async function visible(p: ApiPrincipal, id: string): Promise<ActionRow> {
     const row = await engine.get(id);
     if (p.type === 'agent' && row.agent_id !== p.agent.id) {
       throw new AirlockError('resource_missing', `No such action: '${id}'`, { param: 'id' });
