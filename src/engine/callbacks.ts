@@ -53,6 +53,7 @@ export interface HoldNotifications {
   enqueue(tx: Store, row: ActionRow, at: string): Promise<void>;
 }
 
+/** A callback and how its delivery went, as the actions API (and the SDK's `Action`) shows it. */
 export interface CallbackDelivery {
   id: string;
   type: string;

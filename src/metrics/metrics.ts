@@ -2,7 +2,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { DispatchAttempt, DispatchObserver } from '../engine/dispatcher.ts';
 import type { ActionChange, ActionDecided, Engine } from '../engine/engine.ts';
 import type { Status } from '../engine/status.ts';
-import type { CallbackDelivery, CallbackObserver } from '../outbound/callbacks.ts';
+import type { CallbackObserver, CallbackOutcome } from '../outbound/callbacks.ts';
 
 // A hold is answered in seconds by a bot test and in hours by a person on a weekend.
 const REVIEW_BUCKETS = [1, 10, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 72 * 3600];
@@ -151,7 +151,7 @@ export class Metrics implements DispatchObserver, CallbackObserver {
     if (a.result !== 'ok') this.dispatchErrors.inc({ mode: a.mode, reason: a.result });
   }
 
-  delivery(d: CallbackDelivery): void {
+  delivery(d: CallbackOutcome): void {
     this.callbacks.inc({ result: d.result });
   }
 

@@ -11,13 +11,14 @@ export interface CallbackOptions extends RetryOptions {
   allowPrivate: boolean;
 }
 
-export interface CallbackDelivery {
+/** How one try of a callback ended, for metrics; `status` is null when the receiver gave no answer. */
+export interface CallbackOutcome {
   result: 'delivered' | 'failed' | 'gave_up';
   status: number | null;
 }
 
 export interface CallbackObserver {
-  delivery(d: CallbackDelivery): void;
+  delivery(d: CallbackOutcome): void;
 }
 
 /** `t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, as Stripe signs its webhooks. */

@@ -1,4 +1,4 @@
-import { callbacksFor } from '../engine/callbacks.ts';
+import { type CallbackDelivery, callbacksFor } from '../engine/callbacks.ts';
 import type { Engine, StoredDecision } from '../engine/engine.ts';
 import { AirlockError } from '../errors.ts';
 import type { ActionSearch } from '../store/dashboard.ts';
@@ -19,19 +19,9 @@ export interface ActionView {
   requester: string | null;
   approvals: ApprovalRow[];
   ledger: LedgerRow[];
-  callbacks: CallbackDelivery[];
+  /** Without their ids, and each URL as origin and path only: a query string may carry a token. */
+  callbacks: Omit<CallbackDelivery, 'id'>[];
   notifications: NotificationDelivery[];
-}
-
-export interface CallbackDelivery {
-  type: string;
-  /** Origin and path only: a query string may carry a token. */
-  url: string;
-  attempts: number;
-  delivered_at: string | null;
-  gave_up_at: string | null;
-  last_status: number | null;
-  last_error: string | null;
 }
 
 /** A message to a reviewer about the hold, as the receipt shows it: never its body, which holds their links. */
@@ -48,7 +38,7 @@ export interface NotificationDelivery {
 }
 
 /** Callback deliveries as the receipt shows them: origin and path only, since a query string may carry a token. */
-async function deliveriesFor(engine: Engine, actionId: string): Promise<CallbackDelivery[]> {
+async function deliveriesFor(engine: Engine, actionId: string): Promise<Omit<CallbackDelivery, 'id'>[]> {
   return (await callbacksFor(engine.store, actionId)).map(({ id: _id, url, ...rest }) => {
     let shown: string;
     try {
