@@ -3,6 +3,7 @@ import { AirlockError } from '../errors.ts';
 import { newId, randomToken, sha256Hex } from '../ids.ts';
 import type { CredentialKind, CredentialListing } from '../store/credentials.ts';
 import type { Store } from '../store/store.ts';
+import { parseDuration } from '../time.ts';
 
 export type { CredentialListing } from '../store/credentials.ts';
 
@@ -17,13 +18,10 @@ export function hashCredential(token: string): string {
   return sha256Hex(token);
 }
 
-const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-
 /** `--expires-in 30d`: a whole number and one unit (s, m, h, d, w) into milliseconds. */
 export function parseExpiresIn(text: string): number {
-  const m = /^\s*(\d{1,6})\s*([smhdw])\s*$/.exec(text);
-  const ms = m ? Number(m[1]) * UNITS[m[2]!]! : 0;
-  if (!m || ms <= 0) {
+  const ms = parseDuration(text, ['s', 'm', 'h', 'd', 'w']);
+  if (ms === null) {
     throw new AirlockError(
       'parameter_invalid',
       `--expires-in takes a positive duration such as 90m, 12h, 30d or 4w, not "${text}"`,

@@ -16,21 +16,21 @@ import {
 import { OUTCOMES, simulate } from '../policy-tools/simulate.ts';
 import { openStore } from '../server.ts';
 import { StripeUpstream } from '../stripe/upstream.ts';
+import { parseDuration } from '../time.ts';
 
 // Only ever sent to the built-in sandbox or a Stripe-compatible server given without a key (as the server does).
 const SANDBOX_KEY = 'sk_test_airlock_sandbox';
-const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 function out(json: boolean, value: unknown, human: () => string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
 }
 
 function parseSince(raw: string): number {
-  const m = /^(\d+)([mhd])$/.exec(raw.trim());
-  if (!m || Number(m[1]) === 0) {
+  const ms = parseDuration(raw, ['m', 'h', 'd']);
+  if (ms === null) {
     throw new AirlockError('parameter_invalid', `--since ${raw}: expected a duration such as 12h, 30d`);
   }
-  return Number(m[1]) * UNIT_MS[m[2]!]!;
+  return ms;
 }
 
 /** A progress bar on stderr, redrawn in place; at most every 100 ms, and always at the end. */

@@ -11,6 +11,7 @@ import {
   type YAMLMap,
 } from 'yaml';
 import { sha256Hex } from '../ids.ts';
+import { parseDuration } from '../time.ts';
 import { type AttributeRegistry, KNOWN_ATTRIBUTES, WEEKDAYS } from './attributes.ts';
 import { DEFAULT_CURRENCY_RATES } from './currency.ts';
 import { PolicyError, RuleError } from './errors.ts';
@@ -43,7 +44,6 @@ const MODES: readonly PolicyMode[] = ['enforce', 'shadow'];
 const DEFAULT_EXPIRES_MS = 72 * 3_600_000;
 const RULE_EXAMPLE = `a rule such as "Review if :kind: = 'refund.create'"`;
 const RULE_START = /^(allow|review|block)\b/i;
-const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** A rule's text and, for each character, its offset in the policy file (plus one entry for the end). */
 interface RuleSource {
@@ -273,9 +273,8 @@ class Loader {
   private duration(node: ParsedNode | null): number {
     const expected = 'a duration such as 30m, 24h or 7d';
     const raw = isScalar(node) ? String(node.value) : '';
-    const m = /^(\d+)\s*([smhd])$/.exec(raw.trim());
-    const ms = m ? Number(m[1]) * UNIT_MS[m[2]!]! : 0;
-    if (!m || ms <= 0) this.fail(node, `invalid duration '${raw}'`, expected);
+    const ms = parseDuration(raw, ['s', 'm', 'h', 'd']);
+    if (ms === null) this.fail(node, `invalid duration '${raw}'`, expected);
     return ms;
   }
 

@@ -4,6 +4,7 @@
  * `account_payouts_usd_7d`. Any window from 1m to 90d can be named; the value never includes the action
  * being decided.
  */
+import { MS_PER_UNIT } from '../time.ts';
 
 export type VelocityScope = 'agent' | 'customer' | 'account';
 export type VelocityMeasure = 'usd' | 'count';
@@ -34,7 +35,6 @@ export interface VelocitySpec {
   windowMs: number;
 }
 
-const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
 const subjects = Object.keys(VELOCITY_SUBJECTS).join('|');
 
 export const VELOCITY_PATTERN = new RegExp(
@@ -45,7 +45,7 @@ export const VELOCITY_PATTERN = new RegExp(
 export function parseVelocityName(name: string): VelocitySpec | null {
   const m = VELOCITY_PATTERN.exec(name);
   if (!m) return null;
-  const windowMs = Number(m[4]) * UNIT_MS[m[5]!]!;
+  const windowMs = Number(m[4]) * MS_PER_UNIT[m[5] as 'm' | 'h' | 'd'];
   if (windowMs > MAX_WINDOW_MS) return null;
   return {
     name,
