@@ -1,4 +1,5 @@
 import { RateLimiterMemory, type RateLimiterRes } from 'rate-limiter-flexible';
+import { exponentialBackoff } from '../retry.ts';
 
 /** How one kind of key (an account, an address) is slowed down and then locked out after failed logins. */
 export interface ThrottleRule {
@@ -61,7 +62,7 @@ class KeyThrottle {
       count = (res as RateLimiterRes).consumedPoints; // now locked out
     }
     if (count >= this.rule.free && count < this.rule.lockoutAfter) {
-      const delay = Math.min(2 ** (count - this.rule.free), this.rule.maxDelaySeconds);
+      const delay = exponentialBackoff(count - this.rule.free + 1, 1, this.rule.maxDelaySeconds);
       await this.#pause.block(key, delay);
     }
   }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { StoreUnavailable } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { NotSentError, type OutboundHttp, UncertainError } from '../outbound/http.ts';
+import { exponentialBackoff, withJitter } from '../retry.ts';
 import { type ActionRow, asStoreError } from '../store/store.ts';
 import type { Params } from '../stripe/params.ts';
 import { reconcile } from '../stripe/reconcile.ts';
@@ -36,11 +37,6 @@ export interface DispatchObserver {
 /** Statuses worth another try with the same Idempotency-Key; anything else is Stripe's final answer. */
 export function isRetryableStatus(status: number): boolean {
   return status === 409 || status === 429 || status >= 500;
-}
-
-export function backoffFor(attempt: number, o: Pick<DispatchOptions, 'backoffMs' | 'maxBackoffMs'>): number {
-  const base = Math.min(o.maxBackoffMs, o.backoffMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(base / 2 + Math.random() * (base / 2));
 }
 
 /** Tags the upstream object with the action id where Stripe accepts metadata, so an uncertain outcome can be found. */
@@ -212,7 +208,7 @@ export class Dispatcher {
       }
       // The upstream's Retry-After wins over our backoff when it asks for longer (capped by the backoff ceiling).
       const delay = Math.max(
-        backoffFor(action.attempts, this.options),
+        withJitter(exponentialBackoff(action.attempts, this.options.backoffMs, this.options.maxBackoffMs)),
         Math.min(result.retryAfterMs ?? 0, this.options.maxBackoffMs),
       );
       this.log.warn(

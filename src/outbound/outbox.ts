@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { exponentialBackoff } from '../retry.ts';
 import type { OutboxColumns, OutboxName, OutboxQueue, OutboxRow } from '../store/outbox.ts';
 import type { Store } from '../store/store.ts';
 
@@ -138,7 +139,7 @@ export class OutboxWorker<T extends OutboxName> {
         break;
       case 'failed': {
         const tries = row.attempts + 1;
-        const delay = Math.min(options.maxBackoffMs, options.backoffMs * 2 ** (tries - 1));
+        const delay = exponentialBackoff(tries, options.backoffMs, options.maxBackoffMs);
         const giveUp = attempt.permanent === true || tries >= options.maxAttempts;
         outcome = giveUp ? 'gave_up' : 'failed';
         patch = {

@@ -285,6 +285,7 @@ export class AirlockClient<const O extends AirlockClientOptions = AirlockClientO
         (req.retry === 'always' || err.certain);
       if (!canRetry) throw err;
       attempt++;
+      // src/retry.ts's doubling, written out: the SDK bundles from src/sdk alone (test/sdk/webhooks.test.ts).
       await sleep(100 * 2 ** (attempt - 1));
     }
   }
