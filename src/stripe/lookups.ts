@@ -52,6 +52,11 @@ export type StripeObject = Record<string, unknown>;
 
 const REFUND_COUNTED = new Set(['pending', 'requires_action', 'succeeded']);
 
+/** A request that leaves its amount to Stripe, valued at what Stripe would take: the amount written in, and how. */
+function valuedAt(c: Classification, valuation: Valuation): Classification & { valuation: Valuation } {
+  return { ...c, amount: valuation.amount, valuation };
+}
+
 export class StripeLookups implements FactSource {
   constructor(readonly upstream: StripeUpstream) {}
 
@@ -70,22 +75,14 @@ export class StripeLookups implements FactSource {
         // An uncaptured charge captures its full authorisation when no amount is given.
         const remaining = Math.max(0, num(charge['amount']) - num(charge['amount_captured']));
         const currency = str(charge['currency']);
-        return {
-          ...c,
+        const completed = { ...c, currency, customer: c.customer ?? str(charge['customer']) };
+        if (c.amount !== null) return completed;
+        return valuedAt(completed, {
+          amount: remaining,
           currency,
-          amount: c.amount ?? remaining,
-          customer: c.customer ?? str(charge['customer']),
-          ...(c.amount === null
-            ? {
-                valuation: {
-                  amount: remaining,
-                  currency,
-                  field: 'amount',
-                  basis: `charge ${c.charge}: authorised ${num(charge['amount'])} − captured ${num(charge['amount_captured'])}`,
-                },
-              }
-            : {}),
-        };
+          field: 'amount',
+          basis: `charge ${c.charge}: authorised ${num(charge['amount'])} − captured ${num(charge['amount_captured'])}`,
+        });
       }
       case 'payment_intent.capture':
       case 'payment_intent.confirm':
@@ -102,22 +99,14 @@ export class StripeLookups implements FactSource {
             ? num(pi['amount_capturable']) || num(pi['amount'])
             : num(pi['amount']);
         const currency = c.currency ?? str(pi['currency']);
-        return {
-          ...c,
+        const completed = { ...c, currency, customer: c.customer ?? str(pi['customer']) };
+        if (!derive) return completed;
+        return valuedAt(completed, {
+          amount: value,
           currency,
-          amount: derive ? value : c.amount,
-          customer: c.customer ?? str(pi['customer']),
-          ...(derive
-            ? {
-                valuation: {
-                  amount: value,
-                  currency,
-                  field: c.kind === 'payment_intent.capture' ? 'amount_to_capture' : null,
-                  basis: `payment intent ${id}: ${c.kind === 'payment_intent.capture' ? 'amount_capturable' : 'amount'} ${value}`,
-                },
-              }
-            : {}),
-        };
+          field: c.kind === 'payment_intent.capture' ? 'amount_to_capture' : null,
+          basis: `payment intent ${id}: ${c.kind === 'payment_intent.capture' ? 'amount_capturable' : 'amount'} ${value}`,
+        });
       }
       case 'transfer_reversal.create': {
         if (!c.objectId) return c;
@@ -125,21 +114,14 @@ export class StripeLookups implements FactSource {
         if (!tr) return c;
         const remaining = Math.max(0, num(tr['amount']) - num(tr['amount_reversed']));
         const currency = str(tr['currency']);
-        return {
-          ...c,
+        const completed = { ...c, currency };
+        if (c.amount !== null) return completed;
+        return valuedAt(completed, {
+          amount: remaining,
           currency,
-          amount: c.amount ?? remaining,
-          ...(c.amount === null
-            ? {
-                valuation: {
-                  amount: remaining,
-                  currency,
-                  field: 'amount',
-                  basis: `transfer ${c.objectId}: amount ${num(tr['amount'])} − reversed ${num(tr['amount_reversed'])}`,
-                },
-              }
-            : {}),
-        };
+          field: 'amount',
+          basis: `transfer ${c.objectId}: amount ${num(tr['amount'])} − reversed ${num(tr['amount_reversed'])}`,
+        });
       }
       case 'invoice.pay': {
         // Paying an invoice charges what remains on it, which the request cannot state.
@@ -148,18 +130,15 @@ export class StripeLookups implements FactSource {
         if (!invoice) return c;
         const remaining = num(invoice['amount_remaining']);
         const currency = str(invoice['currency']);
-        return {
-          ...c,
-          currency,
-          amount: remaining,
-          customer: c.customer ?? str(invoice['customer']),
-          valuation: {
+        return valuedAt(
+          { ...c, currency, customer: c.customer ?? str(invoice['customer']) },
+          {
             amount: remaining,
             currency,
             field: null,
             basis: `invoice ${c.objectId}: amount_remaining ${remaining}`,
           },
-        };
+        );
       }
       default:
         return c;
@@ -187,11 +166,7 @@ export class StripeLookups implements FactSource {
     if (c.amount !== null) return base;
     const refundable = await this.refundable(chargeId, scope, memo);
     if (refundable === null) return base;
-    return {
-      ...base,
-      amount: refundable.amount,
-      valuation: { amount: refundable.amount, currency, field: 'amount', basis: refundable.basis },
-    };
+    return valuedAt(base, { amount: refundable.amount, currency, field: 'amount', basis: refundable.basis });
   }
 
   /**
