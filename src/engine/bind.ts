@@ -24,11 +24,6 @@ export interface Derived {
   basis: string;
 }
 
-/** Where an endpoint takes its amount, for a reviewer's lower amount: the classifier's answer for this route. */
-export function amountFieldOf(c: Classification): string | null {
-  return c.amountField;
-}
-
 /** The facts a policy reads from the parameters themselves; they must survive encoding unchanged. */
 const PARAM_FACTS = [
   'kind',

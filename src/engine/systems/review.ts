@@ -6,7 +6,7 @@ import type { ActionPatch, ActionRow, Store } from '../../store/store.ts';
 import { type Classification, classify, statedFacts } from '../../stripe/classify.ts';
 import { bindRequest, encodingFor, withValue } from '../../stripe/encoding.ts';
 import type { Params } from '../../stripe/params.ts';
-import { amountFieldOf, boundHash, boundRequestHash, requestHash } from '../bind.ts';
+import { boundHash, boundRequestHash, requestHash } from '../bind.ts';
 import { frozenReason } from '../freeze.ts';
 import { announce, type EngineResources, readAction } from '../resources.ts';
 import type { Status } from '../status.ts';
@@ -191,7 +191,7 @@ export class ReviewSystem {
       if (action.mode === 'decide') {
         next['intent'] = { ...((params['intent'] as Params | undefined) ?? {}), amount: changes.amount };
       } else {
-        const field = amountFieldOf(classify({ method: action.method, path: action.path, params }));
+        const field = classify({ method: action.method, path: action.path, params }).amountField;
         if (!field) {
           throw new AirlockError(
             'parameter_invalid',
