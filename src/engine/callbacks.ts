@@ -1,5 +1,5 @@
 import { newId } from '../ids.ts';
-import { hasCallback, insertCallback, listCallbacks } from '../store/outbox.ts';
+import { hasCallback, insertCallback, listCallbacks, queuedColumns } from '../store/outbox.ts';
 import type { ActionRow, Store } from '../store/store.ts';
 import { toActionObject, toDecisionObject } from './view.ts';
 
@@ -29,19 +29,11 @@ export async function enqueueCallback(tx: Store, row: ActionRow, at: string): Pr
     data: { object },
   };
   await insertCallback(tx, {
-    id: event.id,
+    ...queuedColumns(event.id, at, at),
     action_id: row.id,
     type,
     url: row.callback_url,
     payload: JSON.stringify(event),
-    attempts: 0,
-    next_attempt_at: at,
-    delivered_at: null,
-    gave_up_at: null,
-    last_status: null,
-    last_error: null,
-    lease_until: null,
-    created_at: at,
   });
 }
 

@@ -2,7 +2,7 @@ import type { HoldNotifications } from '../engine/callbacks.ts';
 import type { Reviewer, StoredDecision } from '../engine/engine.ts';
 import { newId } from '../ids.ts';
 import { ReviewStore } from '../review/store.ts';
-import { insertNotifications, type NotificationRow } from '../store/outbox.ts';
+import { insertNotifications, type NotificationRow, queuedColumns } from '../store/outbox.ts';
 import type { ActionRow, Store } from '../store/store.ts';
 import type { Channel, Hold } from './channel.ts';
 
@@ -34,7 +34,7 @@ export class HoldOutbox implements HoldNotifications {
     for (const channel of this.channels) {
       for (const to of await channel.recipients(hold)) {
         rows.push({
-          id: newId('ntf'),
+          ...queuedColumns(newId('ntf'), due, at),
           action_id: row.id,
           event: REVIEW_REQUESTED,
           version: row.request_hash,
@@ -43,14 +43,6 @@ export class HoldOutbox implements HoldNotifications {
           reviewer_id: to.reviewerId,
           payload: null,
           status: 'queued',
-          attempts: 0,
-          next_attempt_at: due,
-          delivered_at: null,
-          gave_up_at: null,
-          last_status: null,
-          last_error: null,
-          lease_until: null,
-          created_at: at,
         });
       }
     }

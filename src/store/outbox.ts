@@ -1,21 +1,25 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { Connection } from './connection.ts';
-import type { CallbacksTable, NotificationsTable } from './schema.ts';
+import type { CallbacksTable, NotificationsTable, OutboxColumns } from './schema.ts';
+
+export type { OutboxColumns } from './schema.ts';
 
 // Outboxes: rows written in the same transaction as the change they report, then delivered with retries. Callbacks
-// and reviewers' notifications share the columns below, so one queue and one delivery loop serve both.
+// and reviewers' notifications share OutboxColumns (schema.ts), so one queue and one delivery loop serve both.
 
-/** What every outbox table has: what the delivery loop claims, retries and settles by. */
-export interface OutboxColumns {
-  id: string;
-  attempts: number;
-  next_attempt_at: string;
-  delivered_at: string | null;
-  gave_up_at: string | null;
-  last_status: number | null;
-  last_error: string | null;
-  lease_until: string | null;
-  created_at: string;
+/** The outbox columns of a row just queued: due at `due`, not tried yet. */
+export function queuedColumns(id: string, due: string, at: string): OutboxColumns {
+  return {
+    id,
+    attempts: 0,
+    next_attempt_at: due,
+    delivered_at: null,
+    gave_up_at: null,
+    last_status: null,
+    last_error: null,
+    lease_until: null,
+    created_at: at,
+  };
 }
 
 interface OutboxTables {

@@ -101,25 +101,29 @@ export interface ActionsTable {
   derived: string | null;
 }
 
-export interface CallbacksTable {
+/** What every outbox table has: what the delivery loop claims, retries and settles by. */
+export interface OutboxColumns {
   id: string;
-  action_id: string;
-  type: string;
-  url: string;
-  payload: string;
   attempts: number;
   next_attempt_at: string;
   delivered_at: string | null;
   gave_up_at: string | null;
+  /** The HTTP status (or, for an email, the SMTP reply code) of the last try. */
   last_status: number | null;
   last_error: string | null;
   lease_until: string | null;
   created_at: string;
 }
 
+export interface CallbacksTable extends OutboxColumns {
+  action_id: string;
+  type: string;
+  url: string;
+  payload: string;
+}
+
 /** Messages to reviewers about a hold: an outbox written in the transaction that holds the action. */
-export interface NotificationsTable {
-  id: string;
+export interface NotificationsTable extends OutboxColumns {
   action_id: string;
   /** What happened: `review_requested`. */
   event: string;
@@ -134,15 +138,6 @@ export interface NotificationsTable {
   payload: string | null;
   /** queued, sent, failed (gave up) or skipped (the action was decided before it could be sent). */
   status: string;
-  attempts: number;
-  next_attempt_at: string;
-  delivered_at: string | null;
-  gave_up_at: string | null;
-  /** The SMTP reply code or HTTP status of the last try. */
-  last_status: number | null;
-  last_error: string | null;
-  lease_until: string | null;
-  created_at: string;
 }
 
 export interface SettingsTable {
