@@ -74,6 +74,24 @@ async function put(out: Writable, text: string): Promise<void> {
   if (!out.write(text)) await new Promise<void>((resolve) => out.once('drain', resolve));
 }
 
+/** An event as both formats write it, `data` as stored (a CSV row as is). */
+function eventColumns(e: LedgerRow) {
+  return {
+    record: 'event',
+    seq: e.seq,
+    at: e.at,
+    action_id: e.action_id,
+    type: e.type,
+    from_status: e.from_status,
+    to_status: e.to_status,
+    actor: e.actor,
+    data: e.data,
+    prev_hash: e.prev_hash,
+    hash: e.hash,
+  } satisfies CsvRecord;
+}
+
+/** An event as a JSON line: `data` parsed, and also kept as stored when the JSON would not give that text back. */
 function eventRecord(e: LedgerRow): Record<string, unknown> {
   let data: unknown = e.data;
   let raw: string | undefined;
@@ -84,20 +102,8 @@ function eventRecord(e: LedgerRow): Record<string, unknown> {
   } catch {
     raw = e.data;
   }
-  return {
-    record: 'event',
-    seq: e.seq,
-    at: e.at,
-    action_id: e.action_id,
-    type: e.type,
-    from_status: e.from_status,
-    to_status: e.to_status,
-    actor: e.actor,
-    data,
-    ...(raw !== undefined ? { data_raw: raw } : {}),
-    prev_hash: e.prev_hash,
-    hash: e.hash,
-  };
+  const { prev_hash, hash, ...columns } = eventColumns(e);
+  return { ...columns, data, ...(raw !== undefined ? { data_raw: raw } : {}), prev_hash, hash };
 }
 
 function actionRecord(a: ActionExportRow): Record<string, unknown> {
@@ -183,25 +189,7 @@ export async function exportAudit(
     if (e.seq > head.seq) break;
     events++;
     lastHash = e.hash;
-    if (format === 'jsonl') await put(out, `${JSON.stringify(eventRecord(e))}\n`);
-    else {
-      await put(
-        out,
-        csvLine({
-          record: 'event',
-          seq: e.seq,
-          at: e.at,
-          action_id: e.action_id,
-          type: e.type,
-          from_status: e.from_status,
-          to_status: e.to_status,
-          actor: e.actor,
-          data: e.data,
-          prev_hash: e.prev_hash,
-          hash: e.hash,
-        }),
-      );
-    }
+    await put(out, format === 'jsonl' ? `${JSON.stringify(eventRecord(e))}\n` : csvLine(eventColumns(e)));
     await emitDigestsThrough(e.seq);
   }
   await emitDigestsThrough(head.seq);
