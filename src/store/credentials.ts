@@ -1,4 +1,5 @@
 import type { Connection } from './connection.ts';
+import type { AdminTokensTable, AgentKeysTable, ReviewerTokensTable } from './schema.ts';
 
 // Who may call Airlock: agents and their keys, reviewers and their tokens, operators' admin tokens. Credentials are
 // stored as hashes (auth/credentials.ts makes and hashes them); revoked ones are never found, expired ones are
@@ -31,6 +32,9 @@ const TABLES = {
   reviewer_token: 'reviewer_tokens',
   admin_token: 'admin_tokens',
 } as const satisfies Record<CredentialKind, string>;
+
+/** A credential's row as it is created: never revoked, and without an expiry unless one is given. */
+type NewCredential<T> = Omit<T, 'expires_at' | 'revoked_at'> & { expires_at?: string | null };
 
 function groupsOf(json: string): string[] {
   return JSON.parse(json) as string[];
@@ -70,14 +74,7 @@ export class CredentialsRepository {
       .execute();
   }
 
-  async insertAgentKey(row: {
-    id: string;
-    agent_id: string;
-    key_hash: string;
-    prefix: string;
-    created_at: string;
-    expires_at?: string | null;
-  }): Promise<void> {
+  async insertAgentKey(row: NewCredential<AgentKeysTable>): Promise<void> {
     await this.c.db
       .insertInto('agent_keys')
       .values({ ...row, expires_at: row.expires_at ?? null, revoked_at: null })
@@ -185,13 +182,7 @@ export class CredentialsRepository {
     return row?.email ?? null;
   }
 
-  async insertReviewerToken(row: {
-    id: string;
-    reviewer_id: string;
-    token_hash: string;
-    created_at: string;
-    expires_at?: string | null;
-  }): Promise<void> {
+  async insertReviewerToken(row: NewCredential<ReviewerTokensTable>): Promise<void> {
     await this.c.db
       .insertInto('reviewer_tokens')
       .values({ ...row, expires_at: row.expires_at ?? null, revoked_at: null })
@@ -224,17 +215,10 @@ export class CredentialsRepository {
 
   // --- admin tokens --------------------------------------------------------------------------------------------
 
-  async insertAdminToken(row: {
-    id: string;
-    name: string;
-    token_hash: string;
-    prefix: string;
-    created_at: string;
-    expires_at: string | null;
-  }): Promise<void> {
+  async insertAdminToken(row: NewCredential<AdminTokensTable>): Promise<void> {
     await this.c.db
       .insertInto('admin_tokens')
-      .values({ ...row, revoked_at: null })
+      .values({ ...row, expires_at: row.expires_at ?? null, revoked_at: null })
       .execute();
   }
 
