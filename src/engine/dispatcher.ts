@@ -323,13 +323,7 @@ export class Dispatcher {
     } catch (err) {
       if (!(err instanceof UpstreamNetworkError)) throw err;
       this.#observe('stripe', start, null, 'network');
-      return {
-        done: false,
-        error: `upstream unreachable: ${err.message}`,
-        code: null,
-        body: undefined,
-        uncertain: !err.notSent,
-      };
+      return unreachable(err, !err.notSent);
     }
   }
 
@@ -371,13 +365,7 @@ export class Dispatcher {
     } catch (err) {
       if (err instanceof NotSentError) {
         this.#observe('http', start, null, 'network');
-        return {
-          done: false,
-          error: `upstream unreachable: ${err.message}`,
-          code: null,
-          body: undefined,
-          uncertain: false,
-        };
+        return unreachable(err, false);
       }
       if (err instanceof UncertainError) {
         this.#observe('http', start, null, 'uncertain');
@@ -420,6 +408,17 @@ type AttemptResult =
       uncertain: boolean;
       retryAfterMs?: number;
     };
+
+/** No answer from the upstream: worth another try; `uncertain` when the request may have reached it. */
+function unreachable(err: Error, uncertain: boolean): AttemptResult {
+  return {
+    done: false,
+    error: `upstream unreachable: ${err.message}`,
+    code: null,
+    body: undefined,
+    uncertain,
+  };
+}
 
 /** Retry-After in seconds (or an HTTP date), as milliseconds from now; undefined when absent or unreadable. */
 export function retryAfterMs(value: string | undefined, now = Date.now()): number | undefined {
