@@ -1,4 +1,5 @@
-// `airlock freeze`, `airlock unfreeze`, `airlock freezes` (the kill switch) and `airlock keys revoke`.
+// `airlock freeze`, `airlock unfreeze`, `airlock freezes` (the kill switch) and `airlock keys revoke`; main.ts
+// registers `reviewers revoke-token` and `admins revoke` with the same registerRevoke.
 import type { Command } from 'commander';
 import { revokeAgentKey } from '../auth/credentials.ts';
 import { clearFreeze, describeFreezes, freezeScope as scopeOf, setFreeze } from '../engine/freeze.ts';
@@ -57,13 +58,32 @@ export function registerFreezeCommands(program: Command, keys: Command, withStor
       );
     });
 
-  keys
-    .command('revoke <key-id>')
-    .description('revoke an agent key (key_…); every instance stops accepting it at once')
+  registerRevoke(keys, withStore, {
+    command: 'revoke <key-id>',
+    description: 'revoke an agent key (key_…); every instance stops accepting it at once',
+    what: 'agent key',
+    revoke: revokeAgentKey,
+  });
+}
+
+/** A credential's revoke command: `<command> <id>`; an id that is not an active credential is an error. */
+export function registerRevoke(
+  parent: Command,
+  withStore: WithStore,
+  spec: {
+    command: string;
+    description: string;
+    what: string;
+    revoke: (store: Store, id: string) => Promise<boolean>;
+  },
+): void {
+  parent
+    .command(spec.command)
+    .description(spec.description)
     .option('--json', 'print JSON')
     .action(async (id: string, o: { json?: boolean }) => {
-      const revoked = await withStore((s) => revokeAgentKey(s, id));
-      if (!revoked) throw new AirlockError('resource_missing', `No active agent key '${id}'`);
+      const revoked = await withStore((s) => spec.revoke(s, id));
+      if (!revoked) throw new AirlockError('resource_missing', `No active ${spec.what} '${id}'`);
       print(Boolean(o.json), { id, revoked }, `Revoked ${id}.`);
     });
 }

@@ -24,7 +24,7 @@ import { callbackSecret } from '../outbound/callbacks.ts';
 import { loadPolicyFile, PolicyError } from '../policy/index.ts';
 import { createLogger, openStore, startAirlock } from '../server.ts';
 import type { Store } from '../store/store.ts';
-import { registerFreezeCommands } from './freeze.ts';
+import { registerFreezeCommands, registerRevoke } from './freeze.ts';
 import { registerInitCommand } from './init.ts';
 import { registerPolicyCommands } from './policy.ts';
 
@@ -175,15 +175,12 @@ reviewers
     },
   );
 
-reviewers
-  .command('revoke-token <token-id>')
-  .description('revoke a reviewer API token (rtk_…, printed when it was created)')
-  .option('--json', 'print JSON')
-  .action(async (id: string, o: { json?: boolean }) => {
-    const revoked = await withStore((s) => revokeReviewerToken(s, id));
-    if (!revoked) throw new AirlockError('resource_missing', `No active reviewer token '${id}'`);
-    print(Boolean(o.json), { id, revoked }, () => `Revoked ${id}.`);
-  });
+registerRevoke(reviewers, withStore, {
+  command: 'revoke-token <token-id>',
+  description: 'revoke a reviewer API token (rtk_…, printed when it was created)',
+  what: 'reviewer token',
+  revoke: revokeReviewerToken,
+});
 
 const admins = program
   .command('admins')
@@ -210,15 +207,12 @@ admins
     const rows = await withStore(listAdminTokens);
     print(Boolean(o.json), { object: 'list', data: rows }, () => listing(rows, 'No admin tokens.'));
   });
-admins
-  .command('revoke <id>')
-  .description('revoke an admin token by its id (atk_…)')
-  .option('--json', 'print JSON')
-  .action(async (id: string, o: { json?: boolean }) => {
-    const revoked = await withStore((s) => revokeAdminToken(s, id));
-    if (!revoked) throw new AirlockError('resource_missing', `No active admin token '${id}'`);
-    print(Boolean(o.json), { id, revoked }, () => `Revoked ${id}.`);
-  });
+registerRevoke(admins, withStore, {
+  command: 'revoke <id>',
+  description: 'revoke an admin token by its id (atk_…)',
+  what: 'admin token',
+  revoke: revokeAdminToken,
+});
 
 const actions = program.command('actions').description('list, show and decide actions');
 actions
