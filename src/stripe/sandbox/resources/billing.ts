@@ -17,7 +17,7 @@ import {
 } from '../params.ts';
 import type { Router } from '../router.ts';
 import type { SandboxStore, StripeObject } from '../store.ts';
-import { list, updateFields } from './payments.ts';
+import { child, children, list, updateFields } from './payments.ts';
 
 const CUSTOMER_FIELDS = ['description', 'email', 'name', 'phone', 'preferred_locales'];
 const MONTH = 30 * 86_400;
@@ -383,23 +383,21 @@ export function registerBilling(r: Router): void {
   );
   r.get('/v1/customers/:id/balance_transactions', (ctx) => {
     liveCustomer(ctx.store, ctx.args[0]!, 'id');
-    const q = listQuery(ctx.params);
-    q.filters = [{ field: 'customer', value: ctx.args[0]! }];
-    return toList(
+    return children(
+      ctx,
+      'customer_balance_transaction',
+      'customer',
       `/v1/customers/${ctx.args[0]}/balance_transactions`,
-      ctx.store.page('customer_balance_transaction', q),
     );
   });
-  r.get('/v1/customers/:id/balance_transactions/:txn', ({ store, args }) => {
-    const txn = store.get('customer_balance_transaction', args[1]!);
-    if (txn['customer'] !== args[0]) throw resourceMissing('customer_balance_transaction', args[1]!);
-    return txn;
-  });
-  r.post('/v1/customers/:id/balance_transactions/:txn', ({ store, args, params: p }) => {
-    const txn = store.get('customer_balance_transaction', args[1]!);
-    if (txn['customer'] !== args[0]) throw resourceMissing('customer_balance_transaction', args[1]!);
-    return updateFields(store, txn, p, ['description']);
-  });
+  r.get('/v1/customers/:id/balance_transactions/:txn', ({ store, args }) =>
+    child(store, 'customer_balance_transaction', args[1]!, 'customer', args[0]!),
+  );
+  r.post('/v1/customers/:id/balance_transactions/:txn', ({ store, args, params: p }) =>
+    updateFields(store, child(store, 'customer_balance_transaction', args[1]!, 'customer', args[0]!), p, [
+      'description',
+    ]),
+  );
 
   r.post('/v1/subscriptions', ({ store, params: p }) => createSubscription(store, p));
   r.get('/v1/subscriptions', (ctx) => {

@@ -2,7 +2,6 @@ import { invalidRequest, resourceMissing } from '../errors.ts';
 import { newId, nowSeconds } from '../ids.ts';
 import { baseObject, recordBalance } from '../objects.ts';
 import {
-  listQuery,
   mergeMetadata,
   optEnum,
   optInt,
@@ -11,11 +10,10 @@ import {
   requireCurrency,
   requireInt,
   requireString,
-  toList,
 } from '../params.ts';
 import type { HandlerContext, Router } from '../router.ts';
 import type { SandboxStore, StripeObject } from '../store.ts';
-import { list, updateFields } from './payments.ts';
+import { child, children, list, updateFields } from './payments.ts';
 
 const DAY = 86_400;
 
@@ -161,12 +159,6 @@ function createTransferReversal(store: SandboxStore, transfer: StripeObject, p: 
   return reversal;
 }
 
-function ownedReversal(store: SandboxStore, transferId: string, id: string): StripeObject {
-  const reversal = store.get('transfer_reversal', id);
-  if (reversal['transfer'] !== transferId) throw resourceMissing('transfer_reversal', id);
-  return reversal;
-}
-
 interface GenericSpec {
   path: string;
   prefix: string;
@@ -248,13 +240,13 @@ export function registerMoney(r: Router): void {
   );
   r.get('/v1/transfers/:id/reversals', (ctx) => {
     ctx.store.get('transfer', ctx.args[0]!);
-    const q = listQuery(ctx.params);
-    q.filters = [{ field: 'transfer', value: ctx.args[0]! }];
-    return toList(`/v1/transfers/${ctx.args[0]}/reversals`, ctx.store.page('transfer_reversal', q));
+    return children(ctx, 'transfer_reversal', 'transfer', `/v1/transfers/${ctx.args[0]}/reversals`);
   });
-  r.get('/v1/transfers/:id/reversals/:rev', ({ store, args }) => ownedReversal(store, args[0]!, args[1]!));
+  r.get('/v1/transfers/:id/reversals/:rev', ({ store, args }) =>
+    child(store, 'transfer_reversal', args[1]!, 'transfer', args[0]!),
+  );
   r.post('/v1/transfers/:id/reversals/:rev', ({ store, args, params: p }) =>
-    updateFields(store, ownedReversal(store, args[0]!, args[1]!), p, []),
+    updateFields(store, child(store, 'transfer_reversal', args[1]!, 'transfer', args[0]!), p, []),
   );
 
   r.post('/v1/application_fees/:id/refunds', ({ store, args, params: p }) => {
@@ -269,21 +261,13 @@ export function registerMoney(r: Router): void {
       metadata: mergeMetadata({}, p),
     });
   });
-  r.get('/v1/application_fees/:id/refunds', (ctx) => {
-    const q = listQuery(ctx.params);
-    q.filters = [{ field: 'fee', value: ctx.args[0]! }];
-    return toList(feeRefundsPath(ctx), ctx.store.page('fee_refund', q));
-  });
-  r.get('/v1/application_fees/:id/refunds/:refund', ({ store, args }) => {
-    const refund = store.get('fee_refund', args[1]!);
-    if (refund['fee'] !== args[0]) throw resourceMissing('fee_refund', args[1]!);
-    return refund;
-  });
-  r.post('/v1/application_fees/:id/refunds/:refund', ({ store, args, params: p }) => {
-    const refund = store.get('fee_refund', args[1]!);
-    if (refund['fee'] !== args[0]) throw resourceMissing('fee_refund', args[1]!);
-    return updateFields(store, refund, p, []);
-  });
+  r.get('/v1/application_fees/:id/refunds', (ctx) => children(ctx, 'fee_refund', 'fee', feeRefundsPath(ctx)));
+  r.get('/v1/application_fees/:id/refunds/:refund', ({ store, args }) =>
+    child(store, 'fee_refund', args[1]!, 'fee', args[0]!),
+  );
+  r.post('/v1/application_fees/:id/refunds/:refund', ({ store, args, params: p }) =>
+    updateFields(store, child(store, 'fee_refund', args[1]!, 'fee', args[0]!), p, []),
+  );
   r.get('/v1/application_fees/:id', ({ args }) => {
     throw resourceMissing('application_fee', args[0]!);
   });

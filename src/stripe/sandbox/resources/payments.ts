@@ -545,6 +545,26 @@ function updateFields(store: SandboxStore, obj: StripeObject, p: Params, fields:
   return store.save(obj);
 }
 
+/** An object under its parent's path (`/v1/charges/ch_1/refunds/re_1`): missing unless it belongs to that parent. */
+function child(
+  store: SandboxStore,
+  type: string,
+  id: string,
+  parentField: string,
+  parentId: string,
+): StripeObject {
+  const obj = store.get(type, id);
+  if (obj[parentField] !== parentId) throw resourceMissing(type, id);
+  return obj;
+}
+
+/** The list of the children of the parent in the path (`GET /v1/charges/ch_1/refunds`). */
+function children(ctx: HandlerContext, type: string, parentField: string, url: string) {
+  const q = listQuery(ctx.params);
+  q.filters = [{ field: parentField, value: ctx.args[0]! }];
+  return toList(url, ctx.store.page(type, q));
+}
+
 function list(ctx: HandlerContext, type: string, url: string, filterFields: string[]) {
   const q = listQuery(ctx.params);
   q.filters = filterFields.flatMap((field) => {
@@ -598,15 +618,11 @@ export function registerPayments(r: Router): void {
   );
   r.get('/v1/charges/:id/refunds', (ctx) => {
     ctx.store.get('charge', ctx.args[0]!);
-    const q = listQuery(ctx.params);
-    q.filters = [{ field: 'charge', value: ctx.args[0]! }];
-    return toList(`/v1/charges/${ctx.args[0]}/refunds`, ctx.store.page('refund', q));
+    return children(ctx, 'refund', 'charge', `/v1/charges/${ctx.args[0]}/refunds`);
   });
-  r.get('/v1/charges/:id/refunds/:refund', ({ store, args }) => {
-    const refund = store.get('refund', args[1]!);
-    if (refund['charge'] !== args[0]) throw resourceMissing('refund', args[1]!);
-    return refund;
-  });
+  r.get('/v1/charges/:id/refunds/:refund', ({ store, args }) =>
+    child(store, 'refund', args[1]!, 'charge', args[0]!),
+  );
 
   r.post('/v1/refunds', ({ store, params: p }) => createRefund(store, refundableCharge(store, p), p));
   r.get('/v1/refunds', (ctx) => list(ctx, 'refund', '/v1/refunds', ['charge', 'payment_intent']));
@@ -710,4 +726,4 @@ export function registerPayments(r: Router): void {
   r.get('/v1/balance_transactions/:id', ({ store, args }) => store.get('balance_transaction', args[0]!));
 }
 
-export { activeCustomer, list, updateFields };
+export { activeCustomer, child, children, list, updateFields };
