@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import type { ExpressionBuilder, Kysely, Selectable } from 'kysely';
 import type { Connection } from './connection.ts';
 import type { CallbacksTable, NotificationsTable, OutboxColumns } from './schema.ts';
 
@@ -41,6 +41,22 @@ export interface OutboxFilter<T extends OutboxName> {
 // The queue's queries name the table at run time; typed as one table with the shared columns, they are the same
 // for both.
 type QueueDb = Kysely<{ outbox: OutboxColumns }>;
+type QueueRow = ExpressionBuilder<{ outbox: OutboxColumns }, 'outbox'>;
+
+/** Neither delivered nor given up on. */
+function unsettled(eb: QueueRow) {
+  return eb.and([eb('delivered_at', 'is', null), eb('gave_up_at', 'is', null)]);
+}
+
+/** Unsettled, its next try reached, and no live lease on it: what a sweep may take at `now`. */
+function takeable(now: string) {
+  return (eb: QueueRow) =>
+    eb.and([
+      unsettled(eb),
+      eb('next_attempt_at', '<=', now),
+      eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]),
+    ]);
+}
 
 /** The outbox tables: queueing, claiming and settling deliveries, and what a receipt shows of them. */
 export class OutboxRepository {
@@ -61,10 +77,7 @@ export class OutboxRepository {
     let query = db
       .selectFrom(table as unknown as 'outbox')
       .selectAll()
-      .where('delivered_at', 'is', null)
-      .where('gave_up_at', 'is', null)
-      .where('next_attempt_at', '<=', now)
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]));
+      .where(takeable(now));
     if (only) {
       if (only.values.length === 0) return [];
       query = query.where(db.dynamic.ref(only.column), 'in', [...only.values]);
@@ -89,10 +102,7 @@ export class OutboxRepository {
       .set({ lease_until: leaseUntil })
       .where('id', '=', id)
       .where('attempts', '=', attempts)
-      .where('delivered_at', 'is', null)
-      .where('gave_up_at', 'is', null)
-      .where('next_attempt_at', '<=', now)
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .where(takeable(now))
       .executeTakeFirst();
     return Number(res.numUpdatedRows) === 1;
   }
@@ -123,8 +133,7 @@ export class OutboxRepository {
       .updateTable(table as unknown as 'outbox')
       .set({ lease_until: null })
       .where('lease_until', 'is not', null)
-      .where('delivered_at', 'is', null)
-      .where('gave_up_at', 'is', null)
+      .where(unsettled)
       .executeTakeFirst();
     return Number(res.numUpdatedRows);
   }
