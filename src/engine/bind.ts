@@ -15,14 +15,8 @@ import { canonicalJson, ParamError, type Params } from '../stripe/params.ts';
 /** A classification with the facts Stripe holds filled in, and how a derived amount was found. */
 export type Completed = Classification & { valuation?: Valuation };
 
-/** The amount Airlock derived for an action, as the receipt shows it. */
-export interface Derived {
-  amount: number;
-  currency: string | null;
-  /** The parameter it was written into; null when the endpoint takes none (checked again before dispatch). */
-  field: string | null;
-  basis: string;
-}
+/** The amount Airlock derived for an action, as stored and as the receipt shows it: the look-up's valuation. */
+export type Derived = Valuation;
 
 /** The facts a policy reads from the parameters themselves; they must survive encoding unchanged. */
 const PARAM_FACTS = [
