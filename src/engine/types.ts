@@ -1,5 +1,6 @@
 // The engine's vocabulary: what callers hand it and what it hands back. The systems and the Engine facade share it.
 import type { AttrValue, Policy, PolicyDecision } from '../policy/index.ts';
+import type { Agent } from '../store/credentials.ts';
 import type { ActionRow, Store } from '../store/store.ts';
 import type { VelocityTotals } from '../store/velocity.ts';
 import type { Classification } from '../stripe/classify.ts';
@@ -9,10 +10,7 @@ import type { Completed } from './bind.ts';
 import type { Clock } from './clock.ts';
 import type { Status } from './status.ts';
 
-export interface Agent {
-  id: string;
-  name: string;
-}
+export type { Agent };
 
 export interface Reviewer {
   id: string;
