@@ -9,13 +9,13 @@ module.exports = {
     forbid('sql-only-in-store', '^src/(?!store/|stripe/sandbox/)', '^node_modules/(kysely|pg|better-sqlite3)/', 'Only src/store/ talks to the database.'),
     forbid('store-internals', '^src/(?!store/)', '^src/store/(connection|schema)\\.ts$', 'Queries live in the repositories of src/store/: its connection and table types stay inside it.'),
     forbid('core-not-to-http', '^src/(engine|policy|policy-tools|stripe|store)/', '^src/(http|review|mcp|cli)/', 'The core and the store never import a surface.'),
-    // An allow-list: policy/ may use itself and the pure classifier of stripe/, nothing else of src/.
+    // An allow-list: policy/ may use itself, the pure classifier of stripe/ and the pure leaf helpers (ids, time).
     {
       name: 'policy-is-pure',
       comment: 'policy/ is language, evaluation, attributes and risk only: no engine, store, upstream, surface or policy tool.',
       severity: 'error',
       from: { path: '^src/policy/' },
-      to: { path: '^src/', pathNot: '^src/(policy/|stripe/(classify|overlay|params|routes\\.generated)\\.ts$)' },
+      to: { path: '^src/', pathNot: '^src/(policy/|stripe/(classify|overlay|params|routes\\.generated)\\.ts$|(ids|time)\\.ts$)' },
     },
     forbid('policy-tools-above-engine', '^src/(policy|engine|store|stripe|outbound|notify|auth|audit)/', '^src/policy-tools/', 'policy-tools/ (tests, simulation, replay, reload) runs the engine and the store; nothing below it imports it.'),
     forbid('store-below-policy', '^src/store/', '^src/(policy|engine|outbound|notify)/', 'store/ sits below everything that decides.'),
