@@ -12,7 +12,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Engine, type Submission } from '../src/engine/engine.ts';
 import { policyResolvers } from '../src/engine/resolvers/index.ts';
 import { parsePolicy } from '../src/policy/index.ts';
-import { openSqliteStore } from '../src/store/sqlite.ts';
+import { openSqliteStore } from '../src/store/sqlite/open.ts';
 import { classify } from '../src/stripe/classify.ts';
 import { rng } from '../test/helpers/random.ts';
 

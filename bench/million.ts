@@ -32,7 +32,7 @@ import { loadPolicyFile } from '../src/policy/index.ts';
 import { loadView, queue } from '../src/review/queries.ts';
 import { ReviewStore } from '../src/review/store.ts';
 import { GENESIS_HASH } from '../src/store/migrations.ts';
-import { openSqliteStore } from '../src/store/sqlite.ts';
+import { openSqliteStore } from '../src/store/sqlite/open.ts';
 import { ledgerHash } from '../src/store/store.ts';
 import { velocityTotal } from '../src/store/velocity.ts';
 import { rng } from '../test/helpers/random.ts';

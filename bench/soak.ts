@@ -10,7 +10,7 @@ import { Agent, request } from 'undici';
 import { spawnServe } from '../harness/serve-process.ts';
 import { createAgentKey, createReviewer } from '../src/auth/credentials.ts';
 import { verifyLedger } from '../src/engine/ledger.ts';
-import { openSqliteStore } from '../src/store/sqlite.ts';
+import { openSqliteStore } from '../src/store/sqlite/open.ts';
 import { startSandbox } from '../src/stripe/sandbox/index.ts';
 import { actions as allActions } from '../test/helpers/store-reads.ts';
 

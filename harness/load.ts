@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { createAgentKey, createReviewer } from '../src/auth/credentials.ts';
-import { openSqliteStore } from '../src/store/sqlite.ts';
+import { openSqliteStore } from '../src/store/sqlite/open.ts';
 import { startSandbox } from '../src/stripe/sandbox/index.ts';
 import { spawnServe } from './serve-process.ts';
 

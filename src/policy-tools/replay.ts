@@ -1,7 +1,7 @@
 import { type AttributeResolver, Engine } from '../engine/engine.ts';
 import { policyResolvers } from '../engine/resolvers/index.ts';
 import type { AttrValue, Outcome, Policy } from '../policy/types.ts';
-import { openSqliteStore } from '../store/sqlite.ts';
+import { openSqliteStore } from '../store/sqlite/open.ts';
 import { classify } from '../stripe/classify.ts';
 import type { Params } from '../stripe/params.ts';
 import type { StripeUpstream } from '../stripe/upstream.ts';

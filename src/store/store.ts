@@ -7,7 +7,6 @@ import { type Agent, CredentialsRepository, type StoredReviewer } from './creden
 import { DashboardReads } from './dashboard.ts';
 import { DigestsRepository } from './digests.ts';
 import { FreezesRepository } from './freezes.ts';
-import { GroupCommit, type WalSync } from './group-commit.ts';
 import { type LedgerEventInput, LedgerRepository, type LedgerRow } from './ledger.ts';
 import { MetricsReads } from './metrics.ts';
 import { type Dialect, migrateToLatest, pendingMigrations } from './migrations.ts';
@@ -16,6 +15,7 @@ import { PolicyVersionsRepository } from './policy-versions.ts';
 import { ReviewRepository } from './review.ts';
 import type { Database } from './schema.ts';
 import { SettingsRepository } from './settings.ts';
+import { GroupCommit, type WalSync } from './sqlite/group-commit.ts';
 import type { Status } from './status.ts';
 import { VelocityReads } from './velocity.ts';
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { parseCsvLine } from '../../src/audit/export.ts';
 import { loadSigningKey } from '../../src/audit/keys.ts';
 import { LedgerSigner } from '../../src/audit/signer.ts';
-import { openSqliteStore } from '../../src/store/sqlite.ts';
+import { openSqliteStore } from '../../src/store/sqlite/open.ts';
 import { ledgerHash } from '../../src/store/store.ts';
 import { cli } from '../helpers/process.ts';
 import type { Stack } from '../helpers/stack.ts';

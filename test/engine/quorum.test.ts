@@ -9,7 +9,7 @@ import { type QuorumRule, quorum, type Vote } from '../../src/engine/systems/rev
 import type { AirlockError } from '../../src/errors.ts';
 import { newId } from '../../src/ids.ts';
 import { parsePolicy } from '../../src/policy/index.ts';
-import { openSqliteStore } from '../../src/store/sqlite.ts';
+import { openSqliteStore } from '../../src/store/sqlite/open.ts';
 import type { Store } from '../../src/store/store.ts';
 import { classify } from '../../src/stripe/classify.ts';
 import { tempDir } from '../helpers/stack.ts';

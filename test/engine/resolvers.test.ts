@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AttributeContext, Submission } from '../../src/engine/engine.ts';
 import { policyResolvers } from '../../src/engine/resolvers/index.ts';
 import { type AttrValue, KNOWN_ATTRIBUTES, parsePolicy, RESOLVERS } from '../../src/policy/index.ts';
-import { openSqliteStore } from '../../src/store/sqlite.ts';
+import { openSqliteStore } from '../../src/store/sqlite/open.ts';
 import type { Store } from '../../src/store/store.ts';
 import { classify } from '../../src/stripe/classify.ts';
 import type { StripeLookups } from '../../src/stripe/lookups.ts';

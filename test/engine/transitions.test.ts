@@ -21,7 +21,7 @@ import {
 import { IllegalTransition, insertDecided, transition } from '../../src/engine/transition.ts';
 import { newId } from '../../src/ids.ts';
 import { parsePolicy } from '../../src/policy/index.ts';
-import { openSqliteStore } from '../../src/store/sqlite.ts';
+import { openSqliteStore } from '../../src/store/sqlite/open.ts';
 import type { ActionRow, Store } from '../../src/store/store.ts';
 import { classify } from '../../src/stripe/classify.ts';
 import { tempDir } from '../helpers/stack.ts';

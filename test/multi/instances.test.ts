@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyLedger } from '../../src/engine/ledger.ts';
-import { openPostgresStore } from '../../src/store/postgres.ts';
+import { openPostgresStore } from '../../src/store/postgres/open.ts';
 import type { Store } from '../../src/store/store.ts';
 import { type Sandbox, startSandbox } from '../../src/stripe/sandbox/index.ts';
 import { cli, type ServerProcess, spawnAirlock, stopProcess } from '../helpers/process.ts';

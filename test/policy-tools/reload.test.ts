@@ -4,7 +4,7 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadPolicyFile, type Policy } from '../../src/policy/index.ts';
 import { PolicyReloader } from '../../src/policy-tools/reload.ts';
-import { openSqliteStore } from '../../src/store/sqlite.ts';
+import { openSqliteStore } from '../../src/store/sqlite/open.ts';
 import type { Store } from '../../src/store/store.ts';
 import { tempDir } from '../helpers/stack.ts';
 

@@ -5,7 +5,7 @@ import { policyResolvers, VelocityResolver } from '../../src/engine/resolvers/in
 import { COUNTED_STATUSES } from '../../src/engine/status.ts';
 import { parsePolicy } from '../../src/policy/index.ts';
 import { parseVelocityName } from '../../src/policy/velocity.ts';
-import { openSqliteStore } from '../../src/store/sqlite.ts';
+import { openSqliteStore } from '../../src/store/sqlite/open.ts';
 import type { ActionRow, Store } from '../../src/store/store.ts';
 import { velocityTotal } from '../../src/store/velocity.ts';
 import { classify } from '../../src/stripe/classify.ts';

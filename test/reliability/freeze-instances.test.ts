@@ -1,7 +1,7 @@
 // The kill switch across instances: a freeze set from the CLI reaches every instance on the shared PostgreSQL store.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createAgentKey } from '../../src/auth/credentials.ts';
-import { openPostgresStore } from '../../src/store/postgres.ts';
+import { openPostgresStore } from '../../src/store/postgres/open.ts';
 import { type Sandbox, startSandbox } from '../../src/stripe/sandbox/index.ts';
 import { cli, type ServerProcess, spawnAirlock, stopProcess } from '../helpers/process.ts';
 import { rejection, stripeAt } from '../helpers/stack.ts';

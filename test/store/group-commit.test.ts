@@ -1,4 +1,4 @@
-// The SQLite group commit (src/store/group-commit.ts), reached the way the engine reaches it: Store.transaction on
+// The SQLite group commit (src/store/sqlite/group-commit.ts), reached the way the engine reaches it: Store.transaction on
 // a store opened by openSqliteStore. Physical commits are counted from the WAL file itself.
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { verifyLedger } from '../../src/engine/ledger.ts';
 import { StoreUnavailable } from '../../src/errors.ts';
 import { newId } from '../../src/ids.ts';
-import { openSqliteStore } from '../../src/store/sqlite.ts';
+import { openSqliteStore } from '../../src/store/sqlite/open.ts';
 import { Store } from '../../src/store/store.ts';
 import { tempDir } from '../helpers/stack.ts';
 import { connectionOf, openTestStore, type TestStore } from './databases.ts';

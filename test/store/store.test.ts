@@ -5,7 +5,7 @@ import { verifyLedger } from '../../src/engine/ledger.ts';
 import { StoreUnavailable } from '../../src/errors.ts';
 import { newId } from '../../src/ids.ts';
 import { parsePolicy } from '../../src/policy/index.ts';
-import { openPostgresStore } from '../../src/store/postgres.ts';
+import { openPostgresStore } from '../../src/store/postgres/open.ts';
 import type { Store } from '../../src/store/store.ts';
 import { classify } from '../../src/stripe/classify.ts';
 import { cli } from '../helpers/process.ts';

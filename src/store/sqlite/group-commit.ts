@@ -1,6 +1,6 @@
 import { CompiledQuery, type Kysely, sql, type Transaction } from 'kysely';
-import { AirlockError } from '../errors.ts';
-import type { Database } from './schema.ts';
+import { AirlockError } from '../../errors.ts';
+import type { Database } from '../schema.ts';
 
 /** Makes every committed WAL frame durable: an fdatasync of the -wal file, off the event loop. */
 export interface WalSync {

@@ -1,0 +1,42 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely } from 'kysely';
+import { migrateToLatest } from '../migrations.ts';
+import type { Database } from '../schema.ts';
+import { Store } from '../store.ts';
+import { cachingDatabase, ImmediateSqliteDialect } from './driver.ts';
+import { type Checkpointer, startCheckpointer, walFile } from './wal.ts';
+
+export interface SqliteOptions {
+  migrate?: boolean;
+  /**
+   * Checkpoint the WAL from a worker thread's own connection, so the server's event loop never copies pages into
+   * the database file (and fsyncs it) inside some request's commit. For `airlock serve`; short-lived CLI commands
+   * leave it to SQLite.
+   */
+  backgroundCheckpoints?: boolean;
+}
+
+export async function openSqliteStore(file: string, opts: SqliteOptions = {}): Promise<Store> {
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  const raw = new BetterSqlite3(file);
+  const wal = raw.pragma('journal_mode = WAL', { simple: true }) === 'wal';
+  // FULL: a decision must survive power loss before its upstream call is made.
+  // AIRLOCK_SQLITE_SYNCHRONOUS=normal trades that power-loss guarantee for speed; process crashes stay safe.
+  const fullSync = process.env['AIRLOCK_SQLITE_SYNCHRONOUS'] !== 'normal';
+  raw.pragma(`synchronous = ${fullSync ? 'FULL' : 'NORMAL'}`);
+  raw.pragma('busy_timeout = 5000');
+  raw.pragma('foreign_keys = ON');
+  const db = new Kysely<Database>({
+    dialect: new ImmediateSqliteDialect({ database: cachingDatabase(raw) }),
+  });
+  if (opts.migrate ?? true) await migrateToLatest(db as Kysely<unknown>, 'sqlite');
+  let checkpointer: Checkpointer | null = null;
+  if (wal && opts.backgroundCheckpoints) {
+    // Left as a backstop should the worker stall: at 40 MB of WAL this connection checkpoints itself.
+    raw.pragma('wal_autocheckpoint = 10000');
+    checkpointer = startCheckpointer(raw.name);
+  }
+  return new Store(db, 'sqlite', null, fullSync, wal ? walFile(`${raw.name}-wal`, checkpointer) : null);
+}
