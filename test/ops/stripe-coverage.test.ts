@@ -1,8 +1,8 @@
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { classify, type EndpointCoverage, endpointCoverage } from '../../src/stripe/classify.ts';
 import type { Params, ParamValue } from '../../src/stripe/params.ts';
+import { expectGeneratedSection } from '../helpers/generated-docs.ts';
 import { ROOT } from '../helpers/process.ts';
 
 const DOC = join(ROOT, 'docs', 'stripe-coverage.md');
@@ -66,17 +66,7 @@ function withField(params: Params, dotted: string, value: ParamValue): Params {
 
 describe('docs/stripe-coverage.md', () => {
   it('holds exactly the table generated from src/stripe/classify.ts', () => {
-    const doc = readFileSync(DOC, 'utf8');
-    const start = doc.indexOf(TABLE_START);
-    const end = doc.indexOf(TABLE_END);
-    expect(start).toBeGreaterThan(-1);
-    expect(end).toBeGreaterThan(start);
-    const expected = `${TABLE_START}\n\n${renderTable()}\n\n`;
-    if (process.env['AIRLOCK_UPDATE_DOCS'] === '1') {
-      writeFileSync(DOC, doc.slice(0, start) + expected + doc.slice(end));
-      return;
-    }
-    expect(doc.slice(start, end)).toBe(expected);
+    expectGeneratedSection(DOC, TABLE_START, TABLE_END, renderTable());
   });
 
   it('agrees with classify() on every row: kind, amount field, currency and metadata', () => {

@@ -1,4 +1,3 @@
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -8,6 +7,7 @@ import {
   KNOWN_ATTRIBUTES,
   VELOCITY_ATTRIBUTE,
 } from '../../src/policy/index.ts';
+import { expectGeneratedSection } from '../helpers/generated-docs.ts';
 import { ROOT } from '../helpers/process.ts';
 
 const DOC = join(ROOT, 'docs', 'policies.md');
@@ -42,17 +42,7 @@ function renderTable(): string {
 
 describe('the attribute declaration', () => {
   it('is what docs/policies.md lists, generated', () => {
-    const doc = readFileSync(DOC, 'utf8');
-    const start = doc.indexOf(TABLE_START);
-    const end = doc.indexOf(TABLE_END);
-    expect(start).toBeGreaterThan(-1);
-    expect(end).toBeGreaterThan(start);
-    const expected = `${TABLE_START}\n\n${renderTable()}\n\n`;
-    if (process.env['AIRLOCK_UPDATE_DOCS'] === '1') {
-      writeFileSync(DOC, doc.slice(0, start) + expected + doc.slice(end));
-      return;
-    }
-    expect(doc.slice(start, end)).toBe(expected);
+    expectGeneratedSection(DOC, TABLE_START, TABLE_END, renderTable());
   });
 
   it('is what the linter knows, in the same order', () => {
