@@ -44,10 +44,11 @@ export function registerActions(app: FastifyInstance, ctx: ReviewContext): void 
 function filtersFrom(q: Record<string, string>): ActionFilters {
   const num = (v: string | undefined) =>
     v !== undefined && Number.isFinite(Number(v)) ? Number(v) : undefined;
-  const day = (v: string | undefined, plus = 0) =>
-    v && /^\d{4}-\d{2}-\d{2}$/.test(v)
-      ? new Date(new Date(`${v}T00:00:00.000Z`).getTime() + plus).toISOString()
-      : undefined;
+  // A date of the right shape may still be no date (9999-99-99): left out, like any other that does not parse.
+  const day = (v: string | undefined, plus = 0) => {
+    const at = v && /^\d{4}-\d{2}-\d{2}$/.test(v) ? Date.parse(`${v}T00:00:00.000Z`) : Number.NaN;
+    return Number.isFinite(at) ? new Date(at + plus).toISOString() : undefined;
+  };
   return {
     status: q['status'] && isStatus(q['status']) ? q['status'] : undefined,
     kind: q['kind'],
