@@ -503,8 +503,10 @@ describe('the dashboard forms under hostile input', () => {
       for (let i = 0; i < 3; i++) links.push(await fresh());
       const tamper = (t: string, how: number) => {
         const [id = '', sig = ''] = t.split('.');
-        if (how === 0) return `${id}.${sig.slice(0, -1)}${sig.endsWith('A') ? 'B' : 'A'}`;
-        if (how === 1) return `${id.slice(0, -1)}x.${sig}`;
+        // Each edit must change the token: the first character of the signature carries six whole bits (the last
+        // one's low bits are padding), and an id that already ends in x gets a y.
+        if (how === 0) return `${id}.${sig.startsWith('A') ? 'B' : 'A'}${sig.slice(1)}`;
+        if (how === 1) return `${id.slice(0, -1)}${id.endsWith('x') ? 'y' : 'x'}.${sig}`;
         if (how === 2) return `${t}.x`;
         if (how === 3) return id;
         return `${t.toUpperCase()}`;
