@@ -11,10 +11,17 @@
 //   every connection was busy (the target cannot keep up) from when it was due, so its wait counts, as in wrk2.
 // Every request carries a distinct Idempotency-Key (and for refunds, by default, a distinct charge), as a real
 // agent's would; latencies are recorded in microseconds from each response, not autocannon's whole milliseconds.
+import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import autocannon from 'autocannon';
 
-export type Scenario = 'refund' | 'decision';
+/**
+ * refund: POST /v1/refunds ($1). decision: POST /api/decisions (the suite's (e): $1-$5, 5,000 customers in turn).
+ * decision-allow / decision-held: POST /api/decisions for $1 / $600 with a new customer each, so no customer
+ * window holds a $1 intent. approve: POST /api/actions/:id/approve, one held action of `ids` per request.
+ * read: GET /v1/charges/:id, a new charge each.
+ */
+export type Scenario = 'refund' | 'decision' | 'decision-allow' | 'decision-held' | 'approve' | 'read';
 
 export interface LoadSpec {
   url: string;
@@ -28,6 +35,8 @@ export interface LoadSpec {
   rate?: number;
   /** unique: every refund names a new charge (Airlock looks each up); fixed: one charge for all. */
   charges?: 'unique' | 'fixed';
+  /** approve: a file of held action ids, one a line; each request approves the next. */
+  ids?: string;
   tag: string;
 }
 
@@ -49,7 +58,7 @@ export interface LoadResult {
 }
 
 interface Req {
-  method: 'POST';
+  method: 'POST' | 'GET';
   path: string;
   headers: Record<string, string>;
   body: string;
@@ -73,6 +82,39 @@ function requestMaker(spec: LoadSpec): (i: number) => Req {
     });
   }
   const alnum = prefix.replace(/[^A-Za-z0-9]/g, '');
+  if (spec.scenario === 'decision-allow' || spec.scenario === 'decision-held') {
+    // $1 is allowed at once by small_refund; $600 is held by large_refund (bench/policy.yaml).
+    const amount = spec.scenario === 'decision-allow' ? 100 : 60_000;
+    return (i) => ({
+      method: 'POST',
+      path: '/api/decisions',
+      headers: { authorization: auth(i), 'content-type': 'application/json' },
+      body: JSON.stringify({
+        intent: { kind: 'refund.create', amount, currency: 'usd' },
+        context: { customer: `cus_${alnum}x${i.toString(36)}` },
+        summary: 'Refund a duplicate charge',
+        idempotency_key: `${prefix}-${i}`,
+      }),
+    });
+  }
+  if (spec.scenario === 'approve') {
+    const ids = readFileSync(spec.ids!, 'utf8').split('\n').filter(Boolean);
+    // Past the last id the calls repeat earlier approvals: they answer 409 and show as errors.
+    return (i) => ({
+      method: 'POST',
+      path: `/api/actions/${ids[i % ids.length]}/approve`,
+      headers: { authorization: auth(i), 'content-type': 'application/json' },
+      body: JSON.stringify({ note: 'bench' }),
+    });
+  }
+  if (spec.scenario === 'read') {
+    return (i) => ({
+      method: 'GET',
+      path: `/v1/charges/ch_${alnum}x${i.toString(36)}`,
+      headers: { authorization: auth(i) },
+      body: '',
+    });
+  }
   return (i) => ({
     method: 'POST',
     path: '/v1/refunds',
@@ -127,7 +169,13 @@ async function maxRun(spec: LoadSpec): Promise<LoadResult> {
       {
         setupRequest: (req) => {
           const r = make(i++);
-          return { ...req, method: r.method, path: r.path, headers: r.headers, body: r.body };
+          return {
+            ...req,
+            method: r.method,
+            path: r.path,
+            headers: r.headers,
+            ...(r.method === 'GET' ? {} : { body: r.body }),
+          };
         },
       },
     ],

@@ -1,4 +1,6 @@
 // Turns a suite run into its report: the checks against the issue's targets, a markdown table, an SVG chart.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { LoadResult } from './loadgen.ts';
 import type { MillionResult } from './million.ts';
 
@@ -304,3 +306,17 @@ export function replaceBetweenMarkers(doc: string, table: string): string {
   if (a < 0 || b < a) throw new Error(`docs/PERFORMANCE.md has no ${MARK_START} … ${MARK_END} section`);
   return `${doc.slice(0, a + MARK_START.length)}\n${table}\n![Benchmark chart](bench.svg)\n${doc.slice(b)}`;
 }
+
+/** Writes a standalone run (bench:peer, bench:busy, bench:phases) as the suite writes its own. */
+export function saveRun(root: string, name: string, data: unknown, table: string): string {
+  const dir = join(root, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  writeFileSync(join(dir, `${stamp}-${name}.json`), `${JSON.stringify(data, null, 2)}\n`);
+  writeFileSync(join(dir, `latest-${name}.md`), table);
+  return `bench/results/${stamp}-${name}.json and bench/results/latest-${name}.md`;
+}
+
+/** Milliseconds with two decimals under 10, one above: the suite's style. */
+export const ms = f2;
+export const whole = f0;

@@ -1,7 +1,7 @@
 // The processes a benchmark runs against, each in its own process: the instant upstream, the bare Node proxy,
 // nginx, Airlock, and the load generator.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, spawnServe } from '../harness/serve-process.ts';
 import type { LoadResult, LoadSpec } from './loadgen.ts';
@@ -231,4 +231,20 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   live.delete(child);
   if (code !== 0) throw new Error(`load generator exited ${code}`);
   return JSON.parse(out.trim().split('\n').pop()!) as LoadResult;
+}
+
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux): to divide by the requests it served. */
+export function cpuSecondsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name may hold spaces; the fields after it are fixed.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
