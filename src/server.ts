@@ -157,6 +157,7 @@ export async function startAirlock(
     facts: lookups,
     resolvers: policyResolvers(lookups),
   });
+  await engine.keepHistoryInMemory();
   // Stores the running version's text and swaps in valid edits of the file (and on SIGHUP).
   const reloader = new PolicyReloader({ file: config.policy, holder: engine, store, log });
   await reloader.start();

@@ -7,7 +7,7 @@ import type { HoldNotifications } from './callbacks.ts';
 import type { Clock } from './clock.ts';
 import type { FreezeCache } from './freeze.ts';
 import { createResources, type EngineResources, type EngineSignals, readAction } from './resources.ts';
-import type { Status } from './status.ts';
+import { COUNTED_STATUSES, type Status } from './status.ts';
 import { DispatchSystem } from './systems/dispatch.ts';
 import { EvaluationSystem } from './systems/evaluation.ts';
 import { ReviewSystem } from './systems/review.ts';
@@ -101,6 +101,14 @@ export class Engine {
 
   get policy(): Policy {
     return this.#r.policy;
+  }
+
+  /**
+   * For the long-running server on a store one process owns: velocity windows and the risk score's counts come
+   * from in-memory aggregates from now on, so a decision costs the same for a busy agent as for a new one.
+   */
+  keepHistoryInMemory(): Promise<void> {
+    return this.#r.store.keepVelocityInMemory(COUNTED_STATUSES, () => this.#r.clock.now().getTime());
   }
 
   setPolicy(policy: Policy): void {

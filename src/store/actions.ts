@@ -64,6 +64,7 @@ export class ActionsRepository {
       () => this.c.db.insertInto('actions').values(row),
       columns.map((c) => row[c]),
     );
+    this.c.velocity?.inserted(row, this.c.journal ?? null);
   }
 
   async get(id: string): Promise<ActionRow | undefined> {
@@ -109,7 +110,11 @@ export class ActionsRepository {
       .where('id', '=', id)
       .where('status', '=', status)
       .executeTakeFirst();
-    return Number(res.numUpdatedRows) === 1;
+    const updated = Number(res.numUpdatedRows) === 1;
+    if (updated && patch.amount_usd !== undefined) {
+      this.c.velocity?.revalued(id, patch.amount_usd, this.c.journal ?? null);
+    }
+    return updated;
   }
 
   /**
@@ -131,6 +136,11 @@ export class ActionsRepository {
           .returningAll(),
       [...columns.map((c) => set[c]), id, from],
     );
+    if (rows[0] && this.c.velocity) {
+      const journal = this.c.journal ?? null;
+      if (patch.amount_usd !== undefined) this.c.velocity.revalued(id, patch.amount_usd, journal);
+      this.c.velocity.moved(id, from, to, journal);
+    }
     return rows[0];
   }
 

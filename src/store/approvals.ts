@@ -1,6 +1,7 @@
 import type { Selectable } from 'kysely';
 import { type Connection, shaped } from './connection.ts';
 import type { ApprovalsTable } from './schema.ts';
+import { currentMemory } from './velocity-memory.ts';
 
 export type ApprovalRow = Selectable<ApprovalsTable>;
 
@@ -10,11 +11,13 @@ export class ApprovalsRepository {
 
   async insert(row: ApprovalRow): Promise<void> {
     await this.c.db.insertInto('approvals').values(row).execute();
+    this.c.velocity?.voted(row, this.c.journal ?? null);
   }
 
   /** Removes a vote given to an earlier version; the ledger keeps its record. */
   async delete(id: string): Promise<void> {
     await this.c.db.deleteFrom('approvals').where('id', '=', id).execute();
+    this.c.velocity?.unvoted(id, this.c.journal ?? null);
   }
 
   async listForAction(actionId: string): Promise<ApprovalRow[]> {
@@ -39,6 +42,8 @@ export class ApprovalsRepository {
 
   /** Reviewer votes on one agent's actions cast since `since`: a range of one index, the agent's votes only. */
   async votesOnAgent(agentId: string, since: string): Promise<{ rejected: number; decided: number }> {
+    const memory = await currentMemory(this.c);
+    if (memory) return memory.votes.total(agentId, Date.parse(since));
     const [row] = await shaped<{ rejected: unknown; decided: unknown }>(
       this.c,
       'review votes',

@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { type Compilable, CompiledQuery, type Kysely } from 'kysely';
 import type { Dialect } from './migrations.ts';
 import type { Database } from './schema.ts';
+import type { Journal, VelocityMemory } from './velocity-memory.ts';
 
 /**
  * What a repository runs its queries on: the store's root connection, or the transaction a `store.transaction()`
@@ -11,6 +12,10 @@ import type { Database } from './schema.ts';
 export interface Connection {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
+  /** The in-memory velocity aggregates every write keeps current (SQLite); null when the database answers. */
+  readonly velocity?: VelocityMemory | null;
+  /** Inside a transaction: how to undo its changes to the aggregates if it rolls back. */
+  readonly journal?: Journal | null;
 }
 
 // Kysely builds and compiles every query anew: about 130 µs of CPU for the 40-column action insert, more than

@@ -18,6 +18,7 @@ import { SettingsRepository } from './settings.ts';
 import { GroupCommit, type WalSync } from './sqlite/group-commit.ts';
 import type { Status } from './status.ts';
 import { VelocityReads } from './velocity.ts';
+import { Journal, RETAINED_MS, VelocityMemory } from './velocity-memory.ts';
 
 export type { ActionPatch, ActionRow, ListActionsQuery } from './actions.ts';
 export type { ApprovalRow } from './approvals.ts';
@@ -52,7 +53,7 @@ export interface StoreSignals {
  */
 export class Store {
   private readonly db: Kysely<Database>;
-  readonly #conn: Connection;
+  readonly #conn: { -readonly [K in keyof Connection]-?: Connection[K] };
 
   constructor(
     db: Kysely<Database>,
@@ -64,17 +65,11 @@ export class Store {
     syncWal: WalSync | null = null,
   ) {
     this.db = db;
-    this.#conn = { db, dialect };
+    this.#conn = { db, dialect, velocity: null, journal: null };
     // One SQLite connection serialises every write anyway; sharing commits between them saves the fsyncs.
     this.#group =
       dialect === 'sqlite' && !db.isTransaction
-        ? new GroupCommit<Store>(
-            db,
-            fullSync,
-            asStoreError,
-            (trx) => new Store(trx, dialect, signals, fullSync),
-            syncWal,
-          )
+        ? new GroupCommit<Store>(db, fullSync, asStoreError, (trx) => this.#bind(trx), syncWal)
         : null;
   }
 
@@ -176,12 +171,25 @@ export class Store {
 
   // --- transactions ---------------------------------------------------------------------------------------------
 
+  /** A Store bound to a transaction: its writes keep this store's aggregates current, undoably. */
+  #bind(trx: Transaction<Database>): Store {
+    const tx = new Store(trx, this.dialect, this.signals, this.fullSync);
+    tx.#conn.velocity = this.#conn.velocity;
+    tx.#conn.journal = new Journal();
+    return tx;
+  }
+
   /** Runs fn on a Store bound to the transaction and writes the ledger head before the commit. */
   async #inTransaction<T>(trx: Transaction<Database>, fn: (tx: Store) => Promise<T>): Promise<T> {
-    const tx = new Store(trx, this.dialect, this.signals, this.fullSync);
-    const result = await fn(tx);
-    await tx.flushLedgerHead();
-    return result;
+    const tx = this.#bind(trx);
+    try {
+      const result = await fn(tx);
+      await tx.flushLedgerHead();
+      return result;
+    } catch (err) {
+      tx.restore(0);
+      throw err;
+    }
   }
 
   /**
@@ -228,6 +236,60 @@ export class Store {
     } catch (err) {
       throw asStoreError(err);
     }
+  }
+
+  /**
+   * Keeps velocity windows and reviewer votes in memory from now on (SQLite, which one process owns): built from
+   * the last 90 days of rows now, kept current by this process's writes, and rebuilt after another process's commit.
+   * `counted` are the statuses that count towards a window.
+   */
+  async keepVelocityInMemory(counted: readonly Status[], now: () => number): Promise<void> {
+    if (this.dialect !== 'sqlite' || this.db.isTransaction || this.#conn.velocity) return;
+    const memory = new VelocityMemory(new Set(counted));
+    let rebuilding = false;
+    const rebuild = async () => {
+      if (rebuilding) return;
+      rebuilding = true;
+      try {
+        // A job of the group commit: it sees every commit and the jobs before it, and runs before the jobs after it.
+        await this.transaction(async (tx) => {
+          const since = new Date(now() - RETAINED_MS).toISOString();
+          const version = await tx.dataVersion();
+          memory.load(await tx.velocity.rows(since), await tx.velocity.votes(since), version);
+          // Should this batch roll back, the rows read from its earlier jobs are gone: build again.
+          tx.#conn.journal?.record(() => memory.stale());
+        });
+      } finally {
+        rebuilding = false;
+      }
+    };
+    memory.rebuild = () => {
+      rebuild().catch(() => {
+        // The database answers meanwhile; the next stale check tries again.
+      });
+    };
+    this.#conn.velocity = memory;
+    await rebuild();
+  }
+
+  /** Whether velocity windows are answered from memory now (false while a rebuild catches up, and on PostgreSQL). */
+  get velocityInMemory(): boolean {
+    return (this.#conn.velocity?.version ?? null) !== null;
+  }
+
+  /** Where this transaction's in-memory changes stand, so a failed job can be undone from there. */
+  mark(): unknown {
+    return { ledger: this.ledger.mark(), journal: this.#conn.journal?.mark() ?? 0 };
+  }
+
+  restore(mark: unknown): void {
+    const m = mark as { ledger: unknown; journal: number } | 0;
+    if (m === 0) {
+      this.#conn.journal?.restore(0);
+      return;
+    }
+    this.ledger.restore(m.ledger);
+    this.#conn.journal?.restore(m.journal);
   }
 
   async close(): Promise<void> {
@@ -450,15 +512,6 @@ export class Store {
 
   appendLedgerEvents(events: LedgerEventInput[]): Promise<void> {
     return this.ledger.append(events);
-  }
-
-  /** The group commit's: where the chain ends in this transaction, so a failed job's events can be undone. */
-  ledgerMark(): unknown {
-    return this.ledger.mark();
-  }
-
-  ledgerRestore(mark: unknown): void {
-    this.ledger.restore(mark);
   }
 
   /** Writes the chain's new end; called by transaction() before it commits. */

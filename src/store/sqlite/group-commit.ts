@@ -8,10 +8,13 @@ export interface WalSync {
   close(): void | Promise<void>;
 }
 
-/** What a batch needs of the transaction-bound store its jobs share: the ledger head carried from job to job. */
+/**
+ * What a batch needs of the transaction-bound store its jobs share: the in-memory state carried from job to job
+ * (the ledger head, the velocity aggregates), which a job or batch that rolls back must take back with it.
+ */
 export interface BatchStore {
-  ledgerMark(): unknown;
-  ledgerRestore(mark: unknown): void;
+  mark(): unknown;
+  restore(mark: unknown): void;
   flushLedgerHead(): Promise<void>;
 }
 
@@ -113,6 +116,7 @@ export class GroupCommit<S extends BatchStore> {
     const done: Done<S>[] = [];
     let current: Job<S> | undefined;
     let begun = false;
+    let bound: { tx: S; start: unknown } | null = null;
     // With an asynchronous WAL sync every batch commits relaxed; its durable jobs then wait for #sync.
     const relax = this.fullSync && (!durable || this.#asyncSync);
     try {
@@ -123,9 +127,10 @@ export class GroupCommit<S extends BatchStore> {
           await conn.transaction().execute(async (trx) => {
             begun = true;
             const tx = this.bind(trx);
+            bound = { tx, start: tx.mark() };
             for (let job = this.#take(durable); job; job = this.#take(durable)) {
               current = job;
-              const mark = tx.ledgerMark();
+              const mark = tx.mark();
               await trx.executeQuery(SAVEPOINT);
               try {
                 const value = await job.run(tx);
@@ -135,7 +140,7 @@ export class GroupCommit<S extends BatchStore> {
                 // Undo this job alone. If SQLite already abandoned the whole transaction (SQLITE_FULL, an I/O
                 // error) there is no savepoint left, and the batch fails as a whole below with the job's own
                 // error, which says why, rather than with "no such savepoint".
-                tx.ledgerRestore(mark);
+                tx.restore(mark);
                 try {
                   await trx.executeQuery(ROLLBACK_TO);
                   await trx.executeQuery(RELEASE);
@@ -155,6 +160,8 @@ export class GroupCommit<S extends BatchStore> {
       });
     } catch (err) {
       // BEGIN, a savepoint or COMMIT failed: nothing of this batch is stored, so no job may report success.
+      const failed = bound as { tx: S; start: unknown } | null;
+      failed?.tx.restore(failed.start);
       const failure = this.onError(err);
       for (const d of done) d.job.reject(failure);
       current?.reject(failure);

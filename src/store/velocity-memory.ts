@@ -1,0 +1,186 @@
+import { CompiledQuery, type Kysely } from 'kysely';
+import type { Database } from './schema.ts';
+import type { Status } from './status.ts';
+import { type IndexedAction, VelocityIndex, VoteIndex } from './velocity-index.ts';
+
+/** The longest window a policy can name (policy/velocity.ts MAX_WINDOW_MS); older rows are never asked for. */
+export const RETAINED_MS = 90 * 86_400_000;
+
+/**
+ * Undo steps for in-memory state changed inside one transaction, so a rolled-back job or batch takes its changes to
+ * the aggregates back with it, as SQLite takes back its rows.
+ */
+export class Journal {
+  readonly #undo: (() => void)[] = [];
+  /** data_version matched the aggregates once in this transaction: it holds the write lock, so it still does. */
+  versionChecked = false;
+
+  record(undo: () => void): void {
+    this.#undo.push(undo);
+  }
+
+  mark(): number {
+    return this.#undo.length;
+  }
+
+  restore(mark: number): void {
+    while (this.#undo.length > mark) this.#undo.pop()!();
+  }
+}
+
+/**
+ * Velocity windows and reviewer votes held in memory, so a decision costs the same however busy its agent has
+ * been. Only for a store one process owns (SQLite): each write of that process updates them in its transaction
+ * (undone with it), and a commit by another process (the CLI) shows in `data_version`, after which the aggregates
+ * are rebuilt before they answer again. Until then the caller reads the database.
+ */
+export class VelocityMemory {
+  actions = new VelocityIndex();
+  votes = new VoteIndex();
+  /** data_version when the aggregates were last known to hold every commit; null: not built yet. */
+  version: number | null = null;
+  #pruned = 0;
+
+  constructor(readonly counted: ReadonlySet<Status>) {}
+
+  /** Set by the store: rebuilds the aggregates from the database, in the background. */
+  rebuild: () => void = () => {};
+
+  /** Another process committed since the build: answer from the database until a rebuild catches up. */
+  stale(): void {
+    if (this.version === null) return;
+    this.version = null;
+    this.rebuild();
+  }
+
+  /** Whether a query counting `statuses` is the one these aggregates keep. */
+  answers(statuses: readonly Status[]): boolean {
+    return statuses.length === this.counted.size && statuses.every((s) => this.counted.has(s));
+  }
+
+  /** Replaces the aggregates with the rows given: every action and vote of the last RETAINED_MS. */
+  load(actions: readonly VelocityRow[], votes: readonly VoteRow[], version: number | null): void {
+    const index = new VelocityIndex();
+    for (const a of actions) index.add(indexed(a, this.counted));
+    const voteIndex = new VoteIndex();
+    for (const v of votes) voteIndex.add(vote(v));
+    this.actions = index;
+    this.votes = voteIndex;
+    this.version = version;
+  }
+
+  /** Drops entries older than any window, at most once a minute. */
+  prune(now: number): void {
+    if (now - this.#pruned < 60_000) return;
+    this.#pruned = now;
+    this.actions.prune(now - RETAINED_MS);
+    this.votes.prune(now - RETAINED_MS);
+  }
+
+  inserted(row: VelocityRow, journal: Journal | null): void {
+    const index = this.actions;
+    if (index.has(row.id)) return;
+    index.add(indexed(row, this.counted));
+    journal?.record(() => index.remove(row.id));
+  }
+
+  moved(id: string, from: Status, to: Status, journal: Journal | null): void {
+    if (!this.counted.has(from) || this.counted.has(to)) return;
+    const index = this.actions;
+    if (index.uncount(id)) journal?.record(() => index.recount(id));
+  }
+
+  /** A reviewer's modification or a re-valuation changed the action's amount in USD. */
+  revalued(id: string, amountUsd: number | null, journal: Journal | null): void {
+    const index = this.actions;
+    const before = index.centsOf(id);
+    if (before === undefined) return;
+    const cents = amountUsd === null ? null : Math.round(amountUsd * 100);
+    if ((cents ?? 0) === before) return;
+    index.setCents(id, cents);
+    journal?.record(() => index.setCents(id, before));
+  }
+
+  voted(row: VoteRow, journal: Journal | null): void {
+    const votes = this.votes;
+    votes.add(vote(row));
+    journal?.record(() => votes.remove(row.id));
+  }
+
+  /** A removed vote cannot be put back from here, so a rollback of its removal rebuilds the aggregates. */
+  unvoted(id: string, journal: Journal | null): void {
+    this.votes.remove(id);
+    journal?.record(() => this.stale());
+  }
+}
+
+/** The columns the aggregates are built from: an action row's. */
+export interface VelocityRow {
+  id: string;
+  created_at: string;
+  amount_usd: number | null;
+  kind: string;
+  read: number;
+  agent_id: string | null;
+  customer: string | null;
+  on_account: string | null;
+  status: string;
+}
+
+/** A vote row's columns the aggregates count. */
+export interface VoteRow {
+  id: string;
+  agent_id: string | null;
+  at: string;
+  decision: string;
+}
+
+const DATA_VERSION = CompiledQuery.raw('pragma data_version');
+
+/**
+ * The in-memory aggregates when they hold every commit, else null (the caller then reads the database). A commit
+ * by another process since they were built makes them stale: they are rebuilt in the background meanwhile.
+ */
+export async function currentMemory(c: {
+  readonly db: Kysely<Database>;
+  readonly velocity?: VelocityMemory | null;
+  readonly journal?: Journal | null;
+}): Promise<VelocityMemory | null> {
+  const memory = c.velocity;
+  if (!memory || memory.version === null) return null;
+  // Inside a write transaction no other connection can commit, so one check serves the whole batch.
+  if (c.journal?.versionChecked) return memory;
+  const { rows } = await c.db.executeQuery<{ data_version: number }>(DATA_VERSION);
+  if (memory.version === null) return null;
+  if (rows[0]?.data_version !== memory.version) {
+    memory.stale();
+    return null;
+  }
+  if (c.journal) c.journal.versionChecked = true;
+  return memory;
+}
+
+function indexed(a: VelocityRow, counted: ReadonlySet<Status>): IndexedAction {
+  return {
+    id: a.id,
+    at: Date.parse(a.created_at),
+    usdCents:
+      a.amount_usd === null || a.amount_usd === undefined ? null : Math.round(Number(a.amount_usd) * 100),
+    kind: a.kind,
+    read: Number(a.read) === 1,
+    agentId: a.agent_id,
+    customer: a.customer,
+    onAccount: a.on_account,
+    counted: counted.has(a.status as Status),
+  };
+}
+
+function vote(v: VoteRow): { id: string; agentId: string; at: number; rejected: boolean } {
+  // A vote on no agent's action is counted for no agent: no agent id starts with a NUL.
+  return {
+    id: v.id,
+    agentId: v.agent_id ?? '\u0000',
+    at: Date.parse(v.at),
+    rejected: v.decision === 'reject',
+  };
+}
