@@ -39,7 +39,7 @@ export interface RunningAirlock {
   metrics: Metrics | null;
   /** Where Prometheus scrapes, on the main port or the private metrics port; null when disabled. */
   metricsUrl: string | null;
-  /** Signs digests of the ledger head; null when no signing key is configured. */
+  /** Signs digests of the ledger head; null when no signing key is configured, and in workers other than 1. */
   ledger: LedgerSigner | null;
   /** Reads the policy file again, as SIGHUP does. */
   reloadPolicy(): Promise<ReloadResult>;
@@ -107,6 +107,14 @@ export async function openStore(
 export interface StartOptions {
   /** Tests pin the clock to check business hours and expiry; production uses the system clock. */
   clock?: Clock;
+  /**
+   * This process's slot under `serve --workers N` (1..N), or absent for a single process. Workers render the
+   * group's metrics, say which worker answered /healthz and /readyz, and only worker 1 signs ledger digests (the
+   * digest file is one file on this machine, appended by one writer).
+   */
+  worker?: number;
+  /** False when pending migrations already ran (the cluster primary runs them before forking). */
+  migrate?: boolean;
 }
 
 export async function startAirlock(
@@ -117,7 +125,7 @@ export async function startAirlock(
   const policy = loadPolicyFile(config.policy);
   // Read before the store opens: a missing or bad key stops start-up before anything runs.
   const ledgerKey = loadSigningKey(config.ledger);
-  const store = await openStore(config, { log, serving: true });
+  const store = await openStore(config, { log, serving: true, migrate: options.migrate ?? true });
   let sandbox: Sandbox | null = null;
   let upstream: StripeUpstream;
   try {
@@ -161,7 +169,9 @@ export async function startAirlock(
   // Stores the running version's text and swaps in valid edits of the file (and on SIGHUP).
   const reloader = new PolicyReloader({ file: config.policy, holder: engine, store, log });
   await reloader.start();
-  const metrics = config.metrics.enabled ? new Metrics(engine) : null;
+  const metrics = config.metrics.enabled
+    ? new Metrics(engine, { clustered: options.worker !== undefined })
+    : null;
   const http = config.http_upstreams.length
     ? new OutboundHttp(config.http_upstreams, config.dispatch.upstream_timeout_ms)
     : null;
@@ -205,6 +215,7 @@ export async function startAirlock(
     http,
     callbacks,
     log,
+    worker: options.worker ?? null,
     bodyLimitBytes: config.body_limit_bytes,
     rateLimitPerMinute: config.rate_limit.per_minute,
     review: {
@@ -220,7 +231,8 @@ export async function startAirlock(
   // Holds queue their reviewers' messages from the first request on; they are sent once the URL is known.
   const channels = configuredChannels(config);
   engine.notifications = new HoldOutbox(channels);
-  const ledger = startLedgerSigner(config, ledgerKey, store, log, options.clock);
+  const signs = options.worker === undefined || options.worker === 1;
+  const ledger = signs ? startLedgerSigner(config, ledgerKey, store, log, options.clock) : null;
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { formatReport, verifyExport, verifyStore } from '../audit/audit.ts';
 import { type ExportFormat, exportAudit } from '../audit/export.ts';
 import { loadSigningKey, writeSigningKeyPair } from '../audit/keys.ts';
@@ -15,6 +15,7 @@ import {
   revokeReviewerToken,
 } from '../auth/credentials.ts';
 import { hashPassword } from '../auth/password.ts';
+import { superviseWorkers, workerSlot } from '../cluster.ts';
 import { type Config, loadConfig } from '../config/config.ts';
 import { Engine } from '../engine/engine.ts';
 import { STATUSES, type Status } from '../engine/status.ts';
@@ -54,10 +55,25 @@ function print(json: boolean, value: unknown, human: () => string): void {
 program
   .command('serve')
   .description('start the Airlock server')
-  .action(async () => {
+  .option(
+    '--workers <n>',
+    'processes serving the one port (node:cluster), each an instance on the same database: PostgreSQL only ' +
+      '(DATABASE_URL; on SQLite one process owns the file). A primary migrates once, restarts a worker that dies ' +
+      'and stops them all on SIGTERM; it exits 1 if a worker keeps dying. Needs STRIPE_SECRET_KEY or ' +
+      'STRIPE_API_BASE (the built-in sandbox lives in one process)',
+    positiveInteger('--workers'),
+    1,
+  )
+  .action(async (o: { workers: number }) => {
     const cfg = config();
-    const log = createLogger(cfg);
-    const running = await startAirlock(cfg, log);
+    const slot = workerSlot();
+    if (slot === null && o.workers > 1) {
+      process.exitCode = await supervise(cfg, o.workers);
+      return;
+    }
+    const log =
+      slot === null ? createLogger(cfg) : createLogger(cfg).child({ worker: slot, pid: process.pid });
+    const running = await startAirlock(cfg, log, slot === null ? {} : { worker: slot, migrate: false });
     const stop = async (signal: string) => {
       log.info({ signal }, 'shutting down');
       await running.close();
@@ -74,6 +90,42 @@ program
       );
     }
   });
+
+/** The cluster primary of `serve --workers N`: checks the setup, migrates once, then runs the workers. */
+async function supervise(cfg: Config, workers: number): Promise<number> {
+  if (!cfg.database_url) {
+    throw new AirlockError(
+      'config_invalid',
+      `--workers ${workers} needs PostgreSQL (DATABASE_URL). On SQLite one process owns the database file: ` +
+        "its group commit batches every write through that process's one connection (a second process waiting " +
+        'for the write lock would stall its whole event loop in the synchronous driver, up to the 5 s busy ' +
+        'timeout), and start-up releases every dispatch lease, which would free actions other live workers are ' +
+        'sending to Stripe. Run one process (--workers 1), or see docs/postgres.md.',
+    );
+  }
+  if (!cfg.stripe_secret_key && !cfg.stripe_api_base) {
+    throw new AirlockError(
+      'config_invalid',
+      `--workers ${workers} needs one upstream for every worker: set STRIPE_SECRET_KEY (or STRIPE_API_BASE). ` +
+        'The built-in Stripe sandbox runs inside one process.',
+    );
+  }
+  const log = createLogger(cfg).child({ role: 'primary', pid: process.pid });
+  // Once per database, before any worker starts; workers then open the store without migrating.
+  const store = await openStore(cfg, { log });
+  await store.close();
+  return superviseWorkers({ workers, log });
+}
+
+function positiveInteger(option: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new InvalidArgumentError(`${option}: expected a whole number of at least 1, got '${value}'`);
+    }
+    return n;
+  };
+}
 
 program
   .command('mcp')

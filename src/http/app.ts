@@ -26,6 +26,8 @@ export interface AppDeps {
   http?: OutboundHttp | null;
   callbacks?: CallbackSender | null;
   log: Logger;
+  /** The worker slot under `serve --workers N`: /healthz and /readyz name the worker that answered. */
+  worker?: number | null;
   bodyLimitBytes: number;
   review?: Partial<DashboardOptions>;
   /** Per agent key; the default is DEFAULT_RATE_LIMIT_PER_MINUTE. */
@@ -127,16 +129,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     ),
   );
 
+  // Each worker of a group answers from its own process and store pool; `worker` says which one did.
+  const worker = deps.worker ? { worker: deps.worker } : {};
   app.get('/healthz', async () => {
     await deps.engine.store.ping();
-    return { ok: true, policy_version: deps.engine.policy.version };
+    return { ok: true, policy_version: deps.engine.policy.version, ...worker };
   });
 
   // Ready for traffic: every check is named, and a 503 says which failed.
   app.get('/readyz', async (_request, reply) => {
     const checks = await readiness(deps.engine);
     const ok = Object.values(checks).every((c) => c.ok);
-    return reply.code(ok ? 200 : 503).send({ ok, checks });
+    return reply.code(ok ? 200 : 503).send({ ok, checks, ...worker });
   });
 
   const limiter = new RateLimiter(deps.rateLimitPerMinute);

@@ -3,6 +3,7 @@ import type { DispatchAttempt, DispatchObserver } from '../engine/dispatcher.ts'
 import type { ActionChange, ActionDecided, Engine } from '../engine/engine.ts';
 import type { Status } from '../engine/status.ts';
 import type { CallbackObserver, CallbackOutcome } from '../outbound/callbacks.ts';
+import { clusterRenderer } from './cluster.ts';
 
 // A hold is answered in seconds by a bot test and in hours by a person on a weekend.
 const REVIEW_BUCKETS = [1, 10, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 72 * 3600];
@@ -40,10 +41,15 @@ export class Metrics implements DispatchObserver, CallbackObserver {
   readonly settled: Counter<'status'>;
   readonly #onDecided: (d: ActionDecided) => void;
   readonly #onChange: (c: ActionChange) => void;
+  readonly #render: () => Promise<{ contentType: string; body: string }>;
 
   constructor(
     readonly engine: Engine,
-    opts: { defaultMetrics?: boolean } = {},
+    opts: {
+      defaultMetrics?: boolean;
+      /** Under `serve --workers N`: render the whole group's metrics, gathered by the cluster primary. */
+      clustered?: boolean;
+    } = {},
   ) {
     const registers = [this.registry];
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
@@ -91,6 +97,8 @@ export class Metrics implements DispatchObserver, CallbackObserver {
     const store = engine.store;
     new Gauge({
       name: 'airlock_actions',
+      // Every worker of a group reads the same rows: one value, not their sum.
+      aggregator: 'max',
       help: 'Actions now in a live status (received, awaiting_approval, pending), from the store',
       labelNames: ['status'],
       registers,
@@ -103,6 +111,7 @@ export class Metrics implements DispatchObserver, CallbackObserver {
     });
     new Gauge({
       name: 'airlock_held_amount',
+      aggregator: 'max',
       help: 'Money in actions awaiting approval, in the currency minor unit (cents), by currency',
       labelNames: ['currency'],
       registers,
@@ -114,6 +123,7 @@ export class Metrics implements DispatchObserver, CallbackObserver {
     });
     new Gauge({
       name: 'airlock_store_ping_seconds',
+      aggregator: 'max',
       help: 'Round trip of a trivial store query, measured at scrape',
       registers,
       async collect() {
@@ -131,6 +141,9 @@ export class Metrics implements DispatchObserver, CallbackObserver {
     };
     engine.changes.on('decided', this.#onDecided);
     engine.changes.on('change', this.#onChange);
+    this.#render = opts.clustered
+      ? clusterRenderer(this.registry)
+      : async () => ({ contentType: this.registry.contentType, body: await this.registry.metrics() });
   }
 
   async #observeReview(id: string, outcome: string): Promise<void> {
@@ -156,8 +169,8 @@ export class Metrics implements DispatchObserver, CallbackObserver {
   }
 
   /** The Prometheus text exposition. */
-  async render(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  render(): Promise<{ contentType: string; body: string }> {
+    return this.#render();
   }
 
   close(): void {
