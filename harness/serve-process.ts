@@ -14,6 +14,8 @@ export interface ServeOptions {
   env?: Record<string, string>;
   /** Node flags placed before the script, such as --cpu-prof. */
   nodeArgs?: string[];
+  /** Options of `serve` itself, such as ['--workers', '2']. */
+  args?: string[];
   /**
    * How to tell it is up. 'log' waits for the "Airlock is listening" line (so the log level must be info or lower)
    * and takes the URL from it; 'readyz' asks GET /readyz every 100 ms, for runs that log only warnings.
@@ -62,7 +64,7 @@ export async function spawnServe(opts: ServeOptions = {}): Promise<ServeProcess>
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const limit = opts.outputLimit ?? Number.POSITIVE_INFINITY;
   const port = opts.port ?? (ready === 'readyz' ? await freePort() : 0);
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), BIN, 'serve'], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), BIN, 'serve', ...(opts.args ?? [])], {
     cwd: ROOT,
     env: {
       ...process.env,

@@ -80,7 +80,7 @@ export function superviseWorkers(o: SupervisorOptions): Promise<number> {
     crashes.set(slot, recent);
     if (recent.length > maxCrashes) {
       log.error(
-        { worker: slot, pid, code, signal, crashes: recent.length, window_ms: crashWindowMs },
+        { worker: slot, worker_pid: pid, code, signal, crashes: recent.length, window_ms: crashWindowMs },
         'a worker keeps dying; stopping every worker',
       );
       exitCode = 1;
@@ -88,7 +88,10 @@ export function superviseWorkers(o: SupervisorOptions): Promise<number> {
       return;
     }
     const delay = Math.min(backoffMs * 2 ** (recent.length - 1), maxBackoffMs);
-    log.warn({ worker: slot, pid, code, signal, restart_in_ms: delay }, 'worker exited; restarting it');
+    log.warn(
+      { worker: slot, worker_pid: pid, code, signal, restart_in_ms: delay },
+      'worker exited; restarting it',
+    );
     const timer = setTimeout(() => {
       restarts.delete(timer);
       if (!stopping) fork(slot);
@@ -110,7 +113,10 @@ export function superviseWorkers(o: SupervisorOptions): Promise<number> {
     for (const worker of slotOf.keys()) worker.process.kill('SIGTERM');
     setTimeout(() => {
       for (const worker of slotOf.keys()) {
-        log.warn({ worker: slotOf.get(worker), pid: worker.process.pid }, 'worker did not stop; killing it');
+        log.warn(
+          { worker: slotOf.get(worker), worker_pid: worker.process.pid },
+          'worker did not stop; killing it',
+        );
         worker.process.kill('SIGKILL');
       }
     }, stopTimeoutMs).unref();
