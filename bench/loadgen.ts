@@ -25,6 +25,11 @@ export type Scenario = 'refund' | 'decision' | 'decision-allow' | 'decision-held
 
 export interface LoadSpec {
   url: string;
+  /**
+   * For a max run: several targets (instances behind no load balancer) sharing the connections evenly and one
+   * request sequence, so agents' requests are spread over all of them; `url` is then ignored.
+   */
+  urls?: string[];
   scenario: Scenario;
   /** Bearer credential: a Stripe test key for the baselines, Airlock agent keys for Airlock (comma-separated:
    * requests take them in turn, as several agents would). */
@@ -159,32 +164,41 @@ async function maxRun(spec: LoadSpec): Promise<LoadResult> {
   let i = 0;
   const ok = new Samples();
   const statuses: Record<string, number> = {};
-  // Without a callback autocannon returns its tracker (an EventEmitter) made thenable.
-  const instance = autocannon({
-    url: spec.url,
-    connections: spec.connections,
-    duration: spec.seconds,
-    timeout: 30,
-    requests: [
-      {
-        setupRequest: (req) => {
-          const r = make(i++);
-          return {
-            ...req,
-            method: r.method,
-            path: r.path,
-            headers: r.headers,
-            ...(r.method === 'GET' ? {} : { body: r.body }),
-          };
+  const urls = spec.urls?.length ? spec.urls : [spec.url];
+  const runs = urls.map((url, u) => {
+    // Without a callback autocannon returns its tracker (an EventEmitter) made thenable.
+    const instance = autocannon({
+      url,
+      connections: Math.floor(spec.connections / urls.length) + (u < spec.connections % urls.length ? 1 : 0),
+      duration: spec.seconds,
+      timeout: 30,
+      requests: [
+        {
+          setupRequest: (req) => {
+            const r = make(i++);
+            return {
+              ...req,
+              method: r.method,
+              path: r.path,
+              headers: r.headers,
+              ...(r.method === 'GET' ? {} : { body: r.body }),
+            };
+          },
         },
-      },
-    ],
-  }) as unknown as autocannon.Instance & Promise<autocannon.Result>;
-  instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
-    statuses[status] = (statuses[status] ?? 0) + 1;
-    if (status >= 200 && status < 300) ok.push(ms);
+      ],
+    }) as unknown as autocannon.Instance & Promise<autocannon.Result>;
+    instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
+      statuses[status] = (statuses[status] ?? 0) + 1;
+      if (status >= 200 && status < 300) ok.push(ms);
+    });
+    return instance;
   });
-  const result = await instance;
+  const all = await Promise.all(runs);
+  const result = {
+    errors: all.reduce((a, r) => a + r.errors, 0),
+    timeouts: all.reduce((a, r) => a + r.timeouts, 0),
+    duration: Math.max(...all.map((r) => r.duration)),
+  };
   const non2xx = Object.entries(statuses)
     .filter(([s]) => !s.startsWith('2'))
     .reduce((a, [, c]) => a + c, 0);

@@ -172,6 +172,10 @@ export interface AirlockOptions {
   policy: string;
   /** Writes a V8 CPU profile of the Airlock process into this directory. */
   profileDir?: string | undefined;
+  /** PostgreSQL instead of the SQLite file at `data`. */
+  databaseUrl?: string;
+  /** `serve --workers N` (PostgreSQL only); absent runs one process. */
+  workers?: number;
 }
 
 function airlockEnv(o: AirlockOptions): Record<string, string> {
@@ -185,6 +189,7 @@ function airlockEnv(o: AirlockOptions): Record<string, string> {
     AIRLOCK_METRICS_ENABLED: 'true',
     // One key at full speed: the per-key limit (default 100/min) would measure the limiter, not the proxy.
     AIRLOCK_RATE_LIMIT_PER_MINUTE: '100000000',
+    ...(o.databaseUrl ? { DATABASE_URL: o.databaseUrl } : {}),
   };
 }
 
@@ -203,6 +208,7 @@ export const createReviewerToken = (o: AirlockOptions, email: string) =>
 export async function startAirlock(o: AirlockOptions): Promise<Running> {
   const airlock = await spawnServe({
     nodeArgs: o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : [],
+    args: o.workers ? ['--workers', String(o.workers)] : [],
     env: { ...airlockEnv(o), AIRLOCK_LOG_LEVEL: 'info' },
     stderr: 'inherit',
     timeoutMs: Number.POSITIVE_INFINITY,
