@@ -99,7 +99,7 @@ async function supervise(cfg: Config, workers: number): Promise<number> {
       `--workers ${workers} needs PostgreSQL (DATABASE_URL). On SQLite one process owns the database file: ` +
         "its group commit batches every write through that process's one connection (a second process waiting " +
         'for the write lock would stall its whole event loop in the synchronous driver, up to the 5 s busy ' +
-        'timeout), its velocity windows are kept in that process's memory, and start-up releases every dispatch ' +
+        'timeout), its velocity windows are kept in the memory of that one process, and start-up releases every dispatch ' +
         'lease, which would free actions other live workers are sending to Stripe. Run one process ' +
         '(--workers 1), or see docs/postgres.md.',
     );
