@@ -246,6 +246,7 @@ export class Store {
   async keepVelocityInMemory(counted: readonly Status[], now: () => number): Promise<void> {
     if (this.dialect !== 'sqlite' || this.db.isTransaction || this.#conn.velocity) return;
     const memory = new VelocityMemory(new Set(counted));
+    memory.readVersion = this.#readDataVersion;
     let rebuilding = false;
     const rebuild = async () => {
       if (rebuilding) return;
@@ -270,6 +271,17 @@ export class Store {
     };
     this.#conn.velocity = memory;
     await rebuild();
+  }
+
+  #readDataVersion: (() => number) | null = null;
+
+  /**
+   * SQLite: reads data_version straight from the driver's handle. A pragma is per connection and needs no lock, so
+   * a request checking its caches does not queue behind the group commit's open batch for the connection.
+   */
+  readDataVersionWith(read: () => number): void {
+    this.#readDataVersion = read;
+    if (this.#conn.velocity) this.#conn.velocity.readVersion = read;
   }
 
   /** Whether velocity windows are answered from memory now (false while a rebuild catches up, and on PostgreSQL). */
@@ -346,6 +358,7 @@ export class Store {
    */
   async dataVersion(): Promise<number | null> {
     if (this.dialect !== 'sqlite') return null;
+    if (this.#readDataVersion) return this.#readDataVersion();
     const { rows } = await sql<{ data_version: number }>`pragma data_version`.execute(this.db);
     return rows[0]?.data_version ?? null;
   }

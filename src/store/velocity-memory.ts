@@ -43,6 +43,9 @@ export class VelocityMemory {
 
   constructor(readonly counted: ReadonlySet<Status>) {}
 
+  /** Set by the store: reads data_version without queueing for the connection; null: ask through it. */
+  readVersion: (() => number) | null = null;
+
   /** Set by the store: rebuilds the aggregates from the database, in the background. */
   rebuild: () => void = () => {};
 
@@ -150,9 +153,11 @@ export async function currentMemory(c: {
   if (!memory || memory.version === null) return null;
   // Inside a write transaction no other connection can commit, so one check serves the whole batch.
   if (c.journal?.versionChecked) return memory;
-  const { rows } = await c.db.executeQuery<{ data_version: number }>(DATA_VERSION);
+  const version = memory.readVersion
+    ? memory.readVersion()
+    : (await c.db.executeQuery<{ data_version: number }>(DATA_VERSION)).rows[0]?.data_version;
   if (memory.version === null) return null;
-  if (rows[0]?.data_version !== memory.version) {
+  if (version !== memory.version) {
     memory.stale();
     return null;
   }

@@ -38,5 +38,13 @@ export async function openSqliteStore(file: string, opts: SqliteOptions = {}): P
     raw.pragma('wal_autocheckpoint = 10000');
     checkpointer = startCheckpointer(raw.name);
   }
-  return new Store(db, 'sqlite', null, fullSync, wal ? walFile(`${raw.name}-wal`, checkpointer) : null);
+  const store = new Store(
+    db,
+    'sqlite',
+    null,
+    fullSync,
+    wal ? walFile(`${raw.name}-wal`, checkpointer) : null,
+  );
+  store.readDataVersionWith(() => raw.pragma('data_version', { simple: true }) as number);
+  return store;
 }
