@@ -186,8 +186,9 @@ describe('in-memory velocity aggregates', () => {
     expect(memory.velocityInMemory).toBe(true);
     const answered = await memory.velocity.total(q);
     expect(answered).toEqual(await scan.velocity.total(q));
+    // Memory built before the other process's commit would count 0. Whether the rebuild has finished by now
+    // depends on the driver's scheduling (with AIRLOCK_SQLITE_WRITER=worker, the read waits behind it).
     expect(answered.count).toBe(1);
-    expect(memory.velocityInMemory).toBe(false);
     // The rebuild runs as the next job of the writer; a transaction after it sees it done.
     await memory.transaction(async () => {});
     await memory.transaction(async () => {});

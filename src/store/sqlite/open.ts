@@ -7,6 +7,7 @@ import type { Database } from '../schema.ts';
 import { Store } from '../store.ts';
 import { cachingDatabase, ImmediateSqliteDialect } from './driver.ts';
 import { type Checkpointer, startCheckpointer, walFile } from './wal.ts';
+import { SqliteWriter, WriterDialect } from './worker.ts';
 
 export interface SqliteOptions {
   migrate?: boolean;
@@ -20,6 +21,7 @@ export interface SqliteOptions {
 
 export async function openSqliteStore(file: string, opts: SqliteOptions = {}): Promise<Store> {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  if (process.env['AIRLOCK_SQLITE_WRITER'] === 'worker') return openInWorker(file, opts);
   const raw = new BetterSqlite3(file);
   const wal = raw.pragma('journal_mode = WAL', { simple: true }) === 'wal';
   // FULL: a decision must survive power loss before its upstream call is made.
@@ -47,4 +49,23 @@ export async function openSqliteStore(file: string, opts: SqliteOptions = {}): P
   );
   store.readDataVersionWith(() => raw.pragma('data_version', { simple: true }) as number);
   return store;
+}
+
+/** The same store with its connection in a worker thread (AIRLOCK_SQLITE_WRITER=worker; see worker.ts). */
+async function openInWorker(file: string, opts: SqliteOptions): Promise<Store> {
+  const fullSync = process.env['AIRLOCK_SQLITE_SYNCHRONOUS'] !== 'normal';
+  const writer = await SqliteWriter.open(file, {
+    fullSync,
+    ...(opts.backgroundCheckpoints ? { autocheckpoint: 10000 } : {}),
+  });
+  const db = new Kysely<Database>({ dialect: new WriterDialect(writer) });
+  if (opts.migrate ?? true) await migrateToLatest(db as Kysely<unknown>, 'sqlite');
+  const checkpointer = writer.wal && opts.backgroundCheckpoints ? startCheckpointer(writer.name) : null;
+  return new Store(
+    db,
+    'sqlite',
+    null,
+    fullSync,
+    writer.wal ? walFile(`${writer.name}-wal`, checkpointer) : null,
+  );
 }
