@@ -176,6 +176,8 @@ export interface AirlockOptions {
   databaseUrl?: string;
   /** `serve --workers N` (PostgreSQL only); absent runs one process. */
   workers?: number;
+  /** More of Airlock's environment (AIRLOCK_SQLITE_WRITER=worker, …). */
+  env?: Record<string, string>;
 }
 
 function airlockEnv(o: AirlockOptions): Record<string, string> {
@@ -190,6 +192,7 @@ function airlockEnv(o: AirlockOptions): Record<string, string> {
     // One key at full speed: the per-key limit (default 100/min) would measure the limiter, not the proxy.
     AIRLOCK_RATE_LIMIT_PER_MINUTE: '100000000',
     ...(o.databaseUrl ? { DATABASE_URL: o.databaseUrl } : {}),
+    ...o.env,
   };
 }
 
