@@ -95,6 +95,8 @@ export class SqliteWriter {
     this.#worker = worker;
     this.#gone = new Promise((resolve) => worker.once('exit', () => resolve()));
     worker.on('message', (m: Reply) => this.#answer(m));
+    // A thread that dies exits: what waited fails below as the store unavailable, rather than the process crashing.
+    worker.on('error', () => {});
     worker.once('exit', () => {
       this.#exited = new Error('the SQLite writer thread has exited: database connection is not open');
       for (const p of this.#pending.values()) p.reject(this.#exited);
