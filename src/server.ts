@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { loadSigningKey } from './audit/keys.ts';
+import { LedgerSealer } from './audit/sealer.ts';
 import { type LedgerSigner, startLedgerSigner } from './audit/signer.ts';
 import type { Config } from './config/config.ts';
 import { type Clock, systemClock } from './engine/clock.ts';
@@ -231,6 +232,7 @@ export async function startAirlock(
   // Holds queue their reviewers' messages from the first request on; they are sent once the URL is known.
   const channels = configuredChannels(config);
   engine.notifications = new HoldOutbox(channels);
+  const sealer = new LedgerSealer(store, log).start();
   const signs = options.worker === undefined || options.worker === 1;
   const ledger = signs ? startLedgerSigner(config, ledgerKey, store, log, options.clock) : null;
   await app.listen({ port: config.port, host: config.host });
@@ -291,7 +293,8 @@ export async function startAirlock(
       await callbacks.stop();
       await http?.close();
       await upstream.close();
-      // The digest on shutdown, after the last event this process writes.
+      // The digest on shutdown, after the last event this process writes, sealed.
+      await sealer.close();
       await ledger?.close();
       await store.close();
       if (sandbox) await sandbox.close();

@@ -28,6 +28,8 @@ export async function verifyStore(store: Store, opts: VerifyOptions): Promise<Au
     return { ...report, warnings: [WITHOUT_DIGESTS], digests: null };
   }
   const keys = opts.publicKeys.map(readPublicKey);
+  // Events committed but not yet sealed are not in the chain yet: seal them, so the report covers them.
+  await store.ledger.sealPending();
   const sources: DigestSource[] = [];
   for (const file of opts.digestFiles) sources.push(await readDigestFile(file));
   sources.push(await readDatabaseDigests(store));

@@ -126,6 +126,8 @@ export async function exportAudit(
   opts: { since: string; format: ExportFormat; out: Writable; digestsOut?: Writable | null; now?: Date },
 ): Promise<ExportSummary> {
   const { since, format, out } = opts;
+  // The export holds the sealed chain: seal what has committed first, so it ends at the latest commit.
+  await store.ledger.sealPending();
   const head = await store.ledgerHead();
   const first = (await store.ledger.firstSince(since)) ?? head.seq + 1;
   const anchorDigest = first > 1 ? await store.digests.atOrBefore(first - 1) : undefined;

@@ -102,6 +102,10 @@ export class LedgerSigner {
 
   async #sign(mode: 'tick' | 'moved' | 'force'): Promise<LedgerDigest | null> {
     const { store, key, log } = this.#o;
+    // The head is the sealed chain's end. Seal first so the digest covers what has committed; a tick does not
+    // queue behind another instance's sealer, which is sealing it anyway.
+    if (mode === 'tick') await store.ledger.seal({ wait: false });
+    else await store.ledger.sealPending();
     const head = await store.ledgerHead();
     const last = await store.digests.latest();
     const now = this.#clock.now();

@@ -122,13 +122,21 @@ export async function* ledgerEvents(store: Store, afterSeq = 0, pageSize = 2000)
 }
 
 /**
- * Walks the whole chain and matches the head row. This finds edits and deletions made without recomputing the
- * chain; a rewrite by someone who can write the database needs the signed digests (src/audit/verify.ts).
+ * Seals what has committed (PostgreSQL), then walks the whole chain and matches the head row. This finds edits and
+ * deletions made without recomputing the chain; a rewrite by someone who can write the database needs the signed
+ * digests (src/audit/verify.ts).
  */
 export async function verifyLedger(store: Store): Promise<LedgerReport> {
+  await store.ledger.sealPending();
   const walk = new ChainWalk();
-  for await (const e of ledgerEvents(store)) walk.add(e);
-  const head = await store.ledgerHead();
+  let head: { seq: number; hash: string };
+  for (;;) {
+    const before = walk.events;
+    for await (const e of ledgerEvents(store, walk.last.seq)) walk.add(e);
+    // A sealer may have sealed more since the walk began: the head only moves forward, so walk on to it.
+    head = await store.ledgerHead();
+    if (head.seq <= walk.last.seq || walk.events === before) break;
+  }
   walk.checkHead(head);
   return { ok: walk.problems.length === 0, events: walk.events, headSeq: head.seq, problems: walk.problems };
 }

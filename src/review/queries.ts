@@ -3,7 +3,7 @@ import type { Engine, StoredDecision } from '../engine/engine.ts';
 import { AirlockError } from '../errors.ts';
 import type { ActionSearch } from '../store/dashboard.ts';
 import { listNotifications } from '../store/outbox.ts';
-import type { ActionRow, ApprovalRow, LedgerRow } from '../store/store.ts';
+import type { ActionRow, ApprovalRow, LedgerEntry } from '../store/store.ts';
 import { redact } from './html.ts';
 import type { ReviewStore } from './store.ts';
 
@@ -18,7 +18,7 @@ export interface ActionView {
   /** Email of the reviewer who asked for it in the dashboard. */
   requester: string | null;
   approvals: ApprovalRow[];
-  ledger: LedgerRow[];
+  ledger: LedgerEntry[];
   /** Without their ids, and each URL as origin and path only: a query string may carry a token. */
   callbacks: Omit<CallbackDelivery, 'id'>[];
   notifications: NotificationDelivery[];

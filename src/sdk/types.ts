@@ -41,14 +41,16 @@ export interface ListParams {
 }
 
 export interface LedgerEvent {
-  seq: number;
+  /** The event's place in the hash chain; null until sealed (PostgreSQL, within the sealer's interval). */
+  seq: number | null;
   type: string;
   from: string | null;
   to: string | null;
   actor: string;
   data: unknown;
   at: string;
-  hash: string;
+  /** null until sealed, as seq. */
+  hash: string | null;
 }
 
 /** What Airlock POSTs to a callback URL. */

@@ -1,11 +1,19 @@
-import type { Selectable } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import { sha256Hex } from '../ids.ts';
 import { canonicalJson } from '../stripe/params.ts';
 import { type Connection, shaped } from './connection.ts';
 import { GENESIS_HASH } from './migrations.ts';
 import type { LedgerTable } from './schema.ts';
 
-export type LedgerRow = Selectable<LedgerTable>;
+/** A sealed event: what the chain, its verifiers and exports read. */
+export type LedgerRow = Omit<Selectable<LedgerTable>, 'pos' | 'xid' | 'seq' | 'prev_hash' | 'hash'> & {
+  seq: number;
+  prev_hash: string;
+  hash: string;
+};
+
+/** An event as an action's timeline shows it: on PostgreSQL seq, prev_hash and hash are null until sealed. */
+export type LedgerEntry = Omit<Selectable<LedgerTable>, 'xid'>;
 
 export interface LedgerEventInput {
   actionId: string | null;
@@ -34,6 +42,7 @@ export function ledgerHash(prevHash: string, e: Omit<LedgerRow, 'hash' | 'prev_h
 }
 
 const LEDGER_COLUMNS = [
+  'pos',
   'seq',
   'action_id',
   'type',
@@ -44,7 +53,34 @@ const LEDGER_COLUMNS = [
   'at',
   'prev_hash',
   'hash',
-] as const satisfies readonly (keyof LedgerRow)[];
+] as const satisfies readonly (keyof LedgerEntry)[];
+
+// What an unsealed event carries; pos and xid come from the column defaults.
+const UNSEALED_COLUMNS = [
+  'action_id',
+  'type',
+  'from_status',
+  'to_status',
+  'actor',
+  'data',
+  'at',
+] as const satisfies readonly (keyof LedgerEntry)[];
+
+const SEALED_SELECTION = [
+  'seq',
+  'action_id',
+  'type',
+  'from_status',
+  'to_status',
+  'actor',
+  'data',
+  'at',
+  'prev_hash',
+  'hash',
+] as const;
+
+/** Events sealed in one transaction: bounds the time the sealer holds its lock. */
+const SEAL_BATCH = 2000;
 
 interface Head {
   seq: number;
@@ -52,24 +88,35 @@ interface Head {
 }
 
 /**
- * The hash-chained ledger and its head. Within one transaction the head is read (and on PostgreSQL locked) once
- * and written back once, at commit: the repository of a transaction's Store carries it from event to event.
+ * The hash-chained ledger and its head.
+ *
+ * On SQLite an event is chained as it is appended: one connection writes, so reading the head costs no lock. Within
+ * one transaction the head is read once and written back once, at commit: the repository of a transaction's Store
+ * carries it from event to event.
+ *
+ * On PostgreSQL an event is appended unsealed (seq, prev_hash and hash null) with its insertion id (pos) and its
+ * transaction's id (xid), and a sealer chains it after commit (`seal`). Appending thus locks nothing that another
+ * transaction waits for; the head row is written by the sealer alone. docs/architecture.md ("The ledger") says why
+ * no committed event is lost between commit and seal.
  */
 export class LedgerRepository {
   #head: Head | null = null;
   #dirty = false;
+  /** Whether this transaction appended unsealed events: after its commit the sealer has work. */
+  appendedUnsealed = false;
 
   constructor(readonly c: Connection) {}
 
   /** Appends events in order with one statement. Must run inside a transaction, with the change they record. */
   async append(events: LedgerEventInput[]): Promise<void> {
+    if (this.c.dialect === 'postgres') return this.#appendUnsealed(events);
     let head = this.#head;
-    if (!head) {
-      let headQuery = this.c.db.selectFrom('ledger_head').select(['seq', 'hash']).where('id', '=', 1);
-      if (this.c.dialect === 'postgres') headQuery = headQuery.forUpdate();
-      head = await headQuery.executeTakeFirstOrThrow();
-    }
-    const rows: LedgerRow[] = [];
+    head ??= await this.c.db
+      .selectFrom('ledger_head')
+      .select(['seq', 'hash'])
+      .where('id', '=', 1)
+      .executeTakeFirstOrThrow();
+    const rows: (LedgerRow & { pos: number })[] = [];
     for (const e of events) {
       const row: Omit<LedgerRow, 'hash' | 'prev_hash'> = {
         seq: head.seq + 1,
@@ -82,7 +129,7 @@ export class LedgerRepository {
         at: e.at,
       };
       const hash = ledgerHash(head.hash, row);
-      rows.push({ ...row, prev_hash: head.hash, hash });
+      rows.push({ ...row, pos: row.seq, prev_hash: head.hash, hash });
       head = { seq: row.seq, hash };
     }
     await shaped(
@@ -98,6 +145,25 @@ export class LedgerRepository {
     } else {
       await this.c.db.updateTable('ledger_head').set({ seq, hash }).where('id', '=', 1).execute();
     }
+  }
+
+  async #appendUnsealed(events: LedgerEventInput[]): Promise<void> {
+    const rows = events.map((e) => ({
+      action_id: e.actionId,
+      type: e.type,
+      from_status: e.from,
+      to_status: e.to,
+      actor: e.actor,
+      data: JSON.stringify(e.data),
+      at: e.at,
+    }));
+    await shaped(
+      this.c,
+      `insert unsealed ledger x${rows.length}`,
+      () => this.c.db.insertInto('ledger').values(rows),
+      rows.flatMap((r) => UNSEALED_COLUMNS.map((c) => r[c])),
+    );
+    this.appendedUnsealed = true;
   }
 
   /** Where the chain ends in this transaction, so a batch can undo a failed job's events from it. */
@@ -119,26 +185,104 @@ export class LedgerRepository {
     this.#dirty = false;
   }
 
-  async forAction(actionId: string): Promise<LedgerRow[]> {
+  /**
+   * PostgreSQL: chains the committed events that wait for it, in batches, and returns how many it sealed; null when
+   * `wait` is false and another sealer (this instance's or another's) holds the sealer's lock. With `wait` it queues
+   * for that lock: what a reader calls to see every event committed before it asked. A no-op on SQLite.
+   */
+  async seal(opts: { wait: boolean }): Promise<number | null> {
+    if (this.c.dialect !== 'postgres') return 0;
+    if (this.c.db.isTransaction) throw new Error('the ledger is sealed outside any other transaction');
+    let sealed = 0;
+    for (;;) {
+      const n = await this.#sealBatch(opts.wait);
+      if (n === null) return sealed > 0 ? sealed : null;
+      sealed += n;
+      if (n < SEAL_BATCH) return sealed;
+    }
+  }
+
+  /** Seals every event committed so far (see `seal`); resolves with how many it sealed. */
+  async sealPending(): Promise<number> {
+    return (await this.seal({ wait: true })) ?? 0;
+  }
+
+  async #sealBatch(wait: boolean): Promise<number | null> {
+    return this.c.db.transaction().execute(async (trx) => {
+      // One sealer at a time across instances; the head row's lock below would serialise them anyway, but a
+      // sealer that finds the lock taken has nothing to do: the holder seals what it would have.
+      const key = sql`hashtextextended('airlock.ledger_sealer', 0)`;
+      if (wait) {
+        await sql`select pg_advisory_xact_lock(${key})`.execute(trx);
+      } else {
+        const { rows } = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(${key}) as ok`.execute(
+          trx,
+        );
+        if (!rows[0]?.ok) return null;
+      }
+      let head = await trx
+        .selectFrom('ledger_head')
+        .select(['seq', 'hash'])
+        .where('id', '=', 1)
+        .forUpdate()
+        .executeTakeFirstOrThrow();
+      // Read in one statement, so one snapshot decides both which transactions have finished (xid below its
+      // xmin) and which of their events are committed: every event of those transactions that committed is seen.
+      const { rows: pending } = await sql<LedgerEntry>`
+        select pos, action_id, type, from_status, to_status, actor, data, at from ledger
+        where seq is null and xid < pg_snapshot_xmin(pg_current_snapshot())
+        order by pos limit ${SEAL_BATCH}`.execute(trx);
+      if (pending.length === 0) return 0;
+      const pos: number[] = [];
+      const seqs: number[] = [];
+      const prevs: string[] = [];
+      const hashes: string[] = [];
+      for (const e of pending) {
+        const seq = head.seq + 1;
+        const hash = ledgerHash(head.hash, { ...e, seq });
+        pos.push(e.pos);
+        seqs.push(seq);
+        prevs.push(head.hash);
+        hashes.push(hash);
+        head = { seq, hash };
+      }
+      const result = await sql`
+        update ledger as l set seq = v.seq, prev_hash = v.prev_hash, hash = v.hash
+        from (select unnest(${pos}::bigint[]) as pos, unnest(${seqs}::bigint[]) as seq,
+                     unnest(${prevs}::text[]) as prev_hash, unnest(${hashes}::text[]) as hash) as v
+        where l.pos = v.pos and l.seq is null`.execute(trx);
+      // Sealers are serialised, so a row read unsealed above is still unsealed; anything else is a bug, and the
+      // chain must not be written around it.
+      if (Number(result.numAffectedRows ?? 0n) !== pending.length) {
+        throw new Error(`sealed ${result.numAffectedRows} of ${pending.length} ledger events; rolled back`);
+      }
+      await trx.updateTable('ledger_head').set(head).where('id', '=', 1).execute();
+      return pending.length;
+    });
+  }
+
+  /** The action's events, sealed or not, in the order they were written. */
+  async forAction(actionId: string): Promise<LedgerEntry[]> {
     return this.c.db
       .selectFrom('ledger')
-      .selectAll()
+      .select(['pos', ...SEALED_SELECTION])
       .where('action_id', '=', actionId)
-      .orderBy('seq')
+      .orderBy('pos')
       .execute();
   }
 
-  /** Events after `afterSeq`, oldest first. */
+  /** Sealed events after `afterSeq`, oldest first. */
   async page(afterSeq: number, limit: number): Promise<LedgerRow[]> {
-    return this.c.db
+    return (await this.c.db
       .selectFrom('ledger')
-      .selectAll()
+      .select(SEALED_SELECTION)
       .where('seq', '>', afterSeq)
       .orderBy('seq')
       .limit(limit)
-      .execute();
+      .execute()) as LedgerRow[];
   }
 
+  /** The end of the sealed chain. */
   async head(): Promise<Head> {
     const head = await this.c.db
       .selectFrom('ledger_head')
@@ -161,6 +305,6 @@ export class LedgerRepository {
   /** The hash of event `seq`, or undefined when it is not stored. */
   async hashOf(seq: number): Promise<string | undefined> {
     const row = await this.c.db.selectFrom('ledger').select('hash').where('seq', '=', seq).executeTakeFirst();
-    return row?.hash;
+    return row?.hash ?? undefined;
   }
 }

@@ -427,6 +427,48 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0015_ledger_sealer': {
+      async up(db: Kysely<unknown>) {
+        // pos is the insertion order; seq, prev_hash and hash are the chain position, null until sealed. Rows
+        // already stored keep their seq and hashes, and pos = seq, so the chain and its head are unchanged.
+        if (dialect === 'postgres') {
+          // On PostgreSQL an event is inserted unsealed with its writing transaction's id, and the sealer chains
+          // it after commit (src/store/sealer.ts), so appending takes no lock that another instance waits for.
+          await sql`alter table ledger add column pos bigint`.execute(db);
+          await sql`update ledger set pos = seq`.execute(db);
+          await sql`create sequence ledger_pos_seq owned by ledger.pos`.execute(db);
+          await sql`select setval('ledger_pos_seq', coalesce((select max(seq) from ledger), 0) + 1, false)`.execute(
+            db,
+          );
+          await sql`alter table ledger
+            alter column pos set default nextval('ledger_pos_seq'),
+            alter column pos set not null,
+            drop constraint ledger_pkey,
+            add constraint ledger_pkey primary key (pos),
+            alter column seq drop not null,
+            alter column prev_hash drop not null,
+            alter column hash drop not null,
+            add constraint ledger_sealed_check check ((seq is null) = (hash is null) and (hash is null) = (prev_hash is null))`.execute(
+            db,
+          );
+          // Added without the default first: a volatile default would stamp every existing row with this xid.
+          await sql`alter table ledger add column xid xid8`.execute(db);
+          await sql`alter table ledger alter column xid set default pg_current_xact_id()`.execute(db);
+          await sql`create unique index ledger_seq_uq on ledger (seq)`.execute(db);
+          // The sealer's queue: small, since rows leave it within the sealer's interval.
+          await sql`create index ledger_unsealed_idx on ledger (pos) where seq is null`.execute(db);
+        } else {
+          // SQLite chains inline (one connection writes, so it costs no lock): seq stays the rowid and pos = seq.
+          await sql`alter table ledger add column pos integer`.execute(db);
+          await sql`alter table ledger add column xid text`.execute(db);
+          await sql`update ledger set pos = seq`.execute(db);
+          await sql`create unique index ledger_pos_uq on ledger (pos)`.execute(db);
+        }
+        // An action's events, sealed or not, in insertion order.
+        await db.schema.dropIndex('ledger_action_idx').execute();
+        await db.schema.createIndex('ledger_action_idx').on('ledger').columns(['action_id', 'pos']).execute();
+      },
+    },
   };
 }
 

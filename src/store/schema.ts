@@ -1,3 +1,4 @@
+import type { Generated } from 'kysely';
 import type { Status } from './status.ts';
 
 // Times are ISO 8601 UTC strings in both dialects, so ordering and JSON output need no conversion.
@@ -159,8 +160,14 @@ export interface ApprovalsTable {
   agent_id: string | null;
 }
 
+/**
+ * seq, prev_hash and hash are the chain position, null until sealed (0015_ledger_sealer); pos is the insertion
+ * order; xid is the PostgreSQL writing transaction's id (xid8, as text), null on SQLite and on rows from before.
+ */
 export interface LedgerTable {
-  seq: number;
+  pos: Generated<number>;
+  xid: Generated<string | null>;
+  seq: number | null;
   action_id: string | null;
   type: string;
   from_status: string | null;
@@ -168,8 +175,8 @@ export interface LedgerTable {
   actor: string;
   data: string; // JSON
   at: string;
-  prev_hash: string;
-  hash: string;
+  prev_hash: string | null;
+  hash: string | null;
 }
 
 export interface LedgerHeadTable {

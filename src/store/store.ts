@@ -7,7 +7,7 @@ import { type Agent, CredentialsRepository, type StoredReviewer } from './creden
 import { DashboardReads } from './dashboard.ts';
 import { DigestsRepository } from './digests.ts';
 import { FreezesRepository } from './freezes.ts';
-import { type LedgerEventInput, LedgerRepository, type LedgerRow } from './ledger.ts';
+import { type LedgerEntry, type LedgerEventInput, LedgerRepository, type LedgerRow } from './ledger.ts';
 import { MetricsReads } from './metrics.ts';
 import { type Dialect, migrateToLatest, pendingMigrations } from './migrations.ts';
 import { OutboxRepository } from './outbox.ts';
@@ -22,7 +22,7 @@ import { Journal, RETAINED_MS, VelocityMemory } from './velocity-memory.ts';
 
 export type { ActionPatch, ActionRow, ListActionsQuery } from './actions.ts';
 export type { ApprovalRow } from './approvals.ts';
-export { type LedgerEventInput, type LedgerRow, ledgerHash } from './ledger.ts';
+export { type LedgerEntry, type LedgerEventInput, type LedgerRow, ledgerHash } from './ledger.ts';
 
 /** The NOTIFY channel that carries the id of an action made dispatchable, to every instance. */
 export const ACTIONS_READY_CHANNEL = 'airlock_actions_ready';
@@ -103,7 +103,7 @@ export class Store {
     return this.#approvals;
   }
 
-  /** The hash-chained ledger; within a transaction it carries the chain's head until commit. */
+  /** The hash-chained ledger: on SQLite a transaction carries the chain's head until commit; on PostgreSQL a sealer chains events after it. */
   get ledger(): LedgerRepository {
     this.#ledger ??= new LedgerRepository(this.#conn);
     return this.#ledger;
@@ -179,17 +179,40 @@ export class Store {
     return tx;
   }
 
-  /** Runs fn on a Store bound to the transaction and writes the ledger head before the commit. */
-  async #inTransaction<T>(trx: Transaction<Database>, fn: (tx: Store) => Promise<T>): Promise<T> {
+  /**
+   * Runs fn on a Store bound to the transaction and writes the ledger head before the commit. Sets `done.unsealed`
+   * when it appended events for the sealer, which the caller tells the listeners about once the commit succeeded.
+   */
+  async #inTransaction<T>(
+    trx: Transaction<Database>,
+    fn: (tx: Store) => Promise<T>,
+    done: { unsealed: boolean },
+  ): Promise<T> {
     const tx = this.#bind(trx);
     try {
       const result = await fn(tx);
       await tx.flushLedgerHead();
+      done.unsealed = tx.#ledger?.appendedUnsealed ?? false;
       return result;
     } catch (err) {
       tx.restore(0);
       throw err;
     }
+  }
+
+  readonly #unsealedListeners = new Set<() => void>();
+
+  /**
+   * Calls cb after each transaction of this Store commits unsealed ledger events (PostgreSQL), so the sealer runs
+   * at once instead of at its next interval. Returns the function that stops it.
+   */
+  onUnsealedCommitted(cb: () => void): () => void {
+    this.#unsealedListeners.add(cb);
+    return () => this.#unsealedListeners.delete(cb);
+  }
+
+  #committed(done: { unsealed: boolean }): void {
+    if (done.unsealed) for (const cb of this.#unsealedListeners) cb();
   }
 
   /**
@@ -211,13 +234,17 @@ export class Store {
   async #transaction<T>(fn: (tx: Store) => Promise<T>, durable: boolean): Promise<T> {
     if (this.#group) return this.#group.run(fn, durable);
     if (!durable) return this.#relaxedTransaction(fn);
+    const done = { unsealed: false };
+    let result: T;
     try {
-      return await this.db
+      result = await this.db
         .transaction()
-        .execute((trx: Transaction<Database>) => this.#inTransaction(trx, fn));
+        .execute((trx: Transaction<Database>) => this.#inTransaction(trx, fn, done));
     } catch (err) {
       throw asStoreError(err);
     }
+    this.#committed(done);
+    return result;
   }
 
   /**
@@ -228,14 +255,18 @@ export class Store {
    * PostgreSQL's form; SQLite's is a relaxed batch of the group commit.
    */
   async #relaxedTransaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+    const done = { unsealed: false };
+    let result: T;
     try {
-      return await this.db.transaction().execute(async (trx) => {
+      result = await this.db.transaction().execute(async (trx) => {
         await sql`set local synchronous_commit = off`.execute(trx);
-        return this.#inTransaction(trx, fn);
+        return this.#inTransaction(trx, fn, done);
       });
     } catch (err) {
       throw asStoreError(err);
     }
+    this.#committed(done);
+    return result;
   }
 
   /**
@@ -532,7 +563,7 @@ export class Store {
     return this.ledger.flushHead();
   }
 
-  ledgerForAction(actionId: string): Promise<LedgerRow[]> {
+  ledgerForAction(actionId: string): Promise<LedgerEntry[]> {
     return this.ledger.forAction(actionId);
   }
 

@@ -1,4 +1,4 @@
-import type { LedgerRow } from '../../store/store.ts';
+import type { LedgerEntry } from '../../store/store.ts';
 import { formatMoney, formatTime, type Html, html, kindLabel, majorUnits } from '../html.ts';
 import type { ActionView, NotificationDelivery } from '../queries.ts';
 import type { LinkVerb, Session } from '../store.ts';
@@ -37,7 +37,7 @@ ${keys.map((k) => {
 })}</table>`;
 }
 
-function eventLabel(e: LedgerRow): string {
+function eventLabel(e: LedgerEntry): string {
   const data = JSON.parse(e.data) as Record<string, unknown>;
   switch (e.type) {
     case 'action.received':
@@ -71,7 +71,7 @@ function eventLabel(e: LedgerRow): string {
   }
 }
 
-function timeline(events: LedgerRow[]): Html {
+function timeline(events: LedgerEntry[]): Html {
   return html`<ol class="timeline">${events.map(
     (e) => html`<li class="ev-${e.type.replace(/\W/g, '-')}"><time>${formatTime(e.at)}</time>
 <span class="ev">${eventLabel(e)}</span> <span class="muted">by ${e.actor.replace(/^(agent|reviewer|dispatcher):/, '$1 ')}</span>
