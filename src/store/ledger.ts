@@ -42,7 +42,6 @@ export function ledgerHash(prevHash: string, e: Omit<LedgerRow, 'hash' | 'prev_h
 }
 
 const LEDGER_COLUMNS = [
-  'pos',
   'seq',
   'action_id',
   'type',
@@ -51,6 +50,7 @@ const LEDGER_COLUMNS = [
   'actor',
   'data',
   'at',
+  'pos',
   'prev_hash',
   'hash',
 ] as const satisfies readonly (keyof LedgerEntry)[];
@@ -195,10 +195,10 @@ export class LedgerRepository {
     if (this.c.db.isTransaction) throw new Error('the ledger is sealed outside any other transaction');
     let sealed = 0;
     for (;;) {
-      const n = await this.#sealBatch(opts.wait);
-      if (n === null) return sealed > 0 ? sealed : null;
-      sealed += n;
-      if (n < SEAL_BATCH) return sealed;
+      const batch = await this.#sealBatch(opts.wait);
+      if (batch === null) return sealed > 0 ? sealed : null;
+      sealed += batch.sealed;
+      if (!batch.more) return sealed;
     }
   }
 
@@ -207,10 +207,11 @@ export class LedgerRepository {
     return (await this.seal({ wait: true })) ?? 0;
   }
 
-  async #sealBatch(wait: boolean): Promise<number | null> {
+  async #sealBatch(wait: boolean): Promise<{ sealed: number; more: boolean } | null> {
     return this.c.db.transaction().execute(async (trx) => {
-      // One sealer at a time across instances; the head row's lock below would serialise them anyway, but a
-      // sealer that finds the lock taken has nothing to do: the holder seals what it would have.
+      // One sealer at a time across instances. A sealer that finds the lock taken leaves the work to its holder,
+      // whose next round (at the latest its next interval) takes what committed after its snapshot. The head
+      // row's lock serialises sealers with any writer that chains inline (an instance not yet upgraded).
       const key = sql`hashtextextended('airlock.ledger_sealer', 0)`;
       if (wait) {
         await sql`select pg_advisory_xact_lock(${key})`.execute(trx);
@@ -226,13 +227,14 @@ export class LedgerRepository {
         .where('id', '=', 1)
         .forUpdate()
         .executeTakeFirstOrThrow();
-      // Read in one statement, so one snapshot decides both which transactions have finished (xid below its
-      // xmin) and which of their events are committed: every event of those transactions that committed is seen.
-      const { rows: pending } = await sql<LedgerEntry>`
-        select pos, action_id, type, from_status, to_status, actor, data, at from ledger
-        where seq is null and xid < pg_snapshot_xmin(pg_current_snapshot())
-        order by pos limit ${SEAL_BATCH}`.execute(trx);
-      if (pending.length === 0) return 0;
+      // Every committed event still unsealed: committed rows are visible to this statement's snapshot, and one
+      // that commits after it stays unsealed for the next round (docs/architecture.md, "The ledger"). Whole
+      // transactions in xid order, each one's events in the order written, so a transaction's events stay adjacent.
+      const { rows } = await sql<LedgerEntry & { xid: string }>`
+        select pos, xid::text as xid, action_id, type, from_status, to_status, actor, data, at from ledger
+        where seq is null order by xid, pos limit ${SEAL_BATCH}`.execute(trx);
+      const pending = wholeTransactions(rows);
+      if (pending.length === 0) return { sealed: 0, more: false };
       const pos: number[] = [];
       const seqs: number[] = [];
       const prevs: string[] = [];
@@ -257,7 +259,7 @@ export class LedgerRepository {
         throw new Error(`sealed ${result.numAffectedRows} of ${pending.length} ledger events; rolled back`);
       }
       await trx.updateTable('ledger_head').set(head).where('id', '=', 1).execute();
-      return pending.length;
+      return { sealed: pending.length, more: rows.length === SEAL_BATCH };
     });
   }
 
@@ -307,4 +309,15 @@ export class LedgerRepository {
     const row = await this.c.db.selectFrom('ledger').select('hash').where('seq', '=', seq).executeTakeFirst();
     return row?.hash ?? undefined;
   }
+}
+
+/**
+ * A full batch may end inside a transaction: leave that one's events for the next batch, where they come first
+ * unless a transaction with a lower xid commits in between. A transaction larger than a batch is sealed in parts.
+ */
+function wholeTransactions<E extends { xid: string }>(rows: E[]): E[] {
+  if (rows.length < SEAL_BATCH) return rows;
+  const last = rows[rows.length - 1]!.xid;
+  const whole = rows.filter((e) => e.xid !== last);
+  return whole.length > 0 ? whole : rows;
 }

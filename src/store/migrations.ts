@@ -456,7 +456,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           await sql`alter table ledger alter column xid set default pg_current_xact_id()`.execute(db);
           await sql`create unique index ledger_seq_uq on ledger (seq)`.execute(db);
           // The sealer's queue: small, since rows leave it within the sealer's interval.
-          await sql`create index ledger_unsealed_idx on ledger (pos) where seq is null`.execute(db);
+          await sql`create index ledger_unsealed_idx on ledger (xid, pos) where seq is null`.execute(db);
         } else {
           // SQLite chains inline (one connection writes, so it costs no lock): seq stays the rowid and pos = seq.
           await sql`alter table ledger add column pos integer`.execute(db);

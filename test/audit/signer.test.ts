@@ -91,6 +91,7 @@ for (const dialect of DIALECTS) {
         key_id: key.keyId,
       });
       await append(t.store, 5, 'one');
+      await t.store.ledger.sealPending();
       const head = await t.store.ledgerHead();
       const second = await s.sign();
       expect(second).toMatchObject({

@@ -351,6 +351,14 @@ for (const dialect of DIALECTS) {
             { actionId: null, type: 'test.b', from: null, to: null, actor: 't', data: {}, at: stamp },
           ]);
         });
+        // An action's events read at once, sealed or not; on PostgreSQL the chain takes them when sealed.
+        const written = await store.ledger.forAction(action.id);
+        expect(written.map((e) => e.type)).toEqual(['test.a']);
+        if (dialect === 'postgres') {
+          expect(written[0]).toMatchObject({ seq: null, prev_hash: null, hash: null });
+          expect(await store.ledger.head()).toEqual(before);
+          expect(await store.ledger.sealPending()).toBe(2);
+        }
         const head = await store.ledger.head();
         expect(head.seq).toBe(before.seq + 2);
         const events = await store.ledger.page(before.seq, 10);
