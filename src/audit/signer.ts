@@ -106,8 +106,11 @@ export class LedgerSigner {
     // queue behind another instance's sealer, which is sealing it anyway.
     if (mode === 'tick') await store.ledger.seal({ wait: false });
     else await store.ledger.sealPending();
-    const head = await store.ledgerHead();
+    // The latest digest before the head: the head only moves forward, so it is read at or past what that digest
+    // covers. Read the other way round, another instance could seal and sign in between, and this one would sign
+    // an older head after a newer digest, which verification rightly calls a rollback.
     const last = await store.digests.latest();
+    const head = await store.ledgerHead();
     const now = this.#clock.now();
     if (last) {
       const moved = last.ledger_seq !== head.seq || last.ledger_hash !== head.hash;
