@@ -2,11 +2,12 @@
 import { ledgerEvents } from '../../src/engine/ledger.ts';
 import type { ActionRow, LedgerRow, Store } from '../../src/store/store.ts';
 
-/** Every ledger event, oldest first; narrowed by `keep` when given. */
+/** Every ledger event committed so far, sealed first (PostgreSQL), oldest first; narrowed by `keep` when given. */
 export async function ledger(
   store: Store,
   keep: (e: LedgerRow) => boolean = () => true,
 ): Promise<LedgerRow[]> {
+  await store.ledger.sealPending();
   const events: LedgerRow[] = [];
   for await (const e of ledgerEvents(store)) if (keep(e)) events.push(e);
   return events;
