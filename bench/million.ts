@@ -197,7 +197,7 @@ function fill(file: string, total: number, nowMs: number): { events: number; bus
     note, changes, bound_hash, at, agent_id) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)`);
   const insertEvent =
     db.prepare(`INSERT INTO ledger (seq, action_id, type, from_status, to_status, actor, data,
-    at, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    at, prev_hash, hash, pos) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
 
   db.transaction(() => {
     for (const [k, id] of agentIds.entries()) insertAgent.run(id, `agent-${k}`, iso(startMs - DAY));
@@ -221,7 +221,7 @@ function fill(file: string, total: number, nowMs: number): { events: number; bus
       at: iso(e.atMs),
     };
     const hash = ledgerHash(prev, row);
-    insertEvent.run(seq, e.actionId, e.type, e.from, e.to, e.actor, e.data, row.at, prev, hash);
+    insertEvent.run(seq, e.actionId, e.type, e.from, e.to, e.actor, e.data, row.at, prev, hash, seq);
     prev = hash;
   };
   const agentCounts = new Array<number>(AGENTS).fill(0);

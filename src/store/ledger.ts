@@ -208,59 +208,64 @@ export class LedgerRepository {
   }
 
   async #sealBatch(wait: boolean): Promise<{ sealed: number; more: boolean } | null> {
-    return this.c.db.transaction().execute(async (trx) => {
-      // One sealer at a time across instances. A sealer that finds the lock taken leaves the work to its holder,
-      // whose next round (at the latest its next interval) takes what committed after its snapshot. The head
-      // row's lock serialises sealers with any writer that chains inline (an instance not yet upgraded).
-      const key = sql`hashtextextended('airlock.ledger_sealer', 0)`;
-      if (wait) {
-        await sql`select pg_advisory_xact_lock(${key})`.execute(trx);
-      } else {
-        const { rows } = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(${key}) as ok`.execute(
-          trx,
-        );
-        if (!rows[0]?.ok) return null;
-      }
-      let head = await trx
-        .selectFrom('ledger_head')
-        .select(['seq', 'hash'])
-        .where('id', '=', 1)
-        .forUpdate()
-        .executeTakeFirstOrThrow();
-      // Every committed event still unsealed: committed rows are visible to this statement's snapshot, and one
-      // that commits after it stays unsealed for the next round (docs/architecture.md, "The ledger"). Whole
-      // transactions in xid order, each one's events in the order written, so a transaction's events stay adjacent.
-      const { rows } = await sql<LedgerEntry & { xid: string }>`
+    // READ COMMITTED whatever the server's default: each statement below must see what the sealers before this
+    // one committed while it waited for the lock.
+    return this.c.db
+      .transaction()
+      .setIsolationLevel('read committed')
+      .execute(async (trx) => {
+        // One sealer at a time across instances. A sealer that finds the lock taken leaves the work to its holder,
+        // whose next round (at the latest its next interval) takes what committed after its snapshot. The head
+        // row's lock serialises sealers with any writer that chains inline (an instance not yet upgraded).
+        const key = sql`hashtextextended('airlock.ledger_sealer', 0)`;
+        if (wait) {
+          await sql`select pg_advisory_xact_lock(${key})`.execute(trx);
+        } else {
+          const { rows } = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(${key}) as ok`.execute(
+            trx,
+          );
+          if (!rows[0]?.ok) return null;
+        }
+        let head = await trx
+          .selectFrom('ledger_head')
+          .select(['seq', 'hash'])
+          .where('id', '=', 1)
+          .forUpdate()
+          .executeTakeFirstOrThrow();
+        // Every committed event still unsealed: committed rows are visible to this statement's snapshot, and one
+        // that commits after it stays unsealed for the next round (docs/architecture.md, "The ledger"). Whole
+        // transactions in xid order, each one's events in the order written, so a transaction's events stay adjacent.
+        const { rows } = await sql<LedgerEntry & { xid: string }>`
         select pos, xid::text as xid, action_id, type, from_status, to_status, actor, data, at from ledger
         where seq is null order by xid, pos limit ${SEAL_BATCH}`.execute(trx);
-      const pending = wholeTransactions(rows);
-      if (pending.length === 0) return { sealed: 0, more: false };
-      const pos: number[] = [];
-      const seqs: number[] = [];
-      const prevs: string[] = [];
-      const hashes: string[] = [];
-      for (const e of pending) {
-        const seq = head.seq + 1;
-        const hash = ledgerHash(head.hash, { ...e, seq });
-        pos.push(e.pos);
-        seqs.push(seq);
-        prevs.push(head.hash);
-        hashes.push(hash);
-        head = { seq, hash };
-      }
-      const result = await sql`
+        const pending = wholeTransactions(rows);
+        if (pending.length === 0) return { sealed: 0, more: false };
+        const pos: number[] = [];
+        const seqs: number[] = [];
+        const prevs: string[] = [];
+        const hashes: string[] = [];
+        for (const e of pending) {
+          const seq = head.seq + 1;
+          const hash = ledgerHash(head.hash, { ...e, seq });
+          pos.push(e.pos);
+          seqs.push(seq);
+          prevs.push(head.hash);
+          hashes.push(hash);
+          head = { seq, hash };
+        }
+        const result = await sql`
         update ledger as l set seq = v.seq, prev_hash = v.prev_hash, hash = v.hash
         from (select unnest(${pos}::bigint[]) as pos, unnest(${seqs}::bigint[]) as seq,
                      unnest(${prevs}::text[]) as prev_hash, unnest(${hashes}::text[]) as hash) as v
         where l.pos = v.pos and l.seq is null`.execute(trx);
-      // Sealers are serialised, so a row read unsealed above is still unsealed; anything else is a bug, and the
-      // chain must not be written around it.
-      if (Number(result.numAffectedRows ?? 0n) !== pending.length) {
-        throw new Error(`sealed ${result.numAffectedRows} of ${pending.length} ledger events; rolled back`);
-      }
-      await trx.updateTable('ledger_head').set(head).where('id', '=', 1).execute();
-      return { sealed: pending.length, more: rows.length === SEAL_BATCH };
-    });
+        // Sealers are serialised, so a row read unsealed above is still unsealed; anything else is a bug, and the
+        // chain must not be written around it.
+        if (Number(result.numAffectedRows ?? 0n) !== pending.length) {
+          throw new Error(`sealed ${result.numAffectedRows} of ${pending.length} ledger events; rolled back`);
+        }
+        await trx.updateTable('ledger_head').set(head).where('id', '=', 1).execute();
+        return { sealed: pending.length, more: rows.length === SEAL_BATCH };
+      });
   }
 
   /** The action's events, sealed or not, in the order they were written. */
