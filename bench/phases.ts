@@ -171,6 +171,8 @@ async function inProcess(upstreamUrl: string) {
   const lookups = new StripeLookups(upstream);
   const policy = loadPolicyFile(POLICY_FILE);
   const engine = new Engine({ store, policy, facts: lookups, resolvers: policyResolvers(lookups) });
+  // As `airlock serve` does: velocity windows from the in-memory aggregates (SQLite).
+  await engine.keepHistoryInMemory();
   const cache = new AgentKeyCache(engine);
   const agents: Agent[] = [];
   const keys: string[] = [];

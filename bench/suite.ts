@@ -60,7 +60,7 @@ const { values } = parseArgs({
     'no-nginx': { type: 'boolean', default: false },
     'no-million': { type: 'boolean', default: false },
     'million-actions': { type: 'string', default: '1000000' },
-    floor: { type: 'string', default: '0.03' },
+    floor: { type: 'string', default: '0.05' },
     publish: { type: 'boolean', default: false },
     // Re-renders a saved run (bench/results/<time>.json) with the current report code, without measuring.
     from: { type: 'string' },
