@@ -41,21 +41,7 @@ export function ledgerHash(prevHash: string, e: Omit<LedgerRow, 'hash' | 'prev_h
   );
 }
 
-const LEDGER_COLUMNS = [
-  'seq',
-  'action_id',
-  'type',
-  'from_status',
-  'to_status',
-  'actor',
-  'data',
-  'at',
-  'pos',
-  'prev_hash',
-  'hash',
-] as const satisfies readonly (keyof LedgerEntry)[];
-
-// What an unsealed event carries; pos and xid come from the column defaults.
+// What every event carries, sealed or not; pos and xid of an unsealed one come from the column defaults.
 const UNSEALED_COLUMNS = [
   'action_id',
   'type',
@@ -66,18 +52,15 @@ const UNSEALED_COLUMNS = [
   'at',
 ] as const satisfies readonly (keyof LedgerEntry)[];
 
-const SEALED_SELECTION = [
+const LEDGER_COLUMNS = [
   'seq',
-  'action_id',
-  'type',
-  'from_status',
-  'to_status',
-  'actor',
-  'data',
-  'at',
+  ...UNSEALED_COLUMNS,
+  'pos',
   'prev_hash',
   'hash',
-] as const;
+] as const satisfies readonly (keyof LedgerEntry)[];
+
+const SEALED_SELECTION = ['seq', ...UNSEALED_COLUMNS, 'prev_hash', 'hash'] as const;
 
 /** Events sealed in one transaction: bounds the time the sealer holds its lock. */
 const SEAL_BATCH = 2000;
