@@ -8,6 +8,7 @@ import type { Clock } from './clock.ts';
 import type { FreezeCache } from './freeze.ts';
 import { createResources, type EngineResources, type EngineSignals, readAction } from './resources.ts';
 import { COUNTED_STATUSES, type Status } from './status.ts';
+import { historyWindowMs } from './systems/evaluation.ts';
 import { DispatchSystem } from './systems/dispatch.ts';
 import { EvaluationSystem } from './systems/evaluation.ts';
 import { ReviewSystem } from './systems/review.ts';
@@ -108,10 +109,23 @@ export class Engine {
    * from in-memory aggregates from now on, so a decision costs the same for a busy agent as for a new one.
    */
   keepHistoryInMemory(): Promise<void> {
-    return this.#r.store.keepVelocityInMemory(COUNTED_STATUSES, () => this.#r.clock.now().getTime());
+    this.#historyInMemory = true;
+    return this.#r.store.keepVelocityInMemory(
+      COUNTED_STATUSES,
+      () => this.#r.clock.now().getTime(),
+      historyWindowMs(this.#r.policy),
+    );
   }
 
+  #historyInMemory = false;
+
   setPolicy(policy: Policy): void {
+    // A policy with a longer window than the aggregates hold widens them; until rebuilt, the database answers.
+    if (this.#historyInMemory) {
+      void this.#r.store
+        .keepVelocityInMemory(COUNTED_STATUSES, () => this.#r.clock.now().getTime(), historyWindowMs(policy))
+        .catch(() => {});
+    }
     this.#r.policy = policy;
   }
 

@@ -43,7 +43,8 @@ export class ApprovalsRepository {
   /** Reviewer votes on one agent's actions cast since `since`: a range of one index, the agent's votes only. */
   async votesOnAgent(agentId: string, since: string): Promise<{ rejected: number; decided: number }> {
     const memory = await currentMemory(this.c);
-    if (memory) return memory.votes.total(agentId, Date.parse(since));
+    if (memory && Date.parse(since) >= memory.votesFrom)
+      return memory.votes.total(agentId, Date.parse(since));
     const [row] = await shaped<{ rejected: unknown; decided: unknown }>(
       this.c,
       'review votes',

@@ -18,7 +18,7 @@ import { SettingsRepository } from './settings.ts';
 import { GroupCommit, type WalSync } from './sqlite/group-commit.ts';
 import type { Status } from './status.ts';
 import { VelocityReads } from './velocity.ts';
-import { Journal, RETAINED_MS, VelocityMemory } from './velocity-memory.ts';
+import { Journal, VelocityMemory, VOTES_RETAINED_MS } from './velocity-memory.ts';
 
 export type { ActionPatch, ActionRow, ListActionsQuery } from './actions.ts';
 export type { ApprovalRow } from './approvals.ts';
@@ -271,12 +271,28 @@ export class Store {
 
   /**
    * Keeps velocity windows and reviewer votes in memory from now on (SQLite, which one process owns): built from
-   * the last 90 days of rows now, kept current by this process's writes, and rebuilt after another process's commit.
-   * `counted` are the statuses that count towards a window.
+   * the last `retainedMs` of actions and a week of votes now, kept current by this process's writes, and rebuilt
+   * after another process's commit. `counted` are the statuses that count towards a window. A window reaching
+   * further back than what is held reads the database. Called again with a longer `retainedMs` (a policy with a
+   * longer window), it rebuilds to hold that much.
    */
-  async keepVelocityInMemory(counted: readonly Status[], now: () => number): Promise<void> {
-    if (this.dialect !== 'sqlite' || this.db.isTransaction || this.#conn.velocity) return;
+  async keepVelocityInMemory(
+    counted: readonly Status[],
+    now: () => number,
+    retainedMs: number,
+  ): Promise<void> {
+    if (this.dialect !== 'sqlite' || this.db.isTransaction) return;
+    const held = this.#conn.velocity;
+    if (held) {
+      if (retainedMs > held.retainedMs) {
+        held.retainedMs = retainedMs;
+        held.version = null;
+        held.rebuild();
+      }
+      return;
+    }
     const memory = new VelocityMemory(new Set(counted));
+    memory.retainedMs = retainedMs;
     memory.readVersion = this.#readDataVersion;
     let rebuilding = false;
     const rebuild = async () => {
@@ -285,9 +301,15 @@ export class Store {
       try {
         // A job of the group commit: it sees every commit and the jobs before it, and runs before the jobs after it.
         await this.transaction(async (tx) => {
-          const since = new Date(now() - RETAINED_MS).toISOString();
+          const at = now();
+          const from = { actions: at - memory.retainedMs, votes: at - VOTES_RETAINED_MS };
           const version = await tx.dataVersion();
-          memory.load(await tx.velocity.rows(since), await tx.velocity.votes(since), version);
+          memory.load(
+            await tx.velocity.rows(new Date(from.actions).toISOString()),
+            await tx.velocity.votes(new Date(from.votes).toISOString()),
+            version,
+            from,
+          );
           // Should this batch roll back, the rows read from its earlier jobs are gone: build again.
           tx.#conn.journal?.record(() => memory.stale());
         });

@@ -3,8 +3,8 @@ import type { Database } from './schema.ts';
 import type { Status } from './status.ts';
 import { type IndexedAction, VelocityIndex, VoteIndex } from './velocity-index.ts';
 
-/** The longest window a policy can name (policy/velocity.ts MAX_WINDOW_MS); older rows are never asked for. */
-export const RETAINED_MS = 90 * 86_400_000;
+/** Reviewer votes are asked for over a week (the risk score's rejection rate); older ones are not kept. */
+export const VOTES_RETAINED_MS = 7 * 86_400_000;
 
 /**
  * Undo steps for in-memory state changed inside one transaction, so a rolled-back job or batch takes its changes to
@@ -40,6 +40,14 @@ export class VelocityMemory {
   /** data_version when the aggregates were last known to hold every commit; null: not built yet. */
   version: number | null = null;
   #pruned = 0;
+  /**
+   * How far back actions are kept: the longest window the policy names, not the longest it could name, since every
+   * entry costs memory and the garbage collector's time. Set by the store; a wider policy rebuilds.
+   */
+  retainedMs = 3_600_000;
+  /** The oldest time the aggregates hold every action (or vote) from: an older window start reads the database. */
+  actionsFrom = Number.POSITIVE_INFINITY;
+  votesFrom = Number.POSITIVE_INFINITY;
 
   constructor(readonly counted: ReadonlySet<Status>) {}
 
@@ -61,14 +69,21 @@ export class VelocityMemory {
     return statuses.length === this.counted.size && statuses.every((s) => this.counted.has(s));
   }
 
-  /** Replaces the aggregates with the rows given: every action and vote of the last RETAINED_MS. */
-  load(actions: readonly VelocityRow[], votes: readonly VoteRow[], version: number | null): void {
+  /** Replaces the aggregates with the rows given: every action since `actionsFrom`, every vote since `votesFrom`. */
+  load(
+    actions: readonly VelocityRow[],
+    votes: readonly VoteRow[],
+    version: number | null,
+    from: { actions: number; votes: number },
+  ): void {
     const index = new VelocityIndex();
     for (const a of actions) index.add(indexed(a, this.counted));
     const voteIndex = new VoteIndex();
     for (const v of votes) voteIndex.add(vote(v));
     this.actions = index;
     this.votes = voteIndex;
+    this.actionsFrom = from.actions;
+    this.votesFrom = from.votes;
     this.version = version;
   }
 
@@ -76,8 +91,12 @@ export class VelocityMemory {
   prune(now: number): void {
     if (now - this.#pruned < 60_000) return;
     this.#pruned = now;
-    this.actions.prune(now - RETAINED_MS);
-    this.votes.prune(now - RETAINED_MS);
+    const actionsCut = now - this.retainedMs;
+    const votesCut = now - VOTES_RETAINED_MS;
+    this.actions.prune(actionsCut);
+    this.votes.prune(votesCut);
+    this.actionsFrom = Math.max(this.actionsFrom, actionsCut);
+    this.votesFrom = Math.max(this.votesFrom, votesCut);
   }
 
   inserted(row: VelocityRow, journal: Journal | null): void {

@@ -40,9 +40,9 @@ export class VelocityReads {
    */
   async total(q: VelocityQuery): Promise<VelocityTotal> {
     const memory = await currentMemory(this.c);
-    if (memory?.answers(q.statuses)) {
-      const until = Date.parse(q.until);
-      memory.prune(until);
+    const until = Date.parse(q.until);
+    memory?.prune(until);
+    if (memory?.answers(q.statuses) && Date.parse(q.since) >= memory.actionsFrom) {
       return memory.actions.total({
         scope: q.scope,
         subject: q.subject,

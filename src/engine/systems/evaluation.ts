@@ -121,6 +121,18 @@ export class EvaluationSystem {
   }
 }
 
+const HOUR_MS = 3_600_000;
+
+/** How far back the policy's windows reach: its longest velocity window, and the risk score's hour. */
+export function historyWindowMs(policy: Policy): number {
+  let longest = HOUR_MS;
+  for (const name of policy.referencedAttributes) {
+    const spec = parseVelocityName(name);
+    if (spec && spec.windowMs > longest) longest = spec.windowMs;
+  }
+  return longest;
+}
+
 /** Velocity windows and the risk score read the agent's earlier actions. */
 export function readsAgentHistory(policy: Policy): boolean {
   for (const name of policy.referencedAttributes) {
