@@ -413,11 +413,14 @@ describe.skipIf(diskProblem)(`SQLite on a disk that fills up${skipped(diskProble
     for (const c of probeCharges) expect(refundsOf(stack, c)).toEqual([]);
 
     await traffic.stop();
+    // The probes above prove the refusal; the agents' own tries need not include one. A full disk can still be
+    // read, so an agent whose refund was upstream when the disk filled is told 409 until space returns, and a write
+    // that fits in WAL pages SQLite already holds still commits (and is checked below as recorded, like any other).
     const during = triesDuring(traffic.refunds, { from, to });
-    const refused = during.filter((t) => t.status === 503);
-    expect(refused.length).toBeGreaterThan(0);
-    for (const t of refused)
+    for (const t of during) expect([200, 409, 503]).toContain(t.status);
+    for (const t of during.filter((t) => t.status === 503))
       expect(t).toMatchObject({ code: 'store_unavailable', type: 'api_error', shouldRetry: 'false' });
+    for (const t of during.filter((t) => t.status === 409)) expect(t.code).toBe('action_in_progress');
     await expectRecovered(stack, traffic, before, { from, to }, env);
   }, 90_000);
 });
