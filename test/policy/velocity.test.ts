@@ -9,6 +9,7 @@ import { openSqliteStore } from '../../src/store/sqlite/open.ts';
 import type { ActionRow, Store } from '../../src/store/store.ts';
 import { velocityTotal } from '../../src/store/velocity.ts';
 import { classify } from '../../src/stripe/classify.ts';
+import { actionRow } from '../helpers/action-row.ts';
 import { withDirectSql } from '../helpers/direct-sql.ts';
 import { tempDir } from '../helpers/stack.ts';
 
@@ -27,56 +28,18 @@ async function action(p: Partial<ActionRow> & { minutesAgo: number }): Promise<s
   const at = new Date(NOW.getTime() - p.minutesAgo * 60_000).toISOString();
   const id = `act_${++n}`;
   const { minutesAgo: _, ...rest } = p;
-  await store.insertAction({
-    id,
-    status: 'completed',
-    kind: 'refund.create',
-    read: 0,
-    shadow: 0,
-    method: 'POST',
-    path: '/v1/refunds',
-    url: null,
-    params: '{}',
-    amount: 45_000,
-    currency: 'usd',
-    amount_usd: 450,
-    agent_id: 'agt_a',
-    stripe_account: null,
-    stripe_version: null,
-    customer: 'cus_1',
-    idempotency_key: null,
-    idempotency_scope: null,
-    request_hash: 'h',
-    accepts_metadata: 1,
-    decision: '{"outcome":"allow"}',
-    policy_version: 'pol_x',
-    approvals_required: 1,
-    expires_at: null,
-    response_code: null,
-    response_body: null,
-    last_error: null,
-    attempts: 0,
-    next_attempt_at: null,
-    lease_owner: null,
-    lease_until: null,
-    created_at: at,
-    decided_at: at,
-    completed_at: null,
-    updated_at: at,
-    requested_by: null,
-    original_params: null,
-    mode: 'stripe',
-    callback_url: null,
-    http_headers: null,
-    http_body: null,
-    details: null,
-    stripe_context: null,
-    on_account: null,
-    body: null,
-    caller_hash: null,
-    derived: null,
-    ...rest,
-  });
+  await store.insertAction(
+    actionRow({
+      id,
+      status: 'completed',
+      amount: 45_000,
+      amount_usd: 450,
+      agent_id: 'agt_a',
+      customer: 'cus_1',
+      created_at: at,
+      ...rest,
+    }),
+  );
   return id;
 }
 

@@ -11,64 +11,15 @@ import type { CallbackRow, NotificationRow } from '../../src/store/outbox.ts';
 import { OutboxQueue } from '../../src/store/outbox.ts';
 import { STATUSES, type Status } from '../../src/store/status.ts';
 import type { Store } from '../../src/store/store.ts';
+import { actionRow as sharedActionRow } from '../helpers/action-row.ts';
 import { DIALECTS, openTestStore, type TestStore, unavailable } from './databases.ts';
 
 const T0 = Date.parse('2031-03-01T00:00:00.000Z');
 const at = (ms = 0) => new Date(T0 + ms).toISOString();
 
-/** A complete action row; every column, as the engine writes them. */
+/** A held $10 refund written at T0, expiring an hour later. */
 function actionRow(over: Partial<ActionRow> = {}): ActionRow {
-  const id = over.id ?? newId('act');
-  return {
-    id,
-    status: 'awaiting_approval',
-    kind: 'refund.create',
-    read: 0,
-    shadow: 0,
-    method: 'POST',
-    path: '/v1/refunds',
-    url: null,
-    params: '{"amount":"1000"}',
-    amount: 1000,
-    currency: 'usd',
-    amount_usd: 10,
-    agent_id: null,
-    stripe_account: null,
-    stripe_version: null,
-    customer: null,
-    idempotency_key: null,
-    idempotency_scope: null,
-    request_hash: sha256Hex(id),
-    accepts_metadata: 1,
-    decision: '{"outcome":"review"}',
-    policy_version: 'pol_test',
-    approvals_required: 1,
-    expires_at: at(3_600_000),
-    response_code: null,
-    response_body: null,
-    last_error: null,
-    attempts: 0,
-    next_attempt_at: null,
-    lease_owner: null,
-    lease_until: null,
-    created_at: at(),
-    decided_at: at(),
-    completed_at: null,
-    updated_at: at(),
-    requested_by: null,
-    original_params: null,
-    mode: 'stripe',
-    callback_url: null,
-    http_headers: null,
-    http_body: null,
-    details: null,
-    stripe_context: null,
-    on_account: null,
-    body: 'amount=1000',
-    caller_hash: null,
-    derived: null,
-    ...over,
-  };
+  return sharedActionRow({ created_at: at(), expires_at: at(3_600_000), ...over });
 }
 
 function vote(action: ActionRow, over: Partial<ApprovalRow> = {}): ApprovalRow {

@@ -8,6 +8,7 @@ import { openSqliteStore } from '../../src/store/sqlite/open.ts';
 import type { Status } from '../../src/store/status.ts';
 import type { ActionRow, Store } from '../../src/store/store.ts';
 import type { VelocityQuery } from '../../src/store/velocity.ts';
+import { actionRow } from '../helpers/action-row.ts';
 import { rng } from '../helpers/random.ts';
 import { tempDir } from '../helpers/stack.ts';
 
@@ -29,57 +30,19 @@ afterEach(async () => {
 
 function row(id: string, at: number, pick: <T>(xs: readonly T[]) => T, random: () => number): ActionRow {
   const kind = pick(KINDS);
-  const iso = new Date(at).toISOString();
-  const status = pick(['awaiting_approval', 'pending', 'completed', 'blocked'] as const);
-  return {
+  return actionRow({
     id,
-    status,
+    status: pick(['awaiting_approval', 'pending', 'completed', 'blocked'] as const),
     kind,
     read: kind === 'stripe.read' ? 1 : 0,
-    shadow: 0,
-    method: 'POST',
-    path: '/v1/refunds',
-    url: null,
     params: '{}',
     amount: 100,
-    currency: 'usd',
     amount_usd: random() < 0.1 ? null : Math.round(random() * 100_000) / 100,
     agent_id: pick(AGENTS),
-    stripe_account: null,
-    stripe_version: null,
     customer: pick(CUSTOMERS),
-    idempotency_key: null,
-    idempotency_scope: null,
-    request_hash: 'h',
-    accepts_metadata: 1,
-    decision: '{"outcome":"allow"}',
-    policy_version: 'pol_x',
-    approvals_required: 1,
-    expires_at: null,
-    response_code: null,
-    response_body: null,
-    last_error: null,
-    attempts: 0,
-    next_attempt_at: null,
-    lease_owner: null,
-    lease_until: null,
-    created_at: iso,
-    decided_at: iso,
-    completed_at: null,
-    updated_at: iso,
-    requested_by: null,
-    original_params: null,
-    mode: 'stripe',
-    callback_url: null,
-    http_headers: null,
-    http_body: null,
-    details: null,
-    stripe_context: null,
     on_account: pick(ACCOUNTS),
-    body: null,
-    caller_hash: null,
-    derived: null,
-  };
+    created_at: new Date(at).toISOString(),
+  });
 }
 
 async function pair(retainedMs = 90 * 86_400_000): Promise<{ memory: Store; scan: Store }> {
