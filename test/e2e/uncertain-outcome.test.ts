@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionRow } from '../../src/store/store.ts';
 import { reconcile } from '../../src/stripe/reconcile.ts';
 import { StripeUpstream } from '../../src/stripe/upstream.ts';
+import { actionRow } from '../helpers/action-row.ts';
 import { charge, rejection, type Stack, startStack } from '../helpers/stack.ts';
 
 async function closedPort(): Promise<number> {
@@ -15,14 +16,7 @@ async function closedPort(): Promise<number> {
 }
 
 function actionLike(id: string, params: Record<string, unknown>): ActionRow {
-  return {
-    id,
-    path: '/v1/refunds',
-    params: JSON.stringify(params),
-    accepts_metadata: 1,
-    created_at: new Date().toISOString(),
-    stripe_account: null,
-  } as ActionRow;
+  return actionRow({ id, params: JSON.stringify(params) });
 }
 
 describe('reconciliation by metadata', () => {
