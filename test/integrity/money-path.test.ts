@@ -200,6 +200,26 @@ describe('Connect context', () => {
     expect(sent?.account).toBe('acct_held');
   });
 
+  it('scopes an Idempotency-Key to the account a Stripe-Context names, so one key on two accounts is two refunds', async () => {
+    const key = `ctx-${Date.now()}`;
+    const made = [];
+    for (const account of ['acct_ctxOne', 'acct_ctxTwo']) {
+      const ch = await stack.direct.charges.create(
+        { amount: 5_000, currency: 'usd', source: 'tok_visa' },
+        { stripeAccount: account },
+      );
+      const refund = await stack.agent.refunds.create(
+        { charge: ch.id, amount: 1_000 },
+        { idempotencyKey: key, stripeContext: `acct_platform/${account}` },
+      );
+      expect(refund.charge).toBe(ch.id);
+      made.push(refund.metadata?.['airlock_action']);
+    }
+    expect(new Set(made).size).toBe(2);
+    expect(received(stack, made[0]!).map((r) => r.account)).toEqual(['acct_ctxOne']);
+    expect(received(stack, made[1]!).map((r) => r.account)).toEqual(['acct_ctxTwo']);
+  });
+
   it('looks up a full refund on the account the call acts on', async () => {
     const ch = await stack.direct.charges.create(
       { amount: 30_000, currency: 'usd', source: 'tok_visa' },
