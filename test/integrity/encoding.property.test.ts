@@ -1,4 +1,4 @@
-// Issue 15, class 2: the bytes Stripe receives must mean what Airlock classified. Generated form and JSON bodies
+// Issue 15, class 2: the bytes Stripe receives must mean what Airlock classified, on refunds, payouts and transfers. Generated form and JSON bodies
 // (long, nested, repeated, oddly encoded) go to the proxy as raw bytes. For every body Airlock accepts, what the
 // sandbox parses from the bytes it received, under its own limits, classifies exactly as the stored action; a body
 // Airlock refuses reaches nobody.
@@ -34,7 +34,23 @@ const amountShape = fc.oneof(
   { weight: 3, arbitrary: fc.constantFrom('twice', 'encoded-key', 'nested', 'absent', 'bracket-json') },
 );
 
+/** Money endpoints whose amount is a top-level parameter; `base` is what each request carries besides it. */
+const ENDPOINTS = [
+  { path: '/v1/refunds', kind: 'refund.create', base: (chargeId: string): Pair[] => [['charge', chargeId]] },
+  { path: '/v1/payouts', kind: 'payout.create', base: (): Pair[] => [['currency', 'usd']] },
+  {
+    path: '/v1/transfers',
+    kind: 'transfer.create',
+    base: (): Pair[] => [
+      ['currency', 'usd'],
+      ['destination', 'acct_encoding'],
+    ],
+  },
+] as const;
+type Endpoint = (typeof ENDPOINTS)[number];
+
 interface Case {
+  endpoint: Endpoint;
   encoding: 'form' | 'json';
   amount: string;
   second: string;
@@ -44,6 +60,7 @@ interface Case {
 }
 
 const caseArb: fc.Arbitrary<Case> = fc.record({
+  endpoint: fc.constantFrom(...ENDPOINTS),
   encoding: fc.constantFrom('form' as const, 'json' as const),
   amount: amountValue,
   second: amountValue,
@@ -66,7 +83,7 @@ const caseArb: fc.Arbitrary<Case> = fc.record({
 
 function formBody(c: Case, chargeId: string): string {
   const enc = (s: string) => encodeURIComponent(s).replace(/%5B/g, '[').replace(/%5D/g, ']');
-  const pairs: Pair[] = [['charge', chargeId]];
+  const pairs: Pair[] = [...c.endpoint.base(chargeId)];
   if (c.shape === 'plain') pairs.push(['amount', c.amount]);
   for (const [k, v] of c.extra) pairs.push([k, v]);
   for (let i = 0; i < c.filler; i++) pairs.push([`metadata[k${i}]`, 'v']);
@@ -90,7 +107,7 @@ function formBody(c: Case, chargeId: string): string {
 }
 
 function jsonBody(c: Case, chargeId: string): string {
-  const body: Record<string, unknown> = { charge: chargeId };
+  const body: Record<string, unknown> = Object.fromEntries(c.endpoint.base(chargeId));
   const asNumber = /^\d+$/.test(c.amount) ? Number(c.amount) : c.amount;
   if (c.shape === 'plain' || c.shape === 'last' || c.shape === 'encoded-key') body['amount'] = asNumber;
   if (c.shape === 'nested') body['amount'] = { value: asNumber };
@@ -123,8 +140,7 @@ describe('bytes forwarded to Stripe', () => {
     stack = await startStackWithPolicy([
       'default: review',
       'rules:',
-      `  - "Allow if :kind: = 'refund.create' and :amount_in_usd: <= 500"`,
-      `  - "Review if :kind: = 'refund.create' and :amount_in_usd: > 500"`,
+      `  - "Allow if :kind: in ('refund.create', 'payout.create', 'transfer.create') and :amount_in_usd: <= 500"`,
     ]);
     chargeId = (await charge(stack, 99_999_999)).id;
   });
@@ -136,11 +152,12 @@ describe('bytes forwarded to Stripe', () => {
     let forwarded = 0;
     let held = 0;
     let refused = 0;
+    const reached = new Set<string>();
     await fc.assert(
       fc.asyncProperty(caseArb, async (c) => {
         const body = c.encoding === 'form' ? formBody(c, chargeId) : jsonBody(c, chargeId);
         const before = stack.sandbox.requests().filter((r) => r.method === 'POST').length;
-        const res = await fetch(`${stack.airlock.url}/v1/refunds`, {
+        const res = await fetch(`${stack.airlock.url}${c.endpoint.path}`, {
           method: 'POST',
           headers: {
             authorization: `Bearer ${stack.agentKey}`,
@@ -170,26 +187,30 @@ describe('bytes forwarded to Stripe', () => {
         }
         for (const r of sent) {
           expect(r.refused).toBeNull();
-          const upstream = classify({ method: 'POST', path: '/v1/refunds', params: r.params as never });
+          const upstream = classify({ method: 'POST', path: c.endpoint.path, params: r.params as never });
+          expect(upstream.kind).toBe(c.endpoint.kind);
           expect(upstream.kind).toBe(action.kind);
           expect(upstream.amount).toBe(action.amount);
-          expect(upstream.charge).toBe(chargeId);
+          if (c.endpoint.kind === 'refund.create') expect(upstream.charge).toBe(chargeId);
         }
         if (res.status === 200) expect((answer as { amount?: number }).amount).toBe(action.amount);
+        reached.add(`${c.endpoint.kind}:${action.status === 'awaiting_approval' ? 'held' : 'sent'}`);
         // What is stored is what will be sent: the bytes, parsed by the upstream's own parser.
         const stored = (await stack.airlock.store.getAction(id))!;
         expect(stored.body).not.toBeNull();
         const reparsed = sandboxParseForm(stored.body!, 'body');
-        expect(classify({ method: 'POST', path: '/v1/refunds', params: reparsed as never }).amount).toBe(
+        expect(classify({ method: 'POST', path: c.endpoint.path, params: reparsed as never }).amount).toBe(
           action.amount,
         );
       }),
-      { numRuns: 150 },
+      { numRuns: 240 },
     );
     // The generator must reach every branch, or the property proves less than it says.
     expect(forwarded).toBeGreaterThan(0);
     expect(held).toBeGreaterThan(0);
     expect(refused).toBeGreaterThan(0);
+    for (const e of ENDPOINTS)
+      expect([...reached]).toEqual(expect.arrayContaining([`${e.kind}:held`, `${e.kind}:sent`]));
   }, 120_000);
 
   it('refuses the 10,000-pair body whose amount sits last instead of refunding the whole charge', async () => {
