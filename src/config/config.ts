@@ -191,6 +191,8 @@ export const ConfigSchema = z
     review: ReviewSchema.default(ReviewSchema.parse({})),
     smtp: SmtpSchema.optional(),
     slack_webhook_url: z.url({ error: 'expected an absolute URL such as https://host/path' }).optional(),
+    /** A Teams incoming webhook or Workflows URL; holds are posted there as Adaptive Cards. */
+    teams_webhook_url: z.url({ error: 'expected an absolute URL such as https://host/path' }).optional(),
     /** Hosts the actions API may call, with the credentials Airlock adds for each. */
     http_upstreams: jsonList(UpstreamHostSchema).default([]),
     callbacks: CallbacksSchema.default(CallbacksSchema.parse({})),
@@ -235,6 +237,7 @@ const ENV: Record<string, string[]> = {
   SMTP_PASS: ['smtp', 'pass'],
   SMTP_FROM: ['smtp', 'from'],
   SLACK_WEBHOOK_URL: ['slack_webhook_url'],
+  TEAMS_WEBHOOK_URL: ['teams_webhook_url'],
   AIRLOCK_HTTP_UPSTREAMS: ['http_upstreams'],
   AIRLOCK_CALLBACK_SECRET: ['callbacks', 'secret'],
   AIRLOCK_CALLBACK_MAX_ATTEMPTS: ['callbacks', 'max_attempts'],

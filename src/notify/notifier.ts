@@ -14,6 +14,7 @@ import { type Channel, type ReviewLinks, Undeliverable } from './channel.ts';
 import { EmailChannel } from './email.ts';
 import { SlackChannel } from './slack.ts';
 import { summarize } from './summary.ts';
+import { TeamsChannel } from './teams.ts';
 
 export { type Recipient, recipientsFor } from './email.ts';
 
@@ -33,12 +34,13 @@ export const NOTIFICATION_RETRY: RetryOptions = {
 
 /** The channels the configuration turns on, in the order messages are queued. */
 export function configuredChannels(
-  config: Pick<Config, 'smtp' | 'slack_webhook_url'>,
+  config: Pick<Config, 'smtp' | 'slack_webhook_url' | 'teams_webhook_url'>,
   timeoutMs = NOTIFICATION_RETRY.timeoutMs,
 ): Channel[] {
   const channels: Channel[] = [];
   if (config.smtp) channels.push(new EmailChannel(config.smtp, timeoutMs));
   if (config.slack_webhook_url) channels.push(new SlackChannel(config.slack_webhook_url, timeoutMs));
+  if (config.teams_webhook_url) channels.push(new TeamsChannel(config.teams_webhook_url, timeoutMs));
   return channels;
 }
 
