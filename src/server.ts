@@ -14,7 +14,8 @@ import { policyResolvers } from './engine/resolvers/index.ts';
 import { buildApp } from './http/app.ts';
 import { registerMetricsRoute, startMetricsServer } from './metrics/http.ts';
 import { Metrics } from './metrics/metrics.ts';
-import { configuredChannels, Notifier } from './notify/notifier.ts';
+import { CustomerNoticeOutbox } from './notify/customer.ts';
+import { configuredChannels, customerNotices, Notifier } from './notify/notifier.ts';
 import { HoldOutbox } from './notify/outbox.ts';
 import { CallbackSender, callbackSecret } from './outbound/callbacks.ts';
 import { OutboundHttp } from './outbound/http.ts';
@@ -232,6 +233,9 @@ export async function startAirlock(
   // Holds queue their reviewers' messages from the first request on; they are sent once the URL is known.
   const channels = configuredChannels(config);
   engine.notifications = new HoldOutbox(channels);
+  // Customers hear how their action ended, when the operator asks for it (docs/review.md, "Customer notices").
+  const notices = customerNotices(config, lookups);
+  engine.outcomeNotifications = notices ? new CustomerNoticeOutbox(notices.settings) : null;
   const sealer = new LedgerSealer(store, log).start();
   const signs = options.worker === undefined || options.worker === 1;
   const ledger = signs ? startLedgerSigner(config, ledgerKey, store, log, options.clock) : null;
@@ -264,6 +268,7 @@ export async function startAirlock(
     channels,
     baseUrl: (config.public_url ?? url).replace(/\/+$/, ''),
     linkTtlMs: config.review.link_ttl_ms,
+    notices,
   }).start();
 
   let closed = false;

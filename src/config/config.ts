@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AirlockError } from '../errors.ts';
+import { TEMPLATE_VARIABLES, unknownTemplateNames } from '../notify/template.ts';
 import { isPointer, locationProblem, patternProblem, ROUTE_METHODS } from '../outbound/routes.ts';
 
 const DispatchSchema = z
@@ -110,6 +111,42 @@ const jsonList = <T extends z.ZodType>(item: T) =>
     }
   }, z.array(item));
 
+const NoticeTemplateSchema = z
+  .object({
+    subject: z.string().min(1).max(500).superRefine(problem(templateProblem)),
+    text: z.string().min(1).max(20_000).superRefine(problem(templateProblem)),
+  })
+  .strict();
+
+/** Emails to the customer when their action completes or is rejected (needs `smtp:`); see docs/review.md. */
+const CustomerNoticesSchema = z
+  .object({
+    /** Kinds whose customers hear every outcome; a rule's `customer_notice:` adds the actions it decides. */
+    kinds: jsonList(z.string().min(1)).default([]),
+    /** Whether notices for those kinds carry the reviewers' notes. */
+    note: z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]).default(false),
+    /** Where an agent may name the customer's address: `metadata[<key>]`; else the Stripe customer's email. */
+    email_metadata_key: z.string().min(1).max(40).default('customer_email'),
+    /** The sender; defaults to `smtp.from`. */
+    from: z.string().min(3).optional(),
+    templates: z
+      .object({ completed: NoticeTemplateSchema.optional(), rejected: NoticeTemplateSchema.optional() })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+function templateProblem(v: string): string | null {
+  try {
+    const unknown = unknownTemplateNames(v);
+    return unknown.length
+      ? `unknown template name ${unknown.map((n) => `{{${n}}}`).join(', ')}; expected ${TEMPLATE_VARIABLES.map((n) => `{{${n}}}`).join(', ')}`
+      : null;
+  } catch (err) {
+    return `unreadable template: ${(err as Error).message}`;
+  }
+}
+
 // Backoff doubles from 1 s to an hour, so 35 attempts span about a day.
 const CallbacksSchema = z
   .object({
@@ -193,6 +230,7 @@ export const ConfigSchema = z
     slack_webhook_url: z.url({ error: 'expected an absolute URL such as https://host/path' }).optional(),
     /** A Teams incoming webhook or Workflows URL; holds are posted there as Adaptive Cards. */
     teams_webhook_url: z.url({ error: 'expected an absolute URL such as https://host/path' }).optional(),
+    customer_notices: CustomerNoticesSchema.optional(),
     /** Hosts the actions API may call, with the credentials Airlock adds for each. */
     http_upstreams: jsonList(UpstreamHostSchema).default([]),
     callbacks: CallbacksSchema.default(CallbacksSchema.parse({})),
@@ -201,7 +239,15 @@ export const ConfigSchema = z
     store_outage: StoreOutageSchema.default(StoreOutageSchema.parse({})),
     ledger: LedgerSchema.default(LedgerSchema.parse({})),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.customer_notices && !c.smtp)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['customer_notices'],
+        message: 'customer notices are sent by email: configure smtp as well',
+      });
+  });
 
 export type Config = z.infer<typeof ConfigSchema>;
 

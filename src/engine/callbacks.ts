@@ -45,6 +45,11 @@ export interface HoldNotifications {
   enqueue(tx: Store, row: ActionRow, at: string): Promise<void>;
 }
 
+/** What the engine queues when an action settles, for people outside Airlock (customer notices; src/notify). */
+export interface OutcomeNotifications {
+  enqueue(tx: Store, row: ActionRow, at: string): Promise<void>;
+}
+
 /** A callback and how its delivery went, as the actions API (and the SDK's `Action`) shows it. */
 export interface CallbackDelivery {
   id: string;

@@ -3,7 +3,7 @@
 import type { Policy } from '../policy/index.ts';
 import type { ActionRow, Store } from '../store/store.ts';
 import type { FactSource } from '../stripe/lookups.ts';
-import type { HoldNotifications } from './callbacks.ts';
+import type { HoldNotifications, OutcomeNotifications } from './callbacks.ts';
 import type { Clock } from './clock.ts';
 import type { FreezeCache } from './freeze.ts';
 import { createResources, type EngineResources, type EngineSignals, readAction } from './resources.ts';
@@ -97,6 +97,15 @@ export class Engine {
 
   set notifications(n: HoldNotifications | null) {
     this.#r.notifications = n;
+  }
+
+  /** Queues customer notices in the transaction that settles an action; null when none are sent. */
+  get outcomeNotifications(): OutcomeNotifications | null {
+    return this.#r.outcomeNotifications;
+  }
+
+  set outcomeNotifications(n: OutcomeNotifications | null) {
+    this.#r.outcomeNotifications = n;
   }
 
   get policy(): Policy {

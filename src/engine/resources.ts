@@ -5,7 +5,7 @@ import { AirlockError } from '../errors.ts';
 import type { Policy } from '../policy/index.ts';
 import type { ActionRow, Store } from '../store/store.ts';
 import type { FactSource } from '../stripe/lookups.ts';
-import type { HoldNotifications } from './callbacks.ts';
+import type { HoldNotifications, OutcomeNotifications } from './callbacks.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { FreezeCache } from './freeze.ts';
 import type { Status } from './status.ts';
@@ -27,6 +27,8 @@ export interface EngineResources {
   policy: Policy;
   /** Queues reviewers' messages in the transaction that holds an action (an outbox); null when none are sent. */
   notifications: HoldNotifications | null;
+  /** Queues customer notices in the transaction that settles an action; null when none are sent. */
+  outcomeNotifications: OutcomeNotifications | null;
   /** The dispatcher that claims approved actions in the approval's transaction; null when none runs here. */
   approvalClaim: { owner: string; leaseMs: number } | null;
 }
@@ -43,6 +45,7 @@ export function createResources(opts: EngineOptions): EngineResources {
     signals,
     policy: opts.policy,
     notifications: null,
+    outcomeNotifications: null,
     approvalClaim: null,
   };
 }

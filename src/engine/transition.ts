@@ -78,4 +78,6 @@ export async function insertDecided(
 async function afterEntering(r: EngineResources, tx: Store, row: ActionRow, at: string): Promise<void> {
   if (row.callback_url && isSettledAction(row)) await enqueueCallback(tx, row, at);
   if (row.status === 'awaiting_approval') await r.notifications?.enqueue(tx, row, at);
+  if (row.status === 'completed' || row.status === 'rejected')
+    await r.outcomeNotifications?.enqueue(tx, row, at);
 }

@@ -80,6 +80,8 @@ export interface StoredDecision {
   shadow_outcome: PolicyDecision['shadowOutcome'];
   notify: string[];
   reviewers: string[];
+  /** Present when the rules that decided ask that the customer hear the outcome (`customer_notice:`). */
+  customer_notice?: 'plain' | 'with_note';
   /** The decision made again when the quorum was reached, under the policy running then. */
   at_approval?: StoredDecision;
 }

@@ -11,6 +11,15 @@ import {
 } from '../store/outbox.ts';
 import type { ActionRow, Store } from '../store/store.ts';
 import { type Channel, type ReviewLinks, Undeliverable } from './channel.ts';
+import {
+  CUSTOMER_CHANNEL,
+  CUSTOMER_NOTICE,
+  type CustomerNotices,
+  composeNotice,
+  customerNoticeSettings,
+  type NoticeOutcome,
+  noticeFor,
+} from './customer.ts';
 import { EmailChannel } from './email.ts';
 import { SlackChannel } from './slack.ts';
 import { summarize } from './summary.ts';
@@ -44,6 +53,29 @@ export function configuredChannels(
   return channels;
 }
 
+/** Customer notices as the configuration sets them up, or null: they need `customer_notices:` and `smtp:`. */
+export function customerNotices(
+  config: Pick<Config, 'smtp' | 'customer_notices'>,
+  customers: {
+    customer(
+      id: string,
+      scope: { stripeAccount: string | null; stripeContext: string | null },
+    ): Promise<{ email: string | null; name: string | null } | null>;
+  },
+  timeoutMs = NOTIFICATION_RETRY.timeoutMs,
+): CustomerNotices | null {
+  const { smtp, customer_notices: notices } = config;
+  if (!smtp || !notices) return null;
+  return {
+    settings: customerNoticeSettings(notices),
+    mail: new EmailChannel({ ...smtp, from: notices.from ?? smtp.from }, timeoutMs),
+    contact: async (id, scope) => {
+      const c = await customers.customer(id, scope);
+      return c ? { email: c.email, name: c.name } : null;
+    },
+  };
+}
+
 export interface NotifierOptions {
   engine: Engine;
   log: Logger;
@@ -52,6 +84,8 @@ export interface NotifierOptions {
   baseUrl: string;
   linkTtlMs: number;
   retry?: Partial<RetryOptions>;
+  /** Customer notices, when `customer_notices:` and `smtp:` are configured. */
+  notices?: CustomerNotices | null;
 }
 
 const STATUS_AFTER: Record<Outcome, string> = {
@@ -72,6 +106,8 @@ export class Notifier {
   readonly #worker: OutboxWorker<'notifications'>;
   readonly #onChange = (c: { status: string }) => {
     if (c.status === 'awaiting_approval') this.#worker.wake();
+    else if (this.options.notices && (c.status === 'completed' || c.status === 'rejected'))
+      this.#worker.wake();
   };
 
   constructor(readonly options: NotifierOptions) {
@@ -81,7 +117,7 @@ export class Notifier {
     // Each instance delivers only through the channels it has: another may be configured with more.
     const queue = new OutboxQueue(store, 'notifications', {
       column: 'channel',
-      values: [...this.#channels.keys()],
+      values: [...this.#channels.keys(), ...(options.notices ? [CUSTOMER_CHANNEL] : [])],
     });
     this.#worker = new OutboxWorker(
       queue,
@@ -97,7 +133,7 @@ export class Notifier {
   }
 
   start(): this {
-    if (this.#channels.size === 0) return this; // nothing configured: no sweeps
+    if (this.#channels.size === 0 && !this.options.notices) return this; // nothing configured: no sweeps
     this.options.engine.changes.on('change', this.#onChange);
     this.#worker.start();
     this.#worker.wake(); // what a previous run left queued
@@ -109,6 +145,7 @@ export class Notifier {
     this.#worker.stop();
     await this.#worker.idle();
     for (const c of this.#channels.values()) c.close?.();
+    this.options.notices?.mail.close();
   }
 
   /** One sweep of due messages; start() runs them on a timer and on each new hold. */
@@ -117,6 +154,7 @@ export class Notifier {
   }
 
   async #deliver(n: NotificationRow): Promise<Attempt> {
+    if (n.event === CUSTOMER_NOTICE) return this.#deliverNotice(n);
     const { engine } = this.options;
     const channel = this.#channels.get(n.channel);
     if (!channel) return { result: 'failed', status: null, error: `no ${n.channel} channel configured` };
@@ -132,18 +170,52 @@ export class Notifier {
       payload = JSON.stringify(await this.#compose(channel, action, n, now));
       await setNotificationPayload(engine.store, n.id, payload);
     }
-    try {
-      const { status } = await channel.send(JSON.parse(payload), n.id);
-      return { result: 'delivered', status };
-    } catch (err) {
-      const status = (err as { status?: unknown }).status;
-      return {
-        result: 'failed',
-        status: typeof status === 'number' ? status : null,
-        error: (err instanceof Error ? err.message : String(err)).slice(0, 500),
-        permanent: err instanceof Undeliverable,
-      };
+    return sendWith(channel, payload, n.id);
+  }
+
+  /** A customer notice: addressed and composed on its first try (reading the Stripe customer), then sent as stored. */
+  async #deliverNotice(n: NotificationRow): Promise<Attempt> {
+    const notices = this.options.notices;
+    if (!notices)
+      return { result: 'failed', status: null, error: 'customer notices are not configured here' };
+    const store = this.options.engine.store;
+    const action = await store.getAction(n.action_id);
+    if (!action) return { result: 'skipped', reason: 'not sent: the action is gone' };
+    const notice = noticeFor(action, notices.settings);
+    if (!notice) return { result: 'skipped', reason: `not sent: the action is ${action.status} now` };
+    let payload = n.payload;
+    if (payload === null) {
+      let to = n.recipient;
+      let name: string | null = null;
+      if (to.startsWith('customer:')) {
+        const contact = await notices.contact(to.slice('customer:'.length), {
+          stripeAccount: action.stripe_account,
+          stripeContext: action.stripe_context,
+        });
+        if (!contact)
+          return { result: 'failed', status: null, error: 'the Stripe customer could not be read' };
+        if (!contact.email)
+          return { result: 'skipped', reason: 'not sent: the customer has no email address' };
+        to = contact.email;
+        name = contact.name;
+      }
+      const outcome = action.status as NoticeOutcome;
+      const vote = outcome === 'rejected' ? 'reject' : 'approve';
+      const notes = notice.withNote
+        ? (await store.listApprovals(action.id))
+            .filter((v) => v.decision === vote && v.note)
+            .map((v) => v.note as string)
+        : [];
+      const message = composeNotice(
+        action,
+        outcome,
+        { to, customerName: name, notes },
+        notices.settings.templates,
+      );
+      payload = JSON.stringify(message);
+      await setNotificationPayload(store, n.id, payload);
     }
+    return sendWith(notices.mail, payload, n.id);
   }
 
   async #compose(channel: Channel, action: ActionRow, n: NotificationRow, now: Date): Promise<unknown> {
@@ -187,5 +259,21 @@ export class Notifier {
       },
       at: this.options.engine.clock.now().toISOString(),
     });
+  }
+}
+
+/** Sends a stored message; a failure is tried again unless the channel says no retry can help. */
+async function sendWith(channel: Pick<Channel, 'send'>, payload: string, id: string): Promise<Attempt> {
+  try {
+    const { status } = await channel.send(JSON.parse(payload), id);
+    return { result: 'delivered', status };
+  } catch (err) {
+    const status = (err as { status?: unknown }).status;
+    return {
+      result: 'failed',
+      status: typeof status === 'number' ? status : null,
+      error: (err instanceof Error ? err.message : String(err)).slice(0, 500),
+      permanent: err instanceof Undeliverable,
+    };
   }
 }

@@ -1,7 +1,7 @@
 import type { AttributeRegistry, AttrType } from './attributes.ts';
 import { RuleError } from './errors.ts';
 import type { Expr, LiteralNode, StringNode } from './parser.ts';
-import type { CompiledRule, EvalInput, Outcome, Policy, PolicyDecision } from './types.ts';
+import type { CompiledRule, CustomerNotice, EvalInput, Outcome, Policy, PolicyDecision } from './types.ts';
 
 /** A value at decision time; `undefined` is "missing" (absent, null, or of the wrong runtime type). */
 type Value = number | string | boolean | readonly string[] | undefined;
@@ -449,7 +449,15 @@ export function decide(policy: Policy, input: EvalInput): PolicyDecision {
     expiresInMs: expiresInMs ?? policy.defaultExpiresInMs,
     notify: union(deciding.map((r) => r.options.notify)),
     reviewers: union(deciding.map((r) => r.options.reviewers)),
+    customerNotice: customerNoticeOf(deciding),
     shadow: shadowOutcome !== null && RANK[shadowOutcome] > RANK[outcome],
     shadowOutcome,
   };
+}
+
+/** Any deciding rule may ask for a notice; the notes go only if every rule that asks allows them. */
+function customerNoticeOf(deciding: readonly CompiledRule[]): CustomerNotice {
+  const asking = deciding.filter((r) => r.options.customerNotice !== 'none');
+  if (asking.length === 0) return 'none';
+  return asking.every((r) => r.options.customerNotice === 'with_note') ? 'with_note' : 'plain';
 }

@@ -18,7 +18,15 @@ import { PolicyError, RuleError } from './errors.ts';
 import { compileCondition } from './evaluate.ts';
 import { neverMatches } from './lint.ts';
 import { parseRule } from './parser.ts';
-import type { BusinessHours, CompiledRule, Outcome, Policy, PolicyMode, RuleOptions } from './types.ts';
+import type {
+  BusinessHours,
+  CompiledRule,
+  CustomerNotice,
+  Outcome,
+  Policy,
+  PolicyMode,
+  RuleOptions,
+} from './types.ts';
 
 export const STARTER_POLICY_PATH: string = fileURLToPath(new URL('./starter.yaml', import.meta.url));
 
@@ -37,7 +45,21 @@ const TOP_KEYS = [
   'lists',
   'rules',
 ] as const;
-const RULE_KEYS = ['rule', 'name', 'approvals', 'reviewers', 'expires_in', 'notify', 'mode'] as const;
+const RULE_KEYS = [
+  'rule',
+  'name',
+  'approvals',
+  'reviewers',
+  'expires_in',
+  'notify',
+  'mode',
+  'customer_notice',
+] as const;
+const CUSTOMER_NOTICES: Record<string, CustomerNotice> = {
+  true: 'plain',
+  false: 'none',
+  with_note: 'with_note',
+};
 const HOURS_KEYS = ['days', 'from', 'to'] as const;
 const OUTCOMES: readonly Outcome[] = ['allow', 'review', 'block'];
 const MODES: readonly PolicyMode[] = ['enforce', 'shadow'];
@@ -402,6 +424,7 @@ class Loader {
       notify: [],
       reviewers: [],
       mode: 'enforce',
+      customerNotice: 'none',
     };
     let id = `rule_${index + 1}`;
     let textNode: ParsedNode | null;
@@ -441,6 +464,11 @@ class Loader {
         options.notify = this.strings(keys.notify, 'a list such as [email:finance@example.com]');
       if (keys.reviewers) options.reviewers = this.strings(keys.reviewers, 'a list of reviewers or groups');
       if (keys.mode) options.mode = this.oneOf(keys.mode, MODES, 'rule mode');
+      if (keys.customer_notice)
+        options.customerNotice =
+          CUSTOMER_NOTICES[
+            this.oneOf(keys.customer_notice, ['true', 'false', 'with_note'], 'customer_notice')
+          ]!;
     } else {
       return this.fail(item, 'invalid rule', `${RULE_EXAMPLE}, or a mapping with rule:`);
     }

@@ -22,7 +22,11 @@ export interface RuleOptions {
   notify: string[];
   reviewers: string[];
   mode: PolicyMode;
+  /** Whether the customer hears the outcome (`customer_notice:`); `with_note` adds the reviewers' notes. */
+  customerNotice: CustomerNotice;
 }
+
+export type CustomerNotice = 'none' | 'plain' | 'with_note';
 
 export interface CompiledRule {
   /** 'rule_1', 'rule_2', … in file order, or the rule's `name:`. */
@@ -77,6 +81,11 @@ export interface PolicyDecision {
   expiresInMs: number;
   notify: string[];
   reviewers: string[];
+  /**
+   * Asked for by any rule that produced the outcome; the notes go only when every such rule allows them, since a
+   * note written for colleagues must not reach a customer by another rule's say-so.
+   */
+  customerNotice: CustomerNotice;
   /** True when shadow-mode rules (or global shadow mode) would have been more restrictive than what is enforced. */
   shadow: boolean;
   /** The outcome had shadow rules been enforced; null when no shadow evaluation took part. */

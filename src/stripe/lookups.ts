@@ -232,15 +232,19 @@ export class StripeLookups implements FactSource {
     };
   }
 
-  /** When the customer was created; null when the look-up failed. */
+  /** When the customer was created, and how to reach them; null when the look-up failed. */
   async customer(
     id: string,
     scope: AccountScope,
     memo: LookupMemo = new Map(),
-  ): Promise<{ createdMs: number } | null> {
+  ): Promise<{ createdMs: number; email: string | null; name: string | null } | null> {
     const customer = await this.#get('customers', id, scope, memo);
     if (!customer || typeof customer['created'] !== 'number') return null;
-    return { createdMs: customer['created'] * 1000 };
+    return {
+      createdMs: customer['created'] * 1000,
+      email: str(customer['email']),
+      name: str(customer['name']),
+    };
   }
 
   #get(collection: string, id: string, scope: AccountScope, memo: LookupMemo): Promise<StripeObject | null> {

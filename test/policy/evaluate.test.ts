@@ -219,3 +219,33 @@ rules:
     expect([read.outcome, read.shadow, read.shadowOutcome]).toEqual(['allow', false, 'allow']);
   });
 });
+
+describe('customer_notice', () => {
+  const policy = `
+rules:
+  - rule: "Allow if :amount_in_usd: <= 100"
+  - rule: "Review if :amount_in_usd: > 100"
+    customer_notice: with_note
+  - rule: "Review if :amount_in_usd: > 1000"
+    customer_notice: true
+  - rule: "Review if :amount_in_usd: > 2000"
+  - rule: "Block if :amount_in_usd: > 5000"
+    customer_notice: with_note
+    mode: shadow
+`;
+  const at = (usd: number) => decideWith(policy, { kind: 'refund.create', read: false, amount_in_usd: usd });
+
+  it('is asked for by any rule that decided, with notes only when every asking rule allows them', () => {
+    expect(at(50).customerNotice).toBe('none');
+    expect(at(500).customerNotice).toBe('with_note');
+    expect(at(1500).customerNotice).toBe('plain');
+    // A deciding rule that says nothing neither asks nor takes the notes away.
+    expect(at(2500).customerNotice).toBe('plain');
+  });
+
+  it('is not asked for by a shadow rule, which decides nothing', () => {
+    const d = at(6000);
+    expect(d.outcome).toBe('review');
+    expect(d.customerNotice).toBe('plain');
+  });
+});

@@ -57,6 +57,7 @@ rules:
     expires_in: 24h
     notify: [email:finance@example.com]
     mode: shadow
+    customer_notice: with_note
 `,
       'p.yaml',
     );
@@ -80,6 +81,7 @@ rules:
       notify: ['email:finance@example.com'],
       reviewers: ['finance'],
       mode: 'shadow',
+      customerNotice: 'with_note',
     });
     expect([...policy.referencedAttributes].sort()).toEqual(['customer', 'read']);
   });
@@ -99,6 +101,7 @@ rules:
       notify: [],
       reviewers: [],
       mode: 'enforce',
+      customerNotice: 'none',
     });
   });
 
@@ -255,6 +258,11 @@ describe('policy file errors', () => {
     expectErrorAt('currency_rates: { euro: 1 }\n', 'euro', /three-letter/);
     expectErrorAt('rules:\n  - 42\n', '42', /rule/);
     expectErrorAt('rules:\n  - name: x\n', 'name', /rule:/);
+    expectErrorAt(
+      'rules:\n  - rule: "Allow if :read:"\n    customer_notice: loudly\n',
+      'loudly',
+      /true, false, with_note/,
+    );
   });
 
   it('rejects two rules with the same name', () => {

@@ -85,6 +85,7 @@ export class EvaluationSystem {
       shadow_outcome: decision.shadowOutcome,
       notify: decision.notify,
       reviewers: decision.reviewers,
+      ...(decision.customerNotice === 'none' ? {} : { customer_notice: decision.customerNotice }),
     };
     return { decision, classification, stored };
   }
