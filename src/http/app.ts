@@ -14,6 +14,7 @@ import { ParamError, parseForm } from '../stripe/params.ts';
 import type { StripeUpstream } from '../stripe/upstream.ts';
 import { registerAdminApi } from './admin.ts';
 import { registerApi } from './api.ts';
+import { registerAxiru } from './compat/axiru.ts';
 import { isInternal, sendError, toAirlockError } from './errors.ts';
 import { registerProxy } from './proxy.ts';
 import { RateLimiter } from './rate-limit.ts';
@@ -153,6 +154,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     callbacks: deps.callbacks ?? null,
   });
   registerAdminApi(app, { engine: deps.engine });
+  app.register(registerAxiru, { log: deps.log });
   registerMcp(app, deps.engine, deps.log);
   registerDashboard(app, deps);
   return app;

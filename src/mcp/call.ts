@@ -43,6 +43,8 @@ const ALLOWED: { method: AirlockRequest['method'] | '*'; pattern: RegExp }[] = [
   { method: 'POST', pattern: /^\/api\/actions\/act_[A-Za-z0-9]+\/cancel$/ },
   { method: 'POST', pattern: /^\/api\/decisions$/ },
   { method: 'GET', pattern: /^\/api\/decisions\/act_[A-Za-z0-9]+$/ },
+  // Axiru's decisions route (src/http/compat/axiru.ts), for the `axiru.decisions.create` alias.
+  { method: 'POST', pattern: /^\/api\/v1\/decisions$/ },
 ];
 
 export function assertAgentPath(method: AirlockRequest['method'], path: string): void {

@@ -2,6 +2,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import type { Params } from '../stripe/params.ts';
+import { AXIRU_TOOL } from './axiru.ts';
 import { type AirlockCall, type AirlockRequest, CallError } from './call.ts';
 import { apiResult, stripeResult } from './results.ts';
 
@@ -371,6 +372,7 @@ export const TOOLS = [
       return apiResult(res);
     },
   }),
+  tool(AXIRU_TOOL),
 ];
 
 /** A tool argument the schema alone cannot check; reported as a tool error naming the field. */
