@@ -8,6 +8,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertAgentPath } from '../../src/mcp/call.ts';
 import { type Receiver, startReceiver } from '../helpers/receiver.ts';
 import { type Stack, startStackWithPolicy, until } from '../helpers/stack.ts';
 import { ledger } from '../helpers/store-reads.ts';
@@ -359,6 +360,19 @@ describe('malformed Axiru input', () => {
     expect(res.body).toMatchObject({ error: 'invalid_request', request_id: expect.any(String) });
   });
 
+  it('refuses a body sent as text/plain with 415 in the same envelope', async () => {
+    const res = await fetch(`${axiru.baseUrl}/api/v1/decisions`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${axiru.apiKey}`, 'Content-Type': 'text/plain' },
+      body: JSON.stringify(valid),
+    });
+    expect(res.status).toBe(415);
+    expect(await res.json()).toMatchObject({
+      error: 'invalid_request',
+      message: expect.stringContaining('Content-Type'),
+    });
+  });
+
   it('answers 401 unauthorized without a valid key and 403 forbidden for a reviewer token', async () => {
     const none = await axiru.post('/api/v1/decisions', valid, 'ak_not_a_real_key');
     expect(none.status).toBe(401);
@@ -410,6 +424,17 @@ describe('the MCP tool alias axiru.decisions.create', () => {
     expect(own.intent).toMatchObject({ kind: 'refund.create', amount: 60000, currency: 'usd' });
   });
 
+  it('may reach the Axiru route from a tool, over stdio too, but no approve or reject beside it', () => {
+    expect(() => assertAgentPath('POST', '/api/v1/decisions')).not.toThrow();
+    for (const path of [
+      '/api/v1/decisions/act_1/approve',
+      '/api/v1/decisions/act_1/reject',
+      '/api/v1/decisions/../actions',
+    ]) {
+      expect(() => assertAgentPath('POST', path)).toThrow(/Tools cannot call/);
+    }
+  });
+
   it('reports a malformed payload as a tool error naming the field', async () => {
     const res = await create({ intent: { kind: 'refund', amount_cents: 12.5, currency: 'USD' } });
     expect(res.isError).toBe(true);
@@ -417,5 +442,27 @@ describe('the MCP tool alias axiru.decisions.create', () => {
       error: 'invalid_request',
       field_errors: { 'intent.amount_cents': [expect.any(String)] },
     });
+  });
+});
+
+describe('rate limits in Axiru terms', () => {
+  it('answers 429 rate_limited with Retry-After once the key has used its allowance', async () => {
+    const tight = await startStackWithPolicy(POLICY, { AIRLOCK_RATE_LIMIT_PER_MINUTE: '2' });
+    try {
+      const ask = () =>
+        fetch(`${tight.airlock.url}/api/v1/decisions`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${tight.agentKey}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ intent: { kind: 'refund', amount_cents: 100, currency: 'USD' } }),
+        });
+      const answers = [await ask(), await ask(), await ask()];
+      expect(answers.slice(0, 2).map((r) => r.status)).toEqual([200, 200]);
+      const limited = answers[2]!;
+      expect(limited.status).toBe(429);
+      expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(await limited.json()).toMatchObject({ error: 'rate_limited', request_id: expect.any(String) });
+    } finally {
+      await tight.close();
+    }
   });
 });
