@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { STATUSES } from '../engine/status.ts';
+import { axiruOpenApi } from './compat/axiru.ts';
 import {
   CreateActionRequest,
   CreateDecisionRequest,
@@ -162,9 +163,11 @@ export function openApiDocument(serverUrl?: string): Record<string, unknown> {
         Freeze: freezeSchema,
         FreezeRequest: schema(FreezeRequest),
         UnfreezeRequest: schema(UnfreezeRequest),
+        ...axiruOpenApi().schemas,
       },
     },
     paths: {
+      ...axiruOpenApi().paths,
       '/api/actions': {
         get: {
           operationId: 'listActions',

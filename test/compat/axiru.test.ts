@@ -236,6 +236,18 @@ describe("Axiru's documented flow against Airlock", () => {
   });
 });
 
+describe('the OpenAPI document', () => {
+  it('describes the Axiru routes with the request schema the route validates with, kind names included', async () => {
+    const doc = (await stack.api('/api/openapi.json')).body;
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/api/v1/decisions', '/api/v1/decisions/{id}']),
+    );
+    const intent = doc.components.schemas.AxiruDecisionRequest.properties.intent;
+    expect(intent.required).toEqual(expect.arrayContaining(['kind', 'amount_cents', 'currency']));
+    expect(intent.properties.kind.enum).toEqual(expect.arrayContaining(['refund', 'payout', 'dispute']));
+  });
+});
+
 describe('advisory per kind (per-rule mode: shadow)', () => {
   it('answers an advisory credit as allow with what enforcement would say, then one changed line enforces it, recorded as a new policy version', async () => {
     const intent = { kind: 'credit', amount_cents: 5000, currency: 'USD' };

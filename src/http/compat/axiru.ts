@@ -106,7 +106,7 @@ export interface AxiruDecision {
   /** The id a reviewer approves or rejects, while and after the decision was held; null when it never was. */
   approval_id: string | null;
   policy_version: string;
-  /** True when the policy answered for this kind in advisory (shadow) mode and would have been stricter. */
+  /** True when an advisory (shadow-mode) rule would have answered more strictly than the answer given. */
   advisory: boolean;
   /** What an enforcing policy would have answered; null when no advisory rule took part. */
   advisory_outcome: AxiruOutcome | null;
@@ -355,4 +355,112 @@ export async function registerAxiru(app: FastifyInstance, opts: { log: Logger })
     const wait = q.data.wait ? `?wait=${q.data.wait}` : '';
     return answer(request, reply, await ask(request, 'GET', `/api/decisions/${id}${wait}`));
   });
+}
+
+// --- the OpenAPI description, from the same schema the route validates with ------------------------------------
+
+const ref = (name: string) => ({
+  content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } },
+});
+const nullable = (type: string) => ({ type: [type, 'null'] });
+
+/** Axiru's route in /api/openapi.json: its schemas and paths, merged in by src/http/openapi.ts. */
+export function axiruOpenApi(): { schemas: Record<string, unknown>; paths: Record<string, unknown> } {
+  const request = z.toJSONSchema(AxiruDecisionRequest, { io: 'input', unrepresentable: 'any' }) as Record<
+    string,
+    unknown
+  >;
+  delete request['$schema'];
+  const outcome = { enum: ['allow', 'review', 'deny'] };
+  const errors = Object.fromEntries(
+    [
+      ['400', 'invalid_request: field_errors names each field'],
+      ['401', 'unauthorized'],
+      ['403', 'forbidden'],
+      ['404', 'not_found'],
+      ['409', 'idempotency_conflict'],
+      ['429', 'rate_limited'],
+    ].map(([status, description]) => [status, { description, ...ref('AxiruError') }]),
+  );
+  return {
+    schemas: {
+      AxiruDecisionRequest: request,
+      AxiruDecision: {
+        type: 'object',
+        required: [
+          'decision_id',
+          'outcome',
+          'status',
+          'reason_code',
+          'message',
+          'approval_id',
+          'policy_version',
+        ],
+        properties: {
+          object: { const: 'decision' },
+          decision_id: { type: 'string' },
+          outcome,
+          status: { enum: [...new Set(Object.values(STATUS))] },
+          reason_code: { type: 'string' },
+          message: { type: 'string' },
+          approval_id: nullable('string'),
+          policy_version: { type: 'string' },
+          advisory: { type: 'boolean' },
+          advisory_outcome: { anyOf: [outcome, { type: 'null' }] },
+          risk_score: nullable('number'),
+          modified_details: nullable('object'),
+          decision_note: nullable('string'),
+          intent: { type: 'object' },
+          created_at: { type: 'string', format: 'date-time' },
+          decided_at: nullable('string'),
+          expires_at: nullable('string'),
+        },
+      },
+      AxiruError: {
+        type: 'object',
+        required: ['error', 'message', 'request_id'],
+        properties: {
+          error: { type: 'string' },
+          message: { type: 'string' },
+          field_errors: {
+            type: 'object',
+            additionalProperties: { type: 'array', items: { type: 'string' } },
+          },
+          request_id: { type: 'string' },
+        },
+      },
+    },
+    paths: {
+      [AXIRU_DECISIONS_PATH]: {
+        post: {
+          operationId: 'createAxiruDecision',
+          summary:
+            "Axiru's decision call, decided as POST /api/decisions (agent key); see docs/migrate/axiru.md",
+          requestBody: { required: true, ...ref('AxiruDecisionRequest') },
+          responses: {
+            '200': { description: 'The decision, in Axiru’s shape', ...ref('AxiruDecision') },
+            ...errors,
+          },
+        },
+      },
+      [`${AXIRU_DECISIONS_PATH}/{id}`]: {
+        get: {
+          operationId: 'getAxiruDecision',
+          parameters: [
+            { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
+            {
+              name: 'wait',
+              in: 'query',
+              required: false,
+              schema: { type: 'integer', minimum: 0, maximum: 300 },
+            },
+          ],
+          responses: {
+            '200': { description: 'The decision, in Axiru’s shape', ...ref('AxiruDecision') },
+            ...errors,
+          },
+        },
+      },
+    },
+  };
 }
