@@ -21,6 +21,7 @@ import { CallbackSender, callbackSecret } from './outbound/callbacks.ts';
 import { OutboundHttp } from './outbound/http.ts';
 import { loadPolicyFile } from './policy/index.ts';
 import { PolicyReloader, type ReloadResult } from './policy-tools/reload.ts';
+import { SsoClient, type SsoSettings } from './review/sso.ts';
 import { openPostgresStore } from './store/postgres/open.ts';
 import { openSqliteStore } from './store/sqlite/open.ts';
 import type { Store } from './store/store.ts';
@@ -224,6 +225,10 @@ export async function startAirlock(
       sessionTtlMs: config.review.session_ttl_ms,
       secureCookies: config.public_url?.startsWith('https:') ?? false,
       publicUrl: config.public_url ?? null,
+      login: {
+        password: config.review.password_login,
+        sso: config.oidc ? new SsoClient(ssoSettings(config.oidc)) : null,
+      },
     },
   });
   const separateMetrics = metrics !== null && config.metrics.port !== undefined;
@@ -304,5 +309,18 @@ export async function startAirlock(
       await store.close();
       if (sandbox) await sandbox.close();
     },
+  };
+}
+
+function ssoSettings(c: NonNullable<Config['oidc']>): SsoSettings {
+  return {
+    issuer: c.issuer,
+    clientId: c.client_id,
+    clientSecret: c.client_secret ?? null,
+    scopes: c.scopes,
+    groupsClaim: c.groups_claim,
+    groupMap: c.group_map,
+    requiredGroup: c.required_group ?? null,
+    name: c.name,
   };
 }

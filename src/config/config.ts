@@ -30,6 +30,29 @@ const ReviewSchema = z
       .int()
       .min(60_000)
       .default(72 * 3600_000),
+    /** Off: the dashboard takes no passwords, only single sign-on (`oidc:`). */
+    password_login: z
+      .union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')])
+      .default(true),
+  })
+  .strict();
+
+/** Reviewers' single sign-on by OpenID Connect (authorization code flow with PKCE); see docs/review.md. */
+const OidcSchema = z
+  .object({
+    issuer: z.url({ error: 'expected the identity provider URL, such as https://example.okta.com' }),
+    client_id: z.string().min(1),
+    /** Absent for a public client: PKCE alone protects the code. */
+    client_secret: z.string().min(1).optional(),
+    scopes: z.string().min(1).default('openid email profile'),
+    /** The claim that lists the user's groups. */
+    groups_claim: z.string().min(1).default('groups'),
+    /** Identity-provider group → Airlock group (`finance-team: finance`); when empty, groups pass through as named. */
+    group_map: z.record(z.string().min(1), z.string().min(1)).default({}),
+    /** Only members of this identity-provider group may log in. */
+    required_group: z.string().min(1).optional(),
+    /** The provider's name on the login button. */
+    name: z.string().min(1).max(60).default('single sign-on'),
   })
   .strict();
 
@@ -226,6 +249,7 @@ export const ConfigSchema = z
     /** Where reviewers reach the dashboard, used in email and Slack links; defaults to the listening address. */
     public_url: z.url({ error: 'expected an absolute URL such as https://host/path' }).optional(),
     review: ReviewSchema.default(ReviewSchema.parse({})),
+    oidc: OidcSchema.optional(),
     smtp: SmtpSchema.optional(),
     slack_webhook_url: z.url({ error: 'expected an absolute URL such as https://host/path' }).optional(),
     /** A Teams incoming webhook or Workflows URL; holds are posted there as Adaptive Cards. */
@@ -246,6 +270,12 @@ export const ConfigSchema = z
         code: 'custom',
         path: ['customer_notices'],
         message: 'customer notices are sent by email: configure smtp as well',
+      });
+    if (!c.review.password_login && !c.oidc)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['review', 'password_login'],
+        message: 'with password login off, reviewers need single sign-on: configure oidc as well',
       });
   });
 
@@ -284,6 +314,12 @@ const ENV: Record<string, string[]> = {
   SMTP_FROM: ['smtp', 'from'],
   SLACK_WEBHOOK_URL: ['slack_webhook_url'],
   TEAMS_WEBHOOK_URL: ['teams_webhook_url'],
+  AIRLOCK_PASSWORD_LOGIN: ['review', 'password_login'],
+  AIRLOCK_OIDC_ISSUER: ['oidc', 'issuer'],
+  AIRLOCK_OIDC_CLIENT_ID: ['oidc', 'client_id'],
+  AIRLOCK_OIDC_CLIENT_SECRET: ['oidc', 'client_secret'],
+  AIRLOCK_OIDC_GROUPS_CLAIM: ['oidc', 'groups_claim'],
+  AIRLOCK_OIDC_NAME: ['oidc', 'name'],
   AIRLOCK_HTTP_UPSTREAMS: ['http_upstreams'],
   AIRLOCK_CALLBACK_SECRET: ['callbacks', 'secret'],
   AIRLOCK_CALLBACK_MAX_ATTEMPTS: ['callbacks', 'max_attempts'],

@@ -14,12 +14,15 @@ import { registerLinks } from './routes/links.ts';
 import { registerLogin } from './routes/login.ts';
 import { registerQueue } from './routes/queue.ts';
 import { registerRefunds } from './routes/refunds.ts';
+import { registerSso } from './routes/sso.ts';
 import { type SessionOptions, Sessions } from './session.ts';
+import type { LoginMethods } from './sso.ts';
 import { ReviewStore } from './store.ts';
 
 export interface DashboardOptions extends SessionOptions {
   /** Failed logins slow down and lock out accounts and addresses; tests pass a throttle with their own rules. */
   throttle: LoginThrottle;
+  login: LoginMethods;
 }
 
 export interface DashboardDeps {
@@ -41,6 +44,7 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
     secureCookies: deps.review?.secureCookies ?? false,
     publicUrl: deps.review?.publicUrl ?? null,
     throttle: deps.review?.throttle ?? new LoginThrottle(),
+    login: deps.review?.login ?? { password: true, sso: null },
   };
   const reviews = new ReviewStore(engine.store);
   const now = () => engine.clock.now();
@@ -51,11 +55,13 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
     reviews,
     sessions: new Sessions(reviews, opts, now),
     throttle: opts.throttle,
+    login: opts.login,
     now,
     statusOf: httpStatus,
   };
   registerAssets(app);
   registerLogin(app, ctx);
+  registerSso(app, ctx);
   registerQueue(app, ctx);
   registerEvents(app, ctx);
   registerActions(app, ctx);

@@ -33,6 +33,14 @@ export class Sessions {
     this.publicHost = opts.publicUrl ? new URL(opts.publicUrl).host : null;
   }
 
+  get secureCookies(): boolean {
+    return this.opts.secureCookies;
+  }
+
+  get publicUrl(): string | null {
+    return this.opts.publicUrl;
+  }
+
   /** The live session the request's cookie names, or null. */
   async current(request: FastifyRequest): Promise<Session | null> {
     const token = cookieOf(request, SESSION_COOKIE);

@@ -39,6 +39,17 @@ export class ReviewStore {
     return this.store.credentials.reviewerForLogin(email.trim());
   }
 
+  /** The reviewer single sign-on vouches for: created on first login, their groups set from the provider's. */
+  async ssoReviewer(email: string, groups: string[], at: Date): Promise<{ id: string; email: string }> {
+    return this.store.credentials.upsertReviewer({
+      id: newId('rev'),
+      email,
+      password_hash: null,
+      groups,
+      created_at: at.toISOString(),
+    });
+  }
+
   async reviewers(): Promise<Reviewer[]> {
     return this.store.credentials.listReviewers();
   }

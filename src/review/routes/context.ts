@@ -7,6 +7,7 @@ import { AirlockError, type ErrorCode } from '../../errors.ts';
 import { messagePage, type Notice } from '../pages/layout.ts';
 import type { ActionView } from '../queries.ts';
 import type { Sessions } from '../session.ts';
+import type { LoginMethods } from '../sso.ts';
 import type { ReviewStore, Session } from '../store.ts';
 
 /** What every route of the dashboard is handed: the engine it asks, the stores and sessions, the clock. */
@@ -18,6 +19,8 @@ export interface ReviewContext {
   sessions: Sessions;
   throttle: LoginThrottle;
   now: () => Date;
+  /** How reviewers may log in: with a password, by single sign-on, or both. */
+  login: LoginMethods;
   /** The HTTP status for an error code (`httpStatus`, src/errors.ts, as the API answers), handed in by the plugin. */
   statusOf: (code: ErrorCode) => number;
 }

@@ -14,7 +14,7 @@ const DUMMY_HASH = hashPassword(randomToken(24));
  * Where to go after logging in: a dashboard path of plain URL characters only. Anything else (another site, a
  * CR/LF that would split the Location header) is refused rather than followed.
  */
-const SAFE_NEXT = /^\/review(?:[/?#][\x21-\x7e]*)?$/;
+export const SAFE_NEXT = /^\/review(?:[/?#][\x21-\x7e]*)?$/;
 
 /** Logging in (email and password, throttled) and out. */
 export function registerLogin(app: FastifyInstance, ctx: ReviewContext): void {
@@ -24,31 +24,55 @@ export function registerLogin(app: FastifyInstance, ctx: ReviewContext): void {
     const csrf = sessions.issueLoginToken(reply);
     const next = field(request.query, 'next');
     // A link carrying a bad `next` still gets a login form, one that returns to the queue.
-    return sendPage(reply, 200, loginPage(csrf, SAFE_NEXT.test(next) ? next : '', noticeFrom(request)));
+    return sendPage(
+      reply,
+      200,
+      loginPage(csrf, SAFE_NEXT.test(next) ? next : '', noticeFrom(request), ctx.login),
+    );
   });
 
   app.post('/review/login', async (request, reply) => {
     const body = request.body;
     const next = field(body, 'next');
     const fresh = sessions.issueLoginToken(reply);
+    if (!ctx.login.password) {
+      // Switched off: no password is checked, however right, so an old password cannot outlive the switch to SSO.
+      return sendPage(
+        reply,
+        403,
+        loginPage(
+          fresh,
+          '',
+          { kind: 'error', text: 'Password login is off here. Use single sign-on.' },
+          ctx.login,
+        ),
+      );
+    }
     if (!sessions.loginTokenValid(request)) {
       return sendPage(
         reply,
         403,
-        loginPage(fresh, next, {
-          kind: 'error',
-          text: 'The form expired or came from another site. Try again.',
-        }),
+        loginPage(
+          fresh,
+          next,
+          { kind: 'error', text: 'The form expired or came from another site. Try again.' },
+          ctx.login,
+        ),
       );
     }
     if (next !== '' && !SAFE_NEXT.test(next)) {
       return sendPage(
         reply,
         ctx.statusOf('parameter_invalid'),
-        loginPage(fresh, '', {
-          kind: 'error',
-          text: 'The page to return to is not a dashboard address. Log in again to go to the queue.',
-        }),
+        loginPage(
+          fresh,
+          '',
+          {
+            kind: 'error',
+            text: 'The page to return to is not a dashboard address. Log in again to go to the queue.',
+          },
+          ctx.login,
+        ),
       );
     }
     const email = field(body, 'email');
@@ -61,10 +85,12 @@ export function registerLogin(app: FastifyInstance, ctx: ReviewContext): void {
       return sendPage(
         reply,
         ctx.statusOf('rate_limit'),
-        loginPage(fresh, next, {
-          kind: 'error',
-          text: `Too many failed logins. Try again in ${formatDuration(seconds * 1000)}.`,
-        }),
+        loginPage(
+          fresh,
+          next,
+          { kind: 'error', text: `Too many failed logins. Try again in ${formatDuration(seconds * 1000)}.` },
+          ctx.login,
+        ),
       );
     }
     const reviewer = await reviews.reviewerForLogin(email);
@@ -76,7 +102,7 @@ export function registerLogin(app: FastifyInstance, ctx: ReviewContext): void {
       return sendPage(
         reply,
         401,
-        loginPage(fresh, next, { kind: 'error', text: 'Wrong email or password.' }),
+        loginPage(fresh, next, { kind: 'error', text: 'Wrong email or password.' }, ctx.login),
       );
     }
     await throttle.succeeded(email);
