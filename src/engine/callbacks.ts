@@ -1,6 +1,7 @@
 import { newId } from '../ids.ts';
 import { hasCallback, insertCallback, listCallbacks, queuedColumns } from '../store/outbox.ts';
 import type { ActionRow, Store } from '../store/store.ts';
+import { callbackShapeOf, shapedCallbackBody } from './shapes.ts';
 import { toActionObject, toDecisionObject } from './view.ts';
 
 /** The event a callback delivers. Its id and body are fixed when queued, so every retry is the same event. */
@@ -28,12 +29,15 @@ export async function enqueueCallback(tx: Store, row: ActionRow, at: string): Pr
     created: Math.floor(Date.parse(at) / 1000),
     data: { object },
   };
+  // An action requested in a compatible shape gets its callback in that shape; the event id travels as a header.
+  const shape = callbackShapeOf(row);
+  const body = shape ? shapedCallbackBody(shape, row, approvals, agent) : event;
   await insertCallback(tx, {
     ...queuedColumns(event.id, at, at),
     action_id: row.id,
     type,
     url: row.callback_url,
-    payload: JSON.stringify(event),
+    payload: JSON.stringify(body),
   });
 }
 

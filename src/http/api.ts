@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { authenticate, credentialFrom, type Principal } from '../auth/credentials.ts';
-import { callbacksFor } from '../engine/callbacks.ts';
+import { type CallbackDelivery, callbacksFor } from '../engine/callbacks.ts';
 import type { Dispatcher } from '../engine/dispatcher.ts';
 import {
   type Agent,
@@ -10,8 +10,9 @@ import {
   type Reviewer,
   type Submission,
 } from '../engine/engine.ts';
+import type { CallbackShape } from '../engine/shapes.ts';
 import { STATUSES } from '../engine/status.ts';
-import { toActionObject, toDecisionObject } from '../engine/view.ts';
+import { type ActionObject, type DecisionObject, toActionObject, toDecisionObject } from '../engine/view.ts';
 import { AirlockError } from '../errors.ts';
 import type { CallbackSender } from '../outbound/callbacks.ts';
 import { type OutboundHttp, refusedHeader } from '../outbound/http.ts';
@@ -95,8 +96,31 @@ function checkHeaders(headers: Record<string, string>): void {
   }
 }
 
+/** What the compatible shapes (src/http/compat/) reuse: the same checks, submission and views as the routes here. */
+export interface ApiHandlers {
+  /** The actions API's create, from a validated body; `shape` picks the body of the action's callback. */
+  createAction(
+    request: FastifyRequest,
+    body: z.output<typeof CreateActionRequest>,
+    opts?: { shape?: CallbackShape },
+  ): Promise<ActionRow>;
+  /** The decisions API's create, waiting up to `waitMs` for a person; `shape` picks the callback's body. */
+  createDecision(
+    request: FastifyRequest,
+    body: z.output<typeof CreateDecisionRequest>,
+    opts?: { shape?: CallbackShape; waitMs?: number },
+  ): Promise<ActionRow>;
+  /** An action the caller may see, long-polled up to `waitMs` until it settles. */
+  readAction(request: FastifyRequest, id: string, waitMs: number): Promise<ActionRow>;
+  render(row: ActionRow): Promise<ActionObject & { callbacks: CallbackDelivery[] }>;
+  renderDecision(row: ActionRow): Promise<DecisionObject>;
+  approve(request: FastifyRequest, id: string, body: unknown): Promise<ActionRow>;
+  reject(request: FastifyRequest, id: string, body: unknown): Promise<ActionRow>;
+  cancel(request: FastifyRequest, id: string): Promise<ActionRow>;
+}
+
 /** The review API (reviewers decide; agents read and withdraw their own), the actions API and the decisions API. */
-export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
+export function registerApi(app: FastifyInstance, deps: ApiDeps): ApiHandlers {
   const { engine } = deps;
 
   async function principal(request: FastifyRequest): Promise<ApiPrincipal> {
@@ -150,12 +174,12 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     return toDecisionObject(row, await engine.store.listApprovals(row.id));
   }
 
-  /** Settles inline what can settle now: an allowed action runs, a held one waits up to `wait` seconds. */
-  async function settle(row: ActionRow, created: boolean, wait: number): Promise<ActionRow> {
+  /** Settles inline what can settle now: an allowed action runs, a held one waits up to `waitMs`. */
+  async function settle(row: ActionRow, created: boolean, waitMs: number): Promise<ActionRow> {
     if (row.status === 'pending' && created) await deps.dispatcher.drive(row.id);
-    if (wait > 0 && !isSettledAction(row)) {
+    if (waitMs > 0 && !isSettledAction(row)) {
       const mode = row.mode;
-      return engine.waitFor(row.id, (s) => isSettledAction({ status: s, mode }), wait * 1000);
+      return engine.waitFor(row.id, (s) => isSettledAction({ status: s, mode }), waitMs);
     }
     return engine.get(row.id);
   }
@@ -193,16 +217,20 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     };
   });
 
-  app.get<{ Params: { id: string } }>('/api/actions/:id', async (request) => {
+  async function readAction(request: FastifyRequest, id: string, waitMs: number): Promise<ActionRow> {
     const p = await principal(request);
-    const q = parse(WaitQuery, request.query);
-    let row = await visible(p, request.params.id);
+    const row = await visible(p, id);
     // Long-poll until the action settles: a held action returns once decided and executed, or at the deadline.
-    if (q.wait && !isSettledAction(row)) {
+    if (waitMs > 0 && !isSettledAction(row)) {
       const mode = row.mode;
-      row = await engine.waitFor(row.id, (s) => isSettledAction({ status: s, mode }), q.wait * 1000);
+      return engine.waitFor(row.id, (s) => isSettledAction({ status: s, mode }), waitMs);
     }
-    return render(row);
+    return row;
+  }
+
+  app.get<{ Params: { id: string } }>('/api/actions/:id', async (request) => {
+    const q = parse(WaitQuery, request.query);
+    return render(await readAction(request, request.params.id, (q.wait ?? 0) * 1000));
   });
 
   app.get<{ Params: { id: string } }>('/api/actions/:id/events', async (request) => {
@@ -225,34 +253,44 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     };
   });
 
-  app.post<{ Params: { id: string } }>('/api/actions/:id/approve', async (request) => {
+  async function approve(request: FastifyRequest, id: string, raw: unknown): Promise<ActionRow> {
     const reviewer = await reviewerOnly(request);
-    const body = parse(DecideRequest, request.body);
-    const row = await engine.approve(request.params.id, reviewer, body.note ?? null, body.changes ?? null, {
-      requestId: request.id,
-    });
+    const body = parse(DecideRequest, raw);
+    return engine.approve(id, reviewer, body.note ?? null, body.changes ?? null, { requestId: request.id });
+  }
+
+  async function reject(request: FastifyRequest, id: string, raw: unknown): Promise<ActionRow> {
+    const reviewer = await reviewerOnly(request);
+    const body = parse(RejectRequest, raw);
+    return engine.reject(id, reviewer, body.note ?? null, { requestId: request.id });
+  }
+
+  async function cancel(request: FastifyRequest, id: string): Promise<ActionRow> {
+    return engine.cancel(id, await agentOnly(request));
+  }
+
+  app.post<{ Params: { id: string } }>('/api/actions/:id/approve', async (request) => {
+    const row = await approve(request, request.params.id, request.body);
     return row.mode === 'decide' ? renderDecision(row) : render(row);
   });
 
   app.post<{ Params: { id: string } }>('/api/actions/:id/reject', async (request) => {
-    const reviewer = await reviewerOnly(request);
-    const body = parse(RejectRequest, request.body);
-    const row = await engine.reject(request.params.id, reviewer, body.note ?? null, {
-      requestId: request.id,
-    });
+    const row = await reject(request, request.params.id, request.body);
     return row.mode === 'decide' ? renderDecision(row) : render(row);
   });
 
   app.post<{ Params: { id: string } }>('/api/actions/:id/cancel', async (request) => {
-    const agent = await agentOnly(request);
-    return render(await engine.cancel(request.params.id, agent));
+    return render(await cancel(request, request.params.id));
   });
 
   // --- actions API: wrap any HTTP call on the allow-list -------------------------------------------------------
 
-  app.post('/api/actions', async (request) => {
+  async function createAction(
+    request: FastifyRequest,
+    body: z.output<typeof CreateActionRequest>,
+    opts: { shape?: CallbackShape } = {},
+  ): Promise<ActionRow> {
     const agent = await agentOnly(request);
-    const body = parse(CreateActionRequest, request.body);
     if (!deps.http) {
       throw new AirlockError('upstream_not_allowed', 'No upstream hosts are configured (http_upstreams)', {
         param: 'url',
@@ -305,18 +343,26 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
         summary: body.summary ?? null,
         notify: body.notify ?? [],
         ...(facts.declared ? { declared: facts.declared } : {}),
+        ...(opts.shape ? { callback_shape: opts.shape } : {}),
       },
       requestId: request.id,
     };
     const { action, created } = await engine.submit(sub);
-    return render(await settle(action, created, body.wait ?? 0));
-  });
+    return settle(action, created, (body.wait ?? 0) * 1000);
+  }
+
+  app.post('/api/actions', async (request) =>
+    render(await createAction(request, parse(CreateActionRequest, request.body))),
+  );
 
   // --- decisions API: ask first, act yourself ------------------------------------------------------------------
 
-  app.post('/api/decisions', async (request) => {
+  async function createDecision(
+    request: FastifyRequest,
+    body: z.output<typeof CreateDecisionRequest>,
+    opts: { shape?: CallbackShape; waitMs?: number } = {},
+  ): Promise<ActionRow> {
     const agent = await agentOnly(request);
-    const body = parse(CreateDecisionRequest, request.body);
     await checkCallback(body.callback_url, 'callback_url');
     const intent = body.intent;
     const params: Params = { intent: intent as Params };
@@ -338,7 +384,11 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
         charge: typeof context['charge'] === 'string' ? context['charge'] : null,
       },
       callbackUrl: body.callback_url ?? null,
-      details: { summary: body.summary ?? null, justification: body.justification ?? null },
+      details: {
+        summary: body.summary ?? null,
+        justification: body.justification ?? null,
+        ...(opts.shape ? { callback_shape: opts.shape } : {}),
+      },
       requestId: request.id,
     };
     let result: Awaited<ReturnType<Engine['submit']>>;
@@ -354,7 +404,12 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
       }
       throw err;
     }
-    return renderDecision(await settle(result.action, result.created, body.wait ?? 0));
+    return settle(result.action, result.created, opts.waitMs ?? 0);
+  }
+
+  app.post('/api/decisions', async (request) => {
+    const body = parse(CreateDecisionRequest, request.body);
+    return renderDecision(await createDecision(request, body, { waitMs: (body.wait ?? 0) * 1000 }));
   });
 
   app.get<{ Params: { id: string } }>('/api/decisions/:id', async (request) => {
@@ -372,4 +427,6 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     }
     return renderDecision(row);
   });
+
+  return { createAction, createDecision, readAction, render, renderDecision, approve, reject, cancel };
 }

@@ -15,6 +15,8 @@ import type { StripeUpstream } from '../stripe/upstream.ts';
 import { registerAdminApi } from './admin.ts';
 import { registerApi } from './api.ts';
 import { registerAxiru } from './compat/axiru.ts';
+import { registerCheqpoint } from './compat/cheqpoint.ts';
+import { registerSafeFetch } from './compat/safefetch.ts';
 import { isInternal, sendError, toAirlockError } from './errors.ts';
 import { registerProxy } from './proxy.ts';
 import { RateLimiter } from './rate-limit.ts';
@@ -146,13 +148,15 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   const limiter = new RateLimiter(deps.rateLimitPerMinute);
   registerProxy(app, { ...deps, limiter });
-  registerApi(app, {
+  const api = registerApi(app, {
     engine: deps.engine,
     limiter,
     dispatcher: deps.dispatcher,
     http: deps.http ?? null,
     callbacks: deps.callbacks ?? null,
   });
+  registerCheqpoint(app, api);
+  registerSafeFetch(app, api);
   registerAdminApi(app, { engine: deps.engine });
   app.register(registerAxiru, { log: deps.log });
   registerMcp(app, deps.engine, deps.log);

@@ -76,6 +76,24 @@ function causeCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * How the call-style helpers (cheqpoint.ts, safefetch.ts) reach their paths with the client's own timeouts,
+ * retries and fail-closed errors. Not exported from the SDK's index: not part of its API.
+ */
+export const SEND: unique symbol = Symbol('airlock.sdk.send');
+
+export interface SendRequest {
+  method: 'GET' | 'POST';
+  path: string;
+  query?: Record<string, string | number | undefined>;
+  body?: unknown;
+  waitSeconds?: number;
+  idempotencyKey?: string;
+  retry: 'always' | 'unreached';
+  /** `money`: an unreachable Airlock means not executed, and the caller must not do it another way. */
+  risk: 'money' | 'decide';
+}
+
 export function newIdempotencyKey(): string {
   return `sdk_${randomUUID()}`;
 }
@@ -229,6 +247,10 @@ export class AirlockClient<const O extends AirlockClientOptions = AirlockClientO
         risk: 'decide',
       }),
   };
+
+  [SEND]<T>(req: SendRequest): Promise<T> {
+    return this.#request<T>(req);
+  }
 
   async #waitFor<T extends { status: string }>(
     path: string,

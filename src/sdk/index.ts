@@ -1,4 +1,12 @@
 // The Airlock TypeScript SDK (`airlock/sdk`). Imports nothing of the server at run time.
+
+export {
+  type Cheqpoint,
+  type CheqpointAnswer,
+  type CheqpointAsyncRequest,
+  type CheqpointSyncRequest,
+  createCheqpoint,
+} from './cheqpoint.ts';
 export {
   AirlockClient,
   type AirlockClientOptions,
@@ -14,6 +22,7 @@ export {
   type WebhookErrorReason,
   WebhookVerificationError,
 } from './errors.ts';
+export { createSafeFetch, type SafeFetch, type SafeFetchRequest } from './safefetch.ts';
 export type {
   Action,
   ActionObject,

@@ -1,0 +1,171 @@
+// Cheqpoint's request and answer, mapped onto the decisions API: the same engine, policy and ledger. A caller keeps
+// its code and changes the base URL (…/api/cheqpoint/v1) and the key (an Airlock agent key). docs/migrate/cheqpoint.md
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { type CheqpointAnswer, toCheqpointAnswer } from '../../engine/shapes.ts';
+import { AirlockError } from '../../errors.ts';
+import type { ActionRow } from '../../store/store.ts';
+import { type ApiHandlers, parse } from '../api.ts';
+import { CreateDecisionRequest } from '../schemas.ts';
+import { type FieldNames, inCallerFields } from './fields.ts';
+
+export const CHEQPOINT_BASE = '/api/cheqpoint/v1';
+
+/**
+ * Cheqpoint's action names and the Airlock kind each one is. A name not listed is refused rather than guessed, so
+ * no spelling can reach the policy as a kind its rules do not know.
+ */
+export const CHEQPOINT_ACTIONS = {
+  issue_refund: 'refund.create',
+  create_payout: 'payout.create',
+  cancel_payout: 'payout.cancel',
+  create_transfer: 'transfer.create',
+  reverse_transfer: 'transfer_reversal.create',
+  cancel_subscription: 'subscription.cancel',
+  update_subscription: 'subscription.update',
+  delete_customer: 'customer.delete',
+  capture_charge: 'charge.capture',
+  create_payment_intent: 'payment_intent.create',
+  void_invoice: 'invoice.void',
+} as const satisfies Record<string, string>;
+export type CheqpointAction = keyof typeof CHEQPOINT_ACTIONS;
+
+const ACTION_NAMES = Object.keys(CHEQPOINT_ACTIONS) as [CheqpointAction, ...CheqpointAction[]];
+const MAX_TIMEOUT_MS = 300_000;
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+const CheqpointDetails = z
+  .object({
+    charge_id: z.string().min(1).max(255).optional(),
+    // Stripe's minor units, whatever the currency (yen for JPY): what the policy reads as :amount:.
+    amount_cents: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    currency: z
+      .string()
+      .regex(/^[A-Za-z]{3}$/, 'a three-letter ISO currency code, such as USD or usd')
+      .optional(),
+    reason: z.string().max(500).optional(),
+    customer_id: z.string().min(1).max(255).optional(),
+    metadata: z.record(z.string().max(40), z.string().max(500)).optional(),
+  })
+  .strict()
+  .superRefine((d, ctx) => {
+    // An amount without its currency cannot be valued in USD, and a rule on :amount_in_usd: would not see it.
+    if (d.amount_cents !== undefined && d.currency === undefined)
+      ctx.addIssue({ code: 'custom', path: ['currency'], message: 'required with amount_cents' });
+  });
+
+const cheqpointFields = {
+  action: z.enum(ACTION_NAMES, {
+    error: () => `one of ${ACTION_NAMES.join(', ')}`,
+  }),
+  summary: z.string().max(500).optional(),
+  details: CheqpointDetails,
+  justification: z.string().max(2000).optional(),
+  idempotencyKey: z.string().min(1).max(255).optional(),
+};
+
+/** `requestSync`: answers once decided, or `pending` after `timeoutMs`. */
+export const CheqpointSyncRequest = z
+  .object({
+    ...cheqpointFields,
+    timeoutMs: z.number().int().min(0).max(MAX_TIMEOUT_MS).optional(),
+    callbackUrl: z.string().min(1).max(2048).optional(),
+  })
+  .strict();
+export type CheqpointSyncRequest = z.input<typeof CheqpointSyncRequest>;
+
+/** `requestAsync`: answers at once; the final decision is POSTed to `callbackUrl`. */
+export const CheqpointAsyncRequest = z
+  .object({ ...cheqpointFields, callbackUrl: z.string().min(1).max(2048) })
+  .strict();
+export type CheqpointAsyncRequest = z.input<typeof CheqpointAsyncRequest>;
+
+const StatusQuery = z
+  .object({ timeoutMs: z.coerce.number().int().min(0).max(MAX_TIMEOUT_MS).optional() })
+  .strict();
+
+export type { CheqpointAnswer };
+
+/** Airlock's decisions-API field → Cheqpoint's, for errors raised past the mapping. */
+const FIELDS: FieldNames = {
+  'intent.kind': 'action',
+  'intent.amount': 'details.amount_cents',
+  'intent.currency': 'details.currency',
+  'intent.metadata': 'details.metadata',
+  'context.charge': 'details.charge_id',
+  'context.customer': 'details.customer_id',
+  'context.reason': 'details.reason',
+  idempotency_key: 'idempotencyKey',
+  callback_url: 'callbackUrl',
+};
+
+/** The same request in the decisions API's shape: the kind from the table, the amount and currency as given. */
+export function toDecisionRequest(
+  req: z.output<typeof CheqpointSyncRequest> | z.output<typeof CheqpointAsyncRequest>,
+): z.input<typeof CreateDecisionRequest> {
+  const d = req.details;
+  const context: Record<string, string> = {};
+  if (d.charge_id !== undefined) context['charge'] = d.charge_id;
+  if (d.customer_id !== undefined) context['customer'] = d.customer_id;
+  if (d.reason !== undefined) context['reason'] = d.reason;
+  return {
+    intent: {
+      kind: CHEQPOINT_ACTIONS[req.action],
+      ...(d.amount_cents !== undefined ? { amount: d.amount_cents } : {}),
+      ...(d.currency !== undefined ? { currency: d.currency } : {}),
+      ...(d.metadata !== undefined ? { metadata: d.metadata } : {}),
+    },
+    ...(Object.keys(context).length > 0 ? { context } : {}),
+    ...(req.summary !== undefined ? { summary: req.summary } : {}),
+    ...(req.justification !== undefined ? { justification: req.justification } : {}),
+    ...(req.idempotencyKey !== undefined ? { idempotency_key: req.idempotencyKey } : {}),
+    ...(req.callbackUrl !== undefined ? { callback_url: req.callbackUrl } : {}),
+  };
+}
+
+/** Cheqpoint's endpoints, one line in app.ts. Reviewers decide with Airlock's review API, dashboard, email or Slack. */
+export function registerCheqpoint(app: FastifyInstance, api: ApiHandlers): void {
+  async function answer(row: ActionRow): Promise<CheqpointAnswer> {
+    return toCheqpointAnswer(await api.renderDecision(row));
+  }
+
+  function decide(request: FastifyRequest, body: ReturnType<typeof toDecisionRequest>, waitMs: number) {
+    return inCallerFields(FIELDS, async () =>
+      api.createDecision(request, parse(CreateDecisionRequest, body), {
+        shape: 'cheqpoint',
+        waitMs,
+      }),
+    );
+  }
+
+  app.post(`${CHEQPOINT_BASE}/requests/sync`, async (request) => {
+    const req = parse(CheqpointSyncRequest, request.body);
+    return answer(await decide(request, toDecisionRequest(req), req.timeoutMs ?? DEFAULT_TIMEOUT_MS));
+  });
+
+  app.post(`${CHEQPOINT_BASE}/requests/async`, async (request) => {
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    if (typeof body === 'object' && 'timeoutMs' in body) {
+      throw new AirlockError(
+        'parameter_invalid',
+        'timeoutMs: requestAsync answers at once and posts the final decision to callbackUrl; use requestSync to wait',
+        { param: 'timeoutMs' },
+      );
+    }
+    const req = parse(CheqpointAsyncRequest, request.body);
+    return answer(await decide(request, toDecisionRequest(req), 0));
+  });
+
+  app.get<{ Params: { approvalId: string } }>(`${CHEQPOINT_BASE}/requests/:approvalId`, async (request) => {
+    const q = parse(StatusQuery, request.query);
+    const row = await inCallerFields({ id: 'approvalId' }, () =>
+      api.readAction(request, request.params.approvalId, q.timeoutMs ?? 0),
+    );
+    if (row.mode !== 'decide') {
+      throw new AirlockError('resource_missing', `No such approval request: '${row.id}'`, {
+        param: 'approvalId',
+      });
+    }
+    return answer(row);
+  });
+}
