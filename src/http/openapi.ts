@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { STATUSES } from '../engine/status.ts';
 import { axiruOpenApi } from './compat/axiru.ts';
+import { compatPaths, compatSchemas } from './compat/openapi.ts';
 import {
   CreateActionRequest,
   CreateDecisionRequest,
@@ -164,10 +165,12 @@ export function openApiDocument(serverUrl?: string): Record<string, unknown> {
         FreezeRequest: schema(FreezeRequest),
         UnfreezeRequest: schema(UnfreezeRequest),
         ...axiruOpenApi().schemas,
+        ...compatSchemas,
       },
     },
     paths: {
       ...axiruOpenApi().paths,
+      ...compatPaths,
       '/api/actions': {
         get: {
           operationId: 'listActions',

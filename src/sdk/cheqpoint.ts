@@ -2,7 +2,7 @@
 // Cheqpoint's shape, through Airlock's Cheqpoint endpoints. Same timeouts, retries and fail-closed errors as the
 // client: when Airlock cannot be reached they throw AirlockUnavailableError, never a made-up approval.
 import type { CheqpointAnswer } from '../engine/shapes.ts';
-import type { CheqpointAsyncRequest, CheqpointSyncRequest } from '../http/compat/cheqpoint.ts';
+import type { CheqpointAsyncRequest, CheqpointSyncRequest } from '../http/compat/schemas.ts';
 import { AirlockClient, type AirlockClientOptions, newIdempotencyKey, SEND } from './client.ts';
 
 export type { CheqpointAnswer, CheqpointAsyncRequest, CheqpointSyncRequest };

@@ -1,7 +1,7 @@
 // SafeFetch's call style over the Airlock client: `safeFetch({url, method, headers, body, approve, notify, callback})`
 // returns the action, and `safeFetch.get`, `.approve` and `.cancel` act on it. Same timeouts, retries and fail-closed
 // errors as the client: when Airlock cannot be reached, the call throws AirlockUnavailableError and nothing ran.
-import type { SafeFetchRequest } from '../http/compat/safefetch.ts';
+import type { SafeFetchRequest } from '../http/compat/schemas.ts';
 import { AirlockClient, type AirlockClientOptions, newIdempotencyKey, SEND } from './client.ts';
 import type { Action } from './types.ts';
 

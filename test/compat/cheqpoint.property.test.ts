@@ -2,7 +2,7 @@
 // or blocked: the policy sees the same kind, amount, currency and customer, whatever the spelling.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHEQPOINT_ACTIONS } from '../../src/http/compat/cheqpoint.ts';
+import { CHEQPOINT_ACTIONS } from '../../src/http/compat/schemas.ts';
 import { type Stack, startStackWithPolicy } from '../helpers/stack.ts';
 
 // Thresholds in USD and in minor units, per kind, per currency and per customer, so that most generated requests

@@ -261,3 +261,24 @@ describe("errors name Cheqpoint's fields", () => {
     expect(res.body.error.param).toBe('approvalId');
   });
 });
+
+describe('OpenAPI', () => {
+  it('describes the Cheqpoint and SafeFetch routes with their request schemas, and still validates', async () => {
+    const { Validator } = await import('@seriousme/openapi-schema-validator');
+    const doc = (await (await fetch(`${stack.airlock.url}/api/openapi.json`)).json()) as any;
+    const result = await new Validator().validate(doc);
+    expect(result.errors ?? []).toEqual([]);
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        '/api/cheqpoint/v1/requests/sync',
+        '/api/cheqpoint/v1/requests/async',
+        '/api/cheqpoint/v1/requests/{approvalId}',
+        '/api/safefetch/v1/actions',
+        '/api/safefetch/v1/actions/{id}/approve',
+      ]),
+    );
+    expect(doc.components.schemas.CheqpointSyncRequest.required).toEqual(['action', 'details']);
+    expect(doc.components.schemas.CheqpointAsyncRequest.required).toContain('callbackUrl');
+    expect(doc.components.schemas.SafeFetchRequest.properties.notify).toBeDefined();
+  });
+});

@@ -1,88 +1,21 @@
 // Cheqpoint's request and answer, mapped onto the decisions API: the same engine, policy and ledger. A caller keeps
 // its code and changes the base URL (…/api/cheqpoint/v1) and the key (an Airlock agent key). docs/migrate/cheqpoint.md
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { type CheqpointAnswer, toCheqpointAnswer } from '../../engine/shapes.ts';
 import { AirlockError } from '../../errors.ts';
 import type { ActionRow } from '../../store/store.ts';
 import { type ApiHandlers, parse } from '../api.ts';
 import { CreateDecisionRequest } from '../schemas.ts';
 import { type FieldNames, inCallerFields } from './fields.ts';
-
-export const CHEQPOINT_BASE = '/api/cheqpoint/v1';
-
-/**
- * Cheqpoint's action names and the Airlock kind each one is. A name not listed is refused rather than guessed, so
- * no spelling can reach the policy as a kind its rules do not know.
- */
-export const CHEQPOINT_ACTIONS = {
-  issue_refund: 'refund.create',
-  create_payout: 'payout.create',
-  cancel_payout: 'payout.cancel',
-  create_transfer: 'transfer.create',
-  reverse_transfer: 'transfer_reversal.create',
-  cancel_subscription: 'subscription.cancel',
-  update_subscription: 'subscription.update',
-  delete_customer: 'customer.delete',
-  capture_charge: 'charge.capture',
-  create_payment_intent: 'payment_intent.create',
-  void_invoice: 'invoice.void',
-} as const satisfies Record<string, string>;
-export type CheqpointAction = keyof typeof CHEQPOINT_ACTIONS;
-
-const ACTION_NAMES = Object.keys(CHEQPOINT_ACTIONS) as [CheqpointAction, ...CheqpointAction[]];
-const MAX_TIMEOUT_MS = 300_000;
-const DEFAULT_TIMEOUT_MS = 30_000;
-
-const CheqpointDetails = z
-  .object({
-    charge_id: z.string().min(1).max(255).optional(),
-    // Stripe's minor units, whatever the currency (yen for JPY): what the policy reads as :amount:.
-    amount_cents: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-    currency: z
-      .string()
-      .regex(/^[A-Za-z]{3}$/, 'a three-letter ISO currency code, such as USD or usd')
-      .optional(),
-    reason: z.string().max(500).optional(),
-    customer_id: z.string().min(1).max(255).optional(),
-    metadata: z.record(z.string().max(40), z.string().max(500)).optional(),
-  })
-  .strict()
-  .superRefine((d, ctx) => {
-    // An amount without its currency cannot be valued in USD, and a rule on :amount_in_usd: would not see it.
-    if (d.amount_cents !== undefined && d.currency === undefined)
-      ctx.addIssue({ code: 'custom', path: ['currency'], message: 'required with amount_cents' });
-  });
-
-const cheqpointFields = {
-  action: z.enum(ACTION_NAMES, {
-    error: () => `one of ${ACTION_NAMES.join(', ')}`,
-  }),
-  summary: z.string().max(500).optional(),
-  details: CheqpointDetails,
-  justification: z.string().max(2000).optional(),
-  idempotencyKey: z.string().min(1).max(255).optional(),
-};
-
-/** `requestSync`: answers once decided, or `pending` after `timeoutMs`. */
-export const CheqpointSyncRequest = z
-  .object({
-    ...cheqpointFields,
-    timeoutMs: z.number().int().min(0).max(MAX_TIMEOUT_MS).optional(),
-    callbackUrl: z.string().min(1).max(2048).optional(),
-  })
-  .strict();
-export type CheqpointSyncRequest = z.input<typeof CheqpointSyncRequest>;
-
-/** `requestAsync`: answers at once; the final decision is POSTed to `callbackUrl`. */
-export const CheqpointAsyncRequest = z
-  .object({ ...cheqpointFields, callbackUrl: z.string().min(1).max(2048) })
-  .strict();
-export type CheqpointAsyncRequest = z.input<typeof CheqpointAsyncRequest>;
-
-const StatusQuery = z
-  .object({ timeoutMs: z.coerce.number().int().min(0).max(MAX_TIMEOUT_MS).optional() })
-  .strict();
+import {
+  CHEQPOINT_ACTIONS,
+  CHEQPOINT_BASE,
+  CheqpointAsyncRequest,
+  CheqpointStatusQuery,
+  CheqpointSyncRequest,
+  DEFAULT_TIMEOUT_MS,
+} from './schemas.ts';
 
 export type { CheqpointAnswer };
 
@@ -157,7 +90,7 @@ export function registerCheqpoint(app: FastifyInstance, api: ApiHandlers): void 
   });
 
   app.get<{ Params: { approvalId: string } }>(`${CHEQPOINT_BASE}/requests/:approvalId`, async (request) => {
-    const q = parse(StatusQuery, request.query);
+    const q = parse(CheqpointStatusQuery, request.query);
     const row = await inCallerFields({ id: 'approvalId' }, () =>
       api.readAction(request, request.params.approvalId, q.timeoutMs ?? 0),
     );

@@ -1,40 +1,13 @@
 // SafeFetch's action shape, mapped onto the actions API: the same allow-list, declared routes, engine, policy and
 // ledger. A caller keeps its code and changes the base URL (…/api/safefetch/v1) and the key. docs/migrate/safefetch.md
 import type { FastifyInstance } from 'fastify';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { AirlockError } from '../../errors.ts';
 import type { ActionRow } from '../../store/store.ts';
 import { type ApiHandlers, parse } from '../api.ts';
 import { CreateActionRequest } from '../schemas.ts';
 import { type FieldNames, inCallerFields } from './fields.ts';
-
-export const SAFEFETCH_BASE = '/api/safefetch/v1';
-
-const email = z
-  .string()
-  .min(3)
-  .max(200)
-  .regex(/^[^\s@]+@[^\s@]+$/, 'an email address');
-
-export const SafeFetchRequest = z
-  .object({
-    url: z.string().min(1).max(2048),
-    method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).optional(),
-    headers: z.record(z.string().min(1).max(100), z.string().max(4096)).optional(),
-    body: z.unknown().optional(),
-    approve: z.boolean().optional(),
-    sync: z.boolean().optional(),
-    notify: z
-      .object({ email: z.union([email, z.array(email).min(1).max(20)]) })
-      .strict()
-      .optional(),
-    callback: z.string().min(1).max(2048).optional(),
-    idempotency_key: z.string().min(1).max(255).optional(),
-  })
-  .strict();
-export type SafeFetchRequest = z.input<typeof SafeFetchRequest>;
-
-const ApproveBody = z.object({ note: z.string().max(2000).optional() }).strict();
+import { SAFEFETCH_BASE, SafeFetchApproveBody, SafeFetchRequest } from './schemas.ts';
 
 // Stripe secret and restricted keys, live or test. Airlock's own reviewer tokens (rk_ + random) do not match.
 const STRIPE_KEY = /\b[sr]k_(?:live|test)_[0-9A-Za-z]{8,}/;
@@ -104,10 +77,10 @@ export function registerSafeFetch(app: FastifyInstance, api: ApiHandlers): void 
       );
     }
     // `sync` asks for the upstream's answer in this response: Airlock runs an allowed call before answering anyway.
-    const body = parse(CreateActionRequest, toActionRequest(req));
-    return render(
-      await inCallerFields(FIELDS, () => api.createAction(request, body, { shape: 'safefetch' })),
+    const row = await inCallerFields(FIELDS, () =>
+      api.createAction(request, parse(CreateActionRequest, toActionRequest(req)), { shape: 'safefetch' }),
     );
+    return render(row);
   });
 
   app.get<{ Params: { id: string } }>(`${SAFEFETCH_BASE}/actions/:id`, async (request) =>
@@ -116,7 +89,7 @@ export function registerSafeFetch(app: FastifyInstance, api: ApiHandlers): void 
 
   app.post<{ Params: { id: string } }>(`${SAFEFETCH_BASE}/actions/:id/approve`, async (request) => {
     // SafeFetch's approve takes no changes: a generic call is approved as sent, or rejected.
-    const body = parse(ApproveBody, request.body);
+    const body = parse(SafeFetchApproveBody, request.body);
     return render(await api.approve(request, request.params.id, body));
   });
 
