@@ -98,17 +98,19 @@ function checkHeaders(headers: Record<string, string>): void {
 
 /** What the compatible shapes (src/http/compat/) reuse: the same checks, submission and views as the routes here. */
 export interface ApiHandlers {
+  /** The agent making the request (authenticated and rate-limited), so a body is checked only for a known caller. */
+  agentOnly(request: FastifyRequest): Promise<Agent>;
   /** The actions API's create, from a validated body; `shape` picks the body of the action's callback. */
   createAction(
     request: FastifyRequest,
     body: z.output<typeof CreateActionRequest>,
-    opts?: { shape?: CallbackShape },
+    opts?: { shape?: CallbackShape; agent?: Agent },
   ): Promise<ActionRow>;
   /** The decisions API's create, waiting up to `waitMs` for a person; `shape` picks the callback's body. */
   createDecision(
     request: FastifyRequest,
     body: z.output<typeof CreateDecisionRequest>,
-    opts?: { shape?: CallbackShape; waitMs?: number },
+    opts?: { shape?: CallbackShape; waitMs?: number; agent?: Agent },
   ): Promise<ActionRow>;
   /** An action the caller may see, long-polled up to `waitMs` until it settles. */
   readAction(request: FastifyRequest, id: string, waitMs: number): Promise<ActionRow>;
@@ -288,9 +290,9 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): ApiHandlers {
   async function createAction(
     request: FastifyRequest,
     body: z.output<typeof CreateActionRequest>,
-    opts: { shape?: CallbackShape } = {},
+    opts: { shape?: CallbackShape; agent?: Agent } = {},
   ): Promise<ActionRow> {
-    const agent = await agentOnly(request);
+    const agent = opts.agent ?? (await agentOnly(request));
     if (!deps.http) {
       throw new AirlockError('upstream_not_allowed', 'No upstream hosts are configured (http_upstreams)', {
         param: 'url',
@@ -360,9 +362,9 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): ApiHandlers {
   async function createDecision(
     request: FastifyRequest,
     body: z.output<typeof CreateDecisionRequest>,
-    opts: { shape?: CallbackShape; waitMs?: number } = {},
+    opts: { shape?: CallbackShape; waitMs?: number; agent?: Agent } = {},
   ): Promise<ActionRow> {
-    const agent = await agentOnly(request);
+    const agent = opts.agent ?? (await agentOnly(request));
     await checkCallback(body.callback_url, 'callback_url');
     const intent = body.intent;
     const params: Params = { intent: intent as Params };
@@ -428,5 +430,15 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): ApiHandlers {
     return renderDecision(row);
   });
 
-  return { createAction, createDecision, readAction, render, renderDecision, approve, reject, cancel };
+  return {
+    agentOnly,
+    createAction,
+    createDecision,
+    readAction,
+    render,
+    renderDecision,
+    approve,
+    reject,
+    cancel,
+  };
 }

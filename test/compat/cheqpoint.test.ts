@@ -250,6 +250,22 @@ describe("errors name Cheqpoint's fields", () => {
     });
   }
 
+  it('answers 401 before looking at the body without a key, and 403 for a reviewer token', async () => {
+    const url = `${stack.airlock.url}/api/cheqpoint/v1/requests/sync`;
+    const none = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ action: 'nope' }),
+    });
+    expect(none.status).toBe(401);
+    const asReviewer = await fetch(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${stack.reviewerToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify(refund(100)),
+    });
+    expect(asReviewer.status).toBe(403);
+  });
+
   it('lists the actions it knows when the action is not one of them', async () => {
     const res = await raw('/requests/sync', { ...refund(100), action: 'refund' });
     expect(res.body.error.message).toContain('issue_refund');

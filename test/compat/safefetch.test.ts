@@ -308,6 +308,15 @@ describe('a Stripe key sent with a SafeFetch call', () => {
 });
 
 describe("errors name SafeFetch's fields", () => {
+  it('answers 401 without a key before looking at the body', async () => {
+    const res = await fetch(`${airlock.url}/api/safefetch/v1/actions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ surprise: true }),
+    });
+    expect(res.status).toBe(401);
+  });
+
   const cases: [string, unknown, string][] = [
     ['no url', { method: 'GET' }, 'url'],
     ['an unknown method', { url: 'http://127.0.0.1:9/x', method: 'FETCH' }, 'method'],

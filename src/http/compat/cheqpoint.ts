@@ -2,6 +2,7 @@
 // its code and changes the base URL (…/api/cheqpoint/v1) and the key (an Airlock agent key). docs/migrate/cheqpoint.md
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
+import type { Agent } from '../../engine/engine.ts';
 import { type CheqpointAnswer, toCheqpointAnswer } from '../../engine/shapes.ts';
 import { AirlockError } from '../../errors.ts';
 import type { ActionRow } from '../../store/store.ts';
@@ -62,21 +63,25 @@ export function registerCheqpoint(app: FastifyInstance, api: ApiHandlers): void 
     return toCheqpointAnswer(await api.renderDecision(row));
   }
 
-  function decide(request: FastifyRequest, body: ReturnType<typeof toDecisionRequest>, waitMs: number) {
+  function decide(
+    request: FastifyRequest,
+    agent: Agent,
+    body: ReturnType<typeof toDecisionRequest>,
+    waitMs: number,
+  ) {
     return inCallerFields(FIELDS, async () =>
-      api.createDecision(request, parse(CreateDecisionRequest, body), {
-        shape: 'cheqpoint',
-        waitMs,
-      }),
+      api.createDecision(request, parse(CreateDecisionRequest, body), { shape: 'cheqpoint', waitMs, agent }),
     );
   }
 
   app.post(`${CHEQPOINT_BASE}/requests/sync`, async (request) => {
+    const agent = await api.agentOnly(request);
     const req = parse(CheqpointSyncRequest, request.body);
-    return answer(await decide(request, toDecisionRequest(req), req.timeoutMs ?? DEFAULT_TIMEOUT_MS));
+    return answer(await decide(request, agent, toDecisionRequest(req), req.timeoutMs ?? DEFAULT_TIMEOUT_MS));
   });
 
   app.post(`${CHEQPOINT_BASE}/requests/async`, async (request) => {
+    const agent = await api.agentOnly(request);
     const body = (request.body ?? {}) as Record<string, unknown>;
     if (typeof body === 'object' && 'timeoutMs' in body) {
       throw new AirlockError(
@@ -86,7 +91,7 @@ export function registerCheqpoint(app: FastifyInstance, api: ApiHandlers): void 
       );
     }
     const req = parse(CheqpointAsyncRequest, request.body);
-    return answer(await decide(request, toDecisionRequest(req), 0));
+    return answer(await decide(request, agent, toDecisionRequest(req), 0));
   });
 
   app.get<{ Params: { approvalId: string } }>(`${CHEQPOINT_BASE}/requests/:approvalId`, async (request) => {

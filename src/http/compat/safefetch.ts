@@ -56,6 +56,7 @@ export function registerSafeFetch(app: FastifyInstance, api: ApiHandlers): void 
   const render = (row: ActionRow) => api.render(row);
 
   app.post(`${SAFEFETCH_BASE}/actions`, async (request) => {
+    const agent = await api.agentOnly(request);
     // Before validation, so not even an error about another field echoes a request that holds a key.
     const keyAt = stripeKeyField(request.body);
     if (keyAt) {
@@ -78,7 +79,10 @@ export function registerSafeFetch(app: FastifyInstance, api: ApiHandlers): void 
     }
     // `sync` asks for the upstream's answer in this response: Airlock runs an allowed call before answering anyway.
     const row = await inCallerFields(FIELDS, () =>
-      api.createAction(request, parse(CreateActionRequest, toActionRequest(req)), { shape: 'safefetch' }),
+      api.createAction(request, parse(CreateActionRequest, toActionRequest(req)), {
+        shape: 'safefetch',
+        agent,
+      }),
     );
     return render(row);
   });
