@@ -353,9 +353,10 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): ApiHandlers {
     return settle(action, created, (body.wait ?? 0) * 1000);
   }
 
-  app.post('/api/actions', async (request) =>
-    render(await createAction(request, parse(CreateActionRequest, request.body))),
-  );
+  app.post('/api/actions', async (request) => {
+    const agent = await agentOnly(request);
+    return render(await createAction(request, parse(CreateActionRequest, request.body), { agent }));
+  });
 
   // --- decisions API: ask first, act yourself ------------------------------------------------------------------
 
@@ -410,8 +411,9 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): ApiHandlers {
   }
 
   app.post('/api/decisions', async (request) => {
+    const agent = await agentOnly(request);
     const body = parse(CreateDecisionRequest, request.body);
-    return renderDecision(await createDecision(request, body, { waitMs: (body.wait ?? 0) * 1000 }));
+    return renderDecision(await createDecision(request, body, { waitMs: (body.wait ?? 0) * 1000, agent }));
   });
 
   app.get<{ Params: { id: string } }>('/api/decisions/:id', async (request) => {
