@@ -106,9 +106,12 @@ describe("Cheqpoint's flow, changing only the base URL and the key", () => {
       decisionNote: 'half now, half after the return',
       reasonCode: 'reviewer_approved',
     });
-    // What Airlock recorded as decided is the lowered amount, not the one asked for.
+    // What Airlock recorded as decided is the lowered amount, not the one asked for, and the ledger says so.
     const seen = (await stack.api(`/api/decisions/${id}`)).body;
     expect(seen.intent.amount).toBe(40000);
+    const events = (await stack.api(`/api/actions/${id}/events`)).body.data;
+    expect(events.map((e: any) => e.type)).toContain('action.modified');
+    expect(events.at(-1).to).toBe('approved');
   });
 
   it('answers pending when timeoutMs passes first, and get() reads the decision later', async () => {
