@@ -26,7 +26,7 @@ import { openPostgresStore } from './store/postgres/open.ts';
 import { openSqliteStore } from './store/sqlite/open.ts';
 import type { Store } from './store/store.ts';
 import { StripeLookups } from './stripe/lookups.ts';
-import { type Sandbox, startSandbox } from './stripe/sandbox/index.ts';
+import { type Sandbox, startSandboxBeside } from './stripe/sandbox/index.ts';
 import { StripeUpstream } from './stripe/upstream.ts';
 
 export interface RunningAirlock {
@@ -148,7 +148,14 @@ export async function startAirlock(
       );
     } else {
       const dbPath = config.data === ':memory:' ? ':memory:' : join(dirname(config.data), 'sandbox.db');
-      sandbox = await startSandbox({ dbPath, port: config.sandbox_port });
+      const placed = await startSandboxBeside(config.port, config.sandbox_port, { dbPath });
+      sandbox = placed.sandbox;
+      if (placed.wanted !== null) {
+        log.warn(
+          { wanted: placed.wanted, sandbox: sandbox.url },
+          `port ${placed.wanted} is taken (another Airlock?): the Stripe sandbox took free port ${sandbox.port}`,
+        );
+      }
       upstream = new StripeUpstream(sandbox.url, SANDBOX_KEY, config.dispatch.upstream_timeout_ms);
       log.warn(
         { sandbox: sandbox.url },

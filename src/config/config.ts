@@ -233,7 +233,8 @@ export const ConfigSchema = z
     policy: z.string().optional(),
     stripe_secret_key: z.string().optional(),
     stripe_api_base: z.url({ error: 'expected an absolute URL such as https://host/path' }).optional(),
-    sandbox_port: z.coerce.number().int().min(0).max(65535).default(4701),
+    /** Unset: the port after `port` (4701 beside 4700), or a free one when that is taken. 0: always a free one. */
+    sandbox_port: z.coerce.number().int().min(0).max(65535).optional(),
     body_limit_bytes: z.coerce
       .number()
       .int()

@@ -18,6 +18,7 @@ import { registerAxiru } from './compat/axiru.ts';
 import { registerCheqpoint } from './compat/cheqpoint.ts';
 import { registerSafeFetch } from './compat/safefetch.ts';
 import { isInternal, sendError, toAirlockError } from './errors.ts';
+import { registerIndexPage } from './index-page.ts';
 import { registerProxy } from './proxy.ts';
 import { RateLimiter } from './rate-limit.ts';
 
@@ -161,6 +162,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.register(registerAxiru, { log: deps.log });
   registerMcp(app, deps.engine, deps.log);
   registerDashboard(app, deps);
+  registerIndexPage(app);
   return app;
 }
 

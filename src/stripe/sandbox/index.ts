@@ -1,5 +1,6 @@
 export { SANDBOX_LIMITS } from './body.ts';
 export { StripeApiError } from './errors.ts';
+export { type PlacedSandbox, startSandboxBeside } from './port.ts';
 export {
   type Sandbox,
   type SandboxFaults,

@@ -434,7 +434,14 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     faults = {};
   }
 
-  await app.listen({ port: opts.port ?? 0, host: opts.host ?? '127.0.0.1' });
+  try {
+    await app.listen({ port: opts.port ?? 0, host: opts.host ?? '127.0.0.1' });
+  } catch (err) {
+    // A taken port must not leave the sandbox's database open: the caller may try another port.
+    await app.close();
+    store.close();
+    throw err;
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : (opts.port ?? 0);
   const host = opts.host ?? '127.0.0.1';
