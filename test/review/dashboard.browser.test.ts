@@ -1,4 +1,4 @@
-// The reviewer dashboard in real Chromium (Debian's package, driven by playwright-core) against a real Airlock,
+// The reviewer dashboard in real Chromium (test/helpers/browser.ts finds it; playwright-core drives it) against a real Airlock,
 // a real SQLite file and the Stripe sandbox.
 import { describe, expect, it } from 'vitest';
 import { useDashboard } from '../helpers/dashboard.ts';

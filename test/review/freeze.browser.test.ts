@@ -1,4 +1,4 @@
-// The kill switch in the dashboard, in real Chromium (Debian's package, driven by playwright-core), against a real
+// The kill switch in the dashboard, in real Chromium (test/helpers/browser.ts finds it; playwright-core drives it), against a real
 // Airlock on a real SQLite file: an admin freezes an agent and the official `stripe` client then gets the frozen
 // answer; reviewers outside the admins group neither see the switch nor can press it.
 import { expect, it } from 'vitest';

@@ -8,6 +8,7 @@ import { hashPassword } from '../../src/auth/password.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { type RunningAirlock, startAirlock } from '../../src/server.ts';
 import { type Sandbox, startSandbox } from '../../src/stripe/sandbox/index.ts';
+import { findChromium } from '../helpers/browser.ts';
 import { rejection, stripeAt, tempDir } from '../helpers/stack.ts';
 
 // Refunds over $500 are held; over $5,000 they need two finance reviewers.
@@ -120,12 +121,9 @@ export const CHROMIUM_FLAGS = [
   '--disable-sync',
 ];
 
-/** Debian's Chromium, driven by playwright-core (no browser download). */
+/** A real Chromium (see findChromium for which one), driven by playwright-core. */
 export function launchChromium(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium',
-    args: CHROMIUM_FLAGS,
-  });
+  return chromium.launch({ executablePath: findChromium(), args: CHROMIUM_FLAGS });
 }
 
 export async function logIn(page: Page, baseUrl: string, email: string, password = PASSWORD): Promise<void> {
