@@ -9,8 +9,8 @@ import {
   credentialFrom,
   findAgentKey,
   hashCredential,
+  isReviewerToken,
   onCredentialRevoked,
-  REVIEWER_TOKEN_PREFIX,
   redactCredential,
   sqliteDataVersion,
 } from './credentials.ts';
@@ -110,7 +110,7 @@ export async function authenticateAgent(cache: AgentKeyCache, header: string | u
       'You did not provide an API key. Use your Airlock agent key (ak_…) as the Stripe API key.',
     );
   }
-  if (key.startsWith(REVIEWER_TOKEN_PREFIX)) {
+  if (isReviewerToken(key)) {
     throw new AirlockError(
       'forbidden',
       'Reviewer credentials cannot call the Stripe proxy; agents use agent keys (ak_…).',

@@ -9,7 +9,16 @@ export type { CredentialListing } from '../store/credentials.ts';
 
 // Keys are long random tokens, so one fast hash is enough to store them safely; passwords (dashboard) use scrypt.
 export const AGENT_KEY_PREFIX = 'ak_';
-export const REVIEWER_TOKEN_PREFIX = 'rk_';
+export const REVIEWER_TOKEN_PREFIX = 'rvw_';
+/**
+ * Reviewer tokens made by Airlock 0.1 start `rk_`, the prefix of Stripe's restricted keys, which misled people and secret
+ * scanners. They are still accepted until 1.0 (docs/security.md); new ones are `rvw_`.
+ */
+export const LEGACY_REVIEWER_TOKEN_PREFIX = 'rk_';
+
+export function isReviewerToken(token: string): boolean {
+  return token.startsWith(REVIEWER_TOKEN_PREFIX) || token.startsWith(LEGACY_REVIEWER_TOKEN_PREFIX);
+}
 export const ADMIN_TOKEN_PREFIX = 'adm_';
 /** Dashboard reviewers in this group see the kill switch (freeze, unfreeze) in the dashboard. */
 export const ADMIN_GROUP = 'admins';
@@ -188,7 +197,7 @@ export async function authenticate(store: Store, header: string | undefined, now
       assertNotExpired(token, found.expiresAt, now);
       return { type: 'agent', agent: found.agent };
     }
-  } else if (token.startsWith(REVIEWER_TOKEN_PREFIX)) {
+  } else if (isReviewerToken(token)) {
     const found = await findReviewerToken(store, token);
     if (found) {
       assertNotExpired(token, found.expiresAt, now);

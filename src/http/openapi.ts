@@ -150,7 +150,7 @@ export function openApiDocument(serverUrl?: string): Record<string, unknown> {
         bearer: {
           type: 'http',
           scheme: 'bearer',
-          description: 'Agent key (ak_…) or reviewer token (rk_…); admin token (adm_…) for /api/admin only',
+          description: 'Agent key (ak_…) or reviewer token (rvw_…); admin token (adm_…) for /api/admin only',
         },
       },
       schemas: {

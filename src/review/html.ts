@@ -113,7 +113,7 @@ export function riskLevel(score: number | null): 'low' | 'medium' | 'high' | 'un
 // --- redaction -----------------------------------------------------------------------------------------------
 
 const SECRET_KEY = /authorization|secret|password|passwd|token|api[_-]?key|^key$|cookie|cvc|card\[?number/i;
-const SECRET_VALUE = /^(?:(?:sk|rk|ak|pk)_(?:live|test)_|ak_|rk_|whsec_|Bearer\s|Basic\s)/i;
+const SECRET_VALUE = /^(?:(?:sk|rk|ak|pk)_(?:live|test)_|ak_|rvw_|rk_|whsec_|Bearer\s|Basic\s)/i;
 
 /** Replaces anything that looks like a credential, by key or by value, before it reaches a page or a message. */
 export function redact(value: unknown, key = ''): unknown {

@@ -23,7 +23,7 @@ export interface FailOpen {
 
 export interface AirlockClientOptions {
   baseUrl: string;
-  /** An agent key (ak_…) for actions and decisions, or a reviewer token (rk_…) for reviews. */
+  /** An agent key (ak_…) for actions and decisions, or a reviewer token (rvw_…) for reviews. */
   apiKey: string;
   fetch?: typeof fetch;
   /** Per attempt, on top of any server-side wait; default 30 s. */
@@ -228,7 +228,7 @@ export class AirlockClient<const O extends AirlockClientOptions = AirlockClientO
       ),
   };
 
-  /** Reviewer-only: the client's apiKey must be a reviewer token (rk_…). */
+  /** Reviewer-only: the client's apiKey must be a reviewer token (rvw_…). */
   readonly reviews = {
     approve: (id: string, body: DecideRequest = {}): Promise<Action | Decision> =>
       this.#request({

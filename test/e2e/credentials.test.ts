@@ -67,7 +67,7 @@ describe('credential expiry', () => {
     );
     expect(reviewer.code).toBe(0);
     const token = JSON.parse(reviewer.stdout);
-    expect(token.token).toMatch(/^rk_/);
+    expect(token.token).toMatch(/^rvw_/);
     expect(token.token_id).toMatch(/^rtk_/);
     expect(Date.parse(token.expires_at) - before).toBeGreaterThanOrEqual(12 * 3_600_000);
 

@@ -17,7 +17,7 @@ it('goes from airlock init to a held and approved refund with the built-in sandb
   expect(init.code).toBe(0);
   const setup = JSON.parse(init.stdout);
   expect(setup.agent.key).toMatch(/^ak_/);
-  expect(setup.reviewer.token).toMatch(/^rk_/);
+  expect(setup.reviewer.token).toMatch(/^rvw_/);
 
   // A second init refuses to overwrite what the first wrote.
   const again = await cli(['init', '--dir', dir], {});

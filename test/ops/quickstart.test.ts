@@ -20,7 +20,7 @@ it('follows docs/quickstart.md from airlock init to a held, approved and execute
   );
   expect(init.code).toBe(0);
   const agentKey = init.stdout.match(/new Stripe\('(ak_\w+)'/)?.[1];
-  const reviewerToken = init.stdout.match(/API token \(shown only now\) (rk_\w+)/)?.[1];
+  const reviewerToken = init.stdout.match(/API token \(shown only now\) (rvw_\w+)/)?.[1];
   expect(agentKey, init.stdout).toBeDefined();
   expect(reviewerToken, init.stdout).toBeDefined();
   const config = join(dir, 'airlock.yaml');
