@@ -18,11 +18,13 @@ export function layout(
   const nav = session
     ? html`<nav>
         <a class="brand" href="/review">Airlock</a>
-        <a href="/review">Queue</a>
-        <a href="/review/actions">All actions</a>
-        <a href="/review/overview">Overview</a>
-        <a href="/review/refund">Request a refund</a>
-        ${isAdmin(session.reviewer) ? html`<a href="/review/freeze" id="nav-freeze">Kill switch</a>` : ''}
+        <span class="links">
+          <a href="/review">Queue</a>
+          <a href="/review/actions">All actions</a>
+          <a href="/review/overview">Overview</a>
+          <a href="/review/refund">Request a refund</a>
+          ${isAdmin(session.reviewer) ? html`<a href="/review/freeze" id="nav-freeze">Kill switch</a>` : ''}
+        </span>
         <span class="who">${session.reviewer.email}</span>
         <form method="post" action="/review/logout" class="inline">
           <input type="hidden" name="_csrf" value="${session.csrf}">

@@ -14,13 +14,13 @@ export function queueRows(views: ActionView[], session: Session, now: Date): Htm
     const { approvals, required } = votes(v);
     const rules = v.decision.rules;
     return html`<tr id="row-${v.row.id}" data-id="${v.row.id}">
-  <td><a class="what" href="/review/actions/${v.row.id}"><span class="kind">${kindLabel(v.row.kind)}</span>
+  <td class="what-cell"><a class="what" href="/review/actions/${v.row.id}"><span class="kind">${kindLabel(v.row.kind)}</span>
     <span class="amount">${amountOf(v)}</span></a><div class="sub"><code>${v.row.id}</code></div></td>
-  <td>${who(v)}<div class="sub">${target(v)}</div></td>
-  <td>${riskBadge(v.decision.risk_score)}</td>
-  <td class="why">${rules[0] ?? v.decision.reason}${rules.length > 1 ? html` <span class="muted">+${rules.length - 1} more</span>` : ''}</td>
-  <td><span class="muted">${formatDuration(now.getTime() - new Date(v.row.created_at).getTime())} ago</span><br>${timeLeft(v.row.expires_at, now)}</td>
-  <td>${approvals} of ${required}</td>
+  <td class="who-cell">${who(v)}<div class="sub">${target(v)}</div></td>
+  <td class="risk-cell">${riskBadge(v.decision.risk_score)}</td>
+  <td class="why" data-label="Why held">${rules[0] ?? v.decision.reason}${rules.length > 1 ? html` <span class="muted">+${rules.length - 1} more</span>` : ''}</td>
+  <td class="when"><span class="muted">${formatDuration(now.getTime() - new Date(v.row.created_at).getTime())} ago</span><br>${timeLeft(v.row.expires_at, now)}</td>
+  <td class="votes" data-label="Approvals">${approvals} of ${required}</td>
   <td class="decide">${
     blocked
       ? html`<span class="muted">${blocked}</span>`

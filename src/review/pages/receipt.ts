@@ -169,7 +169,7 @@ export function receiptBody(v: ActionView, now: Date, mode: ReceiptMode): Html {
 </header>
 <div class="grid">
 <div>
-<section class="panel"><h2>Why it was ${d.outcome === 'review' ? 'held' : d.outcome === 'block' ? 'blocked' : 'allowed'}</h2>
+<section class="panel why-panel"><h2>Why it was ${d.outcome === 'review' ? 'held' : d.outcome === 'block' ? 'blocked' : 'allowed'}</h2>
   <p>${d.reason}</p>
   <h3>Matched rules</h3>
   ${d.rules.length ? html`<ul class="rules">${d.rules.map((r) => html`<li><code>${r}</code></li>`)}</ul>` : html`<p class="muted">None: the policy default applied.</p>`}
