@@ -17,6 +17,7 @@ import { Metrics } from './metrics/metrics.ts';
 import { CustomerNoticeOutbox } from './notify/customer.ts';
 import { configuredChannels, customerNotices, Notifier } from './notify/notifier.ts';
 import { HoldOutbox } from './notify/outbox.ts';
+import { SlackApp } from './notify/slack-app.ts';
 import { CallbackSender, callbackSecret } from './outbound/callbacks.ts';
 import { OutboundHttp } from './outbound/http.ts';
 import { loadPolicyFile } from './policy/index.ts';
@@ -236,6 +237,7 @@ export async function startAirlock(
         password: config.review.password_login,
         sso: config.oidc ? new SsoClient(ssoSettings(config.oidc)) : null,
       },
+      slack: config.slack ? new SlackApp(config.slack) : null,
     },
   });
   const separateMetrics = metrics !== null && config.metrics.port !== undefined;

@@ -15,6 +15,7 @@ import {
   revokeReviewerToken,
 } from '../auth/credentials.ts';
 import { hashPassword } from '../auth/password.ts';
+import { linkSlackUser } from '../auth/slack-users.ts';
 import { superviseWorkers, workerSlot } from '../cluster.ts';
 import { type Config, loadConfig } from '../config/config.ts';
 import { Engine } from '../engine/engine.ts';
@@ -227,6 +228,19 @@ reviewers
       );
     },
   );
+
+reviewers
+  .command('link-slack')
+  .description(
+    "link a Slack user (U…) to a reviewer: their presses on a hold's Slack message count as that reviewer's votes",
+  )
+  .requiredOption('--email <email>', 'the reviewer')
+  .requiredOption('--slack-user <id>', 'the Slack user id, U0123ABCD (Slack: profile → ⋮ → Copy member ID)')
+  .option('--json', 'print JSON')
+  .action(async (o: { email: string; slackUser: string; json?: boolean }) => {
+    const linked = await withStore((s) => linkSlackUser(s, o.email, o.slackUser, 'cli'));
+    print(Boolean(o.json), linked, () => `Slack user ${linked.slack_user_id} now votes as ${linked.email}`);
+  });
 
 registerRevoke(reviewers, withStore, {
   command: 'revoke-token <token-id>',

@@ -69,6 +69,24 @@ const SmtpSchema = z
   })
   .strict();
 
+/** Slack's interactive app: a bot posts each hold with Approve and Reject; Slack posts the presses back. */
+const SlackAppSchema = z
+  .object({
+    /** The bot's token, xoxb-… (chat:write; users:read.email to link by email). */
+    bot_token: z.string().min(1),
+    /** The app's signing secret, which Slack signs interaction requests with. */
+    signing_secret: z.string().min(1),
+    /** The channel id (C…) holds are posted to. */
+    channel: z.string().min(1),
+    /** Slack's Web API base; only a test points it elsewhere. */
+    api_url: z.url({ error: 'expected an absolute URL such as https://slack.com/api/' }).optional(),
+    /** A Slack user whose confirmed Slack email is a reviewer's is linked to that reviewer on first press. */
+    link_by_email: z
+      .union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')])
+      .default(false),
+  })
+  .strict();
+
 const problem = (check: (v: string) => string | null) => (v: string, ctx: z.RefinementCtx) => {
   const message = check(v);
   if (message) ctx.addIssue({ code: 'custom', message });
@@ -256,6 +274,7 @@ export const ConfigSchema = z
     /** A Teams incoming webhook or Workflows URL; holds are posted there as Adaptive Cards. */
     teams_webhook_url: z.url({ error: 'expected an absolute URL such as https://host/path' }).optional(),
     customer_notices: CustomerNoticesSchema.optional(),
+    slack: SlackAppSchema.optional(),
     /** Hosts the actions API may call, with the credentials Airlock adds for each. */
     http_upstreams: jsonList(UpstreamHostSchema).default([]),
     callbacks: CallbacksSchema.default(CallbacksSchema.parse({})),
@@ -321,6 +340,11 @@ const ENV: Record<string, string[]> = {
   AIRLOCK_OIDC_CLIENT_SECRET: ['oidc', 'client_secret'],
   AIRLOCK_OIDC_GROUPS_CLAIM: ['oidc', 'groups_claim'],
   AIRLOCK_OIDC_NAME: ['oidc', 'name'],
+  SLACK_BOT_TOKEN: ['slack', 'bot_token'],
+  SLACK_SIGNING_SECRET: ['slack', 'signing_secret'],
+  AIRLOCK_SLACK_CHANNEL: ['slack', 'channel'],
+  AIRLOCK_SLACK_API_URL: ['slack', 'api_url'],
+  AIRLOCK_SLACK_LINK_BY_EMAIL: ['slack', 'link_by_email'],
   AIRLOCK_HTTP_UPSTREAMS: ['http_upstreams'],
   AIRLOCK_CALLBACK_SECRET: ['callbacks', 'secret'],
   AIRLOCK_CALLBACK_MAX_ATTEMPTS: ['callbacks', 'max_attempts'],

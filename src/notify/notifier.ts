@@ -22,6 +22,7 @@ import {
 } from './customer.ts';
 import { EmailChannel } from './email.ts';
 import { SlackChannel } from './slack.ts';
+import { SlackApp, SlackAppChannel } from './slack-app.ts';
 import { summarize } from './summary.ts';
 import { TeamsChannel } from './teams.ts';
 
@@ -43,13 +44,14 @@ export const NOTIFICATION_RETRY: RetryOptions = {
 
 /** The channels the configuration turns on, in the order messages are queued. */
 export function configuredChannels(
-  config: Pick<Config, 'smtp' | 'slack_webhook_url' | 'teams_webhook_url'>,
+  config: Pick<Config, 'smtp' | 'slack_webhook_url' | 'teams_webhook_url'> & Partial<Pick<Config, 'slack'>>,
   timeoutMs = NOTIFICATION_RETRY.timeoutMs,
 ): Channel[] {
   const channels: Channel[] = [];
   if (config.smtp) channels.push(new EmailChannel(config.smtp, timeoutMs));
   if (config.slack_webhook_url) channels.push(new SlackChannel(config.slack_webhook_url, timeoutMs));
   if (config.teams_webhook_url) channels.push(new TeamsChannel(config.teams_webhook_url, timeoutMs));
+  if (config.slack) channels.push(new SlackAppChannel(new SlackApp(config.slack, timeoutMs)));
   return channels;
 }
 

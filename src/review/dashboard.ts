@@ -4,6 +4,7 @@ import { LoginThrottle } from '../auth/throttle.ts';
 import type { Dispatcher } from '../engine/dispatcher.ts';
 import type { Engine } from '../engine/engine.ts';
 import { httpStatus } from '../errors.ts';
+import type { SlackApp } from '../notify/slack-app.ts';
 import { registerActions } from './routes/actions.ts';
 import { registerAssets } from './routes/assets.ts';
 import type { ReviewContext } from './routes/context.ts';
@@ -15,6 +16,7 @@ import { registerLogin } from './routes/login.ts';
 import { registerQueue } from './routes/queue.ts';
 import { registerRefunds } from './routes/refunds.ts';
 import { registerSso } from './routes/sso.ts';
+import { registerSlack } from './routes/slack.ts';
 import { type SessionOptions, Sessions } from './session.ts';
 import type { LoginMethods } from './sso.ts';
 import { ReviewStore } from './store.ts';
@@ -23,6 +25,8 @@ export interface DashboardOptions extends SessionOptions {
   /** Failed logins slow down and lock out accounts and addresses; tests pass a throttle with their own rules. */
   throttle: LoginThrottle;
   login: LoginMethods;
+  /** Slack's interactive app, when configured: its button presses arrive at /slack/interactions. */
+  slack: SlackApp | null;
 }
 
 export interface DashboardDeps {
@@ -45,6 +49,7 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
     publicUrl: deps.review?.publicUrl ?? null,
     throttle: deps.review?.throttle ?? new LoginThrottle(),
     login: deps.review?.login ?? { password: true, sso: null },
+    slack: deps.review?.slack ?? null,
   };
   const reviews = new ReviewStore(engine.store);
   const now = () => engine.clock.now();
@@ -69,4 +74,5 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
   registerRefunds(app, ctx);
   registerFreeze(app, ctx);
   registerLinks(app, ctx);
+  if (opts.slack) registerSlack(app, ctx, opts.slack, opts.publicUrl);
 }

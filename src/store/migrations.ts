@@ -469,6 +469,18 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('ledger_action_idx').on('ledger').columns(['action_id', 'pos']).execute();
       },
     },
+    '0016_slack_interactive': {
+      async up(db: Kysely<unknown>) {
+        // Who a Slack user is in Airlock: one reviewer per Slack user, so a button press counts as that reviewer.
+        await db.schema
+          .createTable('slack_users')
+          .addColumn('slack_user_id', 'text', (c) => c.primaryKey())
+          .addColumn('reviewer_id', 'text', (c) => c.notNull().references('reviewers.id'))
+          .addColumn('linked_by', 'text', (c) => c.notNull())
+          .addColumn('linked_at', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

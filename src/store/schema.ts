@@ -241,6 +241,15 @@ export interface PolicyVersionsTable {
   last_loaded_at: string;
 }
 
+/** Slack users linked to reviewers (0016_slack_interactive), by the CLI or by a verified email. */
+export interface SlackUsersTable {
+  slack_user_id: string;
+  reviewer_id: string;
+  /** `cli` or `email`. */
+  linked_by: string;
+  linked_at: string;
+}
+
 export interface Database {
   agents: AgentsTable;
   agent_keys: AgentKeysTable;
@@ -260,4 +269,5 @@ export interface Database {
   review_keys: ReviewKeysTable;
   freezes: FreezesTable;
   policy_versions: PolicyVersionsTable;
+  slack_users: SlackUsersTable;
 }

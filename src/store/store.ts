@@ -15,6 +15,7 @@ import { PolicyVersionsRepository } from './policy-versions.ts';
 import { ReviewRepository } from './review.ts';
 import type { Database } from './schema.ts';
 import { SettingsRepository } from './settings.ts';
+import { SlackRepository } from './slack.ts';
 import { GroupCommit, type WalSync } from './sqlite/group-commit.ts';
 import type { Status } from './status.ts';
 import { VelocityReads } from './velocity.ts';
@@ -82,6 +83,7 @@ export class Store {
   #ledger?: LedgerRepository;
   #credentials?: CredentialsRepository;
   #review?: ReviewRepository;
+  #slack?: SlackRepository;
   #freezes?: FreezesRepository;
   #outbox?: OutboxRepository;
   #settings?: SettingsRepository;
@@ -119,6 +121,12 @@ export class Store {
   get review(): ReviewRepository {
     this.#review ??= new ReviewRepository(this.#conn);
     return this.#review;
+  }
+
+  /** Slack users linked to reviewers. */
+  get slack(): SlackRepository {
+    this.#slack ??= new SlackRepository(this.#conn);
+    return this.#slack;
   }
 
   /** The kill switch's freezes. */

@@ -1,0 +1,46 @@
+// Slack users linked to reviewers (migration 0016_slack_interactive), over SQLite and PostgreSQL.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createReviewer } from '../../src/auth/credentials.ts';
+import { linkSlackUser } from '../../src/auth/slack-users.ts';
+import { DIALECTS, openTestStore, type TestStore, unavailable } from './databases.ts';
+
+for (const dialect of DIALECTS) {
+  describe.skipIf(unavailable(dialect))(`slack users on ${dialect}`, () => {
+    let t: TestStore;
+    beforeAll(async () => {
+      t = await openTestStore(dialect);
+    });
+    afterAll(async () => {
+      await t?.cleanup();
+    });
+
+    it('links a Slack user to a reviewer, moves the link when linked again, and unlinks', async () => {
+      const a = await createReviewer(t.store, 'a@example.com', { groups: ['finance'] });
+      const b = await createReviewer(t.store, 'b@example.com');
+      expect(await t.store.slack.reviewerFor('U0LINK')).toBeUndefined();
+      await linkSlackUser(t.store, 'a@example.com', 'U0LINK', 'cli');
+      expect(await t.store.slack.reviewerFor('U0LINK')).toEqual({
+        id: a.id,
+        email: a.email,
+        groups: ['finance'],
+      });
+      await linkSlackUser(t.store, 'b@example.com', 'U0LINK', 'email');
+      expect((await t.store.slack.reviewerFor('U0LINK'))?.id).toBe(b.id);
+      expect(await t.store.slack.unlink('U0LINK')).toBe(true);
+      expect(await t.store.slack.unlink('U0LINK')).toBe(false);
+      expect(await t.store.slack.reviewerFor('U0LINK')).toBeUndefined();
+    });
+
+    it('refuses an unknown reviewer and a malformed Slack user id', async () => {
+      await expect(linkSlackUser(t.store, 'nobody@example.com', 'U0NOBODY', 'cli')).rejects.toMatchObject({
+        code: 'resource_missing',
+      });
+      await createReviewer(t.store, 'c@example.com');
+      for (const bad of ['', 'alice', 'C0CHANNEL', 'U0; drop table']) {
+        await expect(linkSlackUser(t.store, 'c@example.com', bad, 'cli')).rejects.toMatchObject({
+          code: 'parameter_invalid',
+        });
+      }
+    });
+  });
+}
