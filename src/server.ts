@@ -245,7 +245,7 @@ export async function startAirlock(
   dispatcher.start();
   callbacks.start();
   // Holds queue their reviewers' messages from the first request on; they are sent once the URL is known.
-  const channels = configuredChannels(config);
+  const channels = configuredChannels(config, undefined, store);
   engine.notifications = new HoldOutbox(channels);
   // Customers hear how their action ended, when the operator asks for it (docs/review.md, "Customer notices").
   const notices = customerNotices(config, lookups);

@@ -46,12 +46,13 @@ export const NOTIFICATION_RETRY: RetryOptions = {
 export function configuredChannels(
   config: Pick<Config, 'smtp' | 'slack_webhook_url' | 'teams_webhook_url'> & Partial<Pick<Config, 'slack'>>,
   timeoutMs = NOTIFICATION_RETRY.timeoutMs,
+  store: Store | null = null,
 ): Channel[] {
   const channels: Channel[] = [];
   if (config.smtp) channels.push(new EmailChannel(config.smtp, timeoutMs));
   if (config.slack_webhook_url) channels.push(new SlackChannel(config.slack_webhook_url, timeoutMs));
   if (config.teams_webhook_url) channels.push(new TeamsChannel(config.teams_webhook_url, timeoutMs));
-  if (config.slack) channels.push(new SlackAppChannel(new SlackApp(config.slack, timeoutMs)));
+  if (config.slack) channels.push(new SlackAppChannel(new SlackApp(config.slack, timeoutMs), store));
   return channels;
 }
 

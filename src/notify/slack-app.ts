@@ -1,5 +1,6 @@
 import { ErrorCode, LogLevel, WebClient } from '@slack/web-api';
 import type { Config } from '../config/config.ts';
+import type { Store } from '../store/store.ts';
 import { type Addressee, type Channel, Undeliverable } from './channel.ts';
 import type { Summary } from './summary.ts';
 
@@ -16,6 +17,8 @@ export const SLACK_BUTTONS = {
 } as const;
 
 export interface SlackHoldMessage {
+  /** The Airlock action it is about. */
+  action: string;
   channel: string;
   text: string;
   blocks: unknown[];
@@ -91,6 +94,7 @@ export function holdMessage(channel: string, s: Summary, standing?: SlackStandin
   const decidable = !standing || standing.status === 'awaiting_approval';
   const line = standingLine(standing ?? { status: 'awaiting_approval', approvals: 0, required: 1, by: [] });
   return {
+    action: s.id,
     channel,
     text: `Held for review: ${s.title}`,
     blocks: [
@@ -149,7 +153,11 @@ export class SlackApp {
 export class SlackAppChannel implements Channel<SlackHoldMessage> {
   readonly name = 'slack_app';
 
-  constructor(readonly app: SlackApp) {}
+  /** With a store, where each message lands is kept, so a decision made anywhere can update it. */
+  constructor(
+    readonly app: SlackApp,
+    readonly store: Store | null = null,
+  ) {}
 
   async recipients(): Promise<Addressee[]> {
     // The channel decides nobody's vote: whoever presses is mapped to a reviewer when they press.
@@ -162,7 +170,15 @@ export class SlackAppChannel implements Channel<SlackHoldMessage> {
 
   async send(message: SlackHoldMessage): Promise<{ status: number | null }> {
     try {
-      await this.app.post(message);
+      const { ts } = await this.app.post(message);
+      if (ts && this.store) {
+        await this.store.slack.saveMessage({
+          action_id: message.action,
+          channel: message.channel,
+          ts,
+          created_at: new Date().toISOString(),
+        });
+      }
       return { status: 200 };
     } catch (err) {
       const e = err as { code?: string; data?: { error?: string }; message?: string };

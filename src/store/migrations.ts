@@ -479,6 +479,15 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('linked_by', 'text', (c) => c.notNull())
           .addColumn('linked_at', 'text', (c) => c.notNull())
           .execute();
+        // Each hold's Slack message, so a decision made anywhere (dashboard, email, expiry) updates it in place.
+        await db.schema
+          .createTable('slack_messages')
+          .addColumn('action_id', 'text', (c) => c.notNull())
+          .addColumn('channel', 'text', (c) => c.notNull())
+          .addColumn('ts', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('slack_messages_pk', ['action_id', 'channel'])
+          .execute();
       },
     },
   };

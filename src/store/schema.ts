@@ -250,6 +250,14 @@ export interface SlackUsersTable {
   linked_at: string;
 }
 
+/** Each hold's Slack message (0016_slack_interactive): where it is, to update it when the action is decided. */
+export interface SlackMessagesTable {
+  action_id: string;
+  channel: string;
+  ts: string;
+  created_at: string;
+}
+
 export interface Database {
   agents: AgentsTable;
   agent_keys: AgentKeysTable;
@@ -270,4 +278,5 @@ export interface Database {
   freezes: FreezesTable;
   policy_versions: PolicyVersionsTable;
   slack_users: SlackUsersTable;
+  slack_messages: SlackMessagesTable;
 }

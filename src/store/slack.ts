@@ -32,6 +32,30 @@ export class SlackRepository {
     return Number(res.numDeletedRows) > 0;
   }
 
+  /** Where a hold's message was posted; posting it again (a retried send) keeps the latest. */
+  async saveMessage(row: {
+    action_id: string;
+    channel: string;
+    ts: string;
+    created_at: string;
+  }): Promise<void> {
+    await this.c.db
+      .insertInto('slack_messages')
+      .values(row)
+      .onConflict((oc) =>
+        oc.columns(['action_id', 'channel']).doUpdateSet({ ts: row.ts, created_at: row.created_at }),
+      )
+      .execute();
+  }
+
+  async messagesFor(actionId: string): Promise<{ channel: string; ts: string }[]> {
+    return this.c.db
+      .selectFrom('slack_messages')
+      .select(['channel', 'ts'])
+      .where('action_id', '=', actionId)
+      .execute();
+  }
+
   /** The reviewer a Slack user is linked to. */
   async reviewerFor(slackUserId: string): Promise<SlackReviewer | undefined> {
     const row = await this.c.db

@@ -280,3 +280,36 @@ describe('linking by a verified email', () => {
     expect((await stack.airlock.store.slack.reviewerFor('U0ALICE2'))?.email).toBe('alice@example.com');
   });
 });
+
+describe('decisions made elsewhere', () => {
+  it('updates the Slack message when a reviewer approves in the dashboard: no more buttons', async () => {
+    const { actionId, ts } = await held(66_000);
+    const form = new FormClient(stack.airlock.url);
+    expect(await form.logIn('alice@example.com')).toBe(303);
+    const res = await form.request(`/review/actions/${actionId}/approve`, {
+      form: { _csrf: await form.csrf(), note: 'from the dashboard' },
+    });
+    expect(res.status).toBe(303);
+    const update = await until(() =>
+      updatesOf(ts).find((u) => JSON.stringify(u.args['blocks']).includes('Approved by')),
+    );
+    const text = JSON.stringify(update.args['blocks']);
+    expect(text).toContain('Approved by alice@example.com (1 of 1)');
+    expect(text).not.toContain('airlock_approve');
+    expect(text).toContain('airlock_open');
+  });
+
+  it('updates the Slack message when the hold expires', async () => {
+    const { actionId, ts } = await held(67_000);
+    stack.clock.offsetMs += 73 * 3600_000; // past the policy's 72 h
+    try {
+      await stack.airlock.engine.waitFor(actionId, (s) => s === 'expired', 5000, 20);
+      const update = await until(() =>
+        updatesOf(ts).find((u) => JSON.stringify(u.args['blocks']).includes('Expired')),
+      );
+      expect(JSON.stringify(update.args['blocks'])).not.toContain('airlock_approve');
+    } finally {
+      stack.clock.offsetMs -= 73 * 3600_000;
+    }
+  });
+});

@@ -1,4 +1,5 @@
-// Slack users linked to reviewers (migration 0016_slack_interactive), over SQLite and PostgreSQL.
+// Slack users linked to reviewers and where holds' messages were posted (migration 0016_slack_interactive), over
+// SQLite and PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReviewer } from '../../src/auth/credentials.ts';
 import { linkSlackUser } from '../../src/auth/slack-users.ts';
@@ -29,6 +30,34 @@ for (const dialect of DIALECTS) {
       expect(await t.store.slack.unlink('U0LINK')).toBe(true);
       expect(await t.store.slack.unlink('U0LINK')).toBe(false);
       expect(await t.store.slack.reviewerFor('U0LINK')).toBeUndefined();
+    });
+
+    it("keeps where each hold's message was posted, one per channel, the latest post winning", async () => {
+      const at = new Date().toISOString();
+      await t.store.slack.saveMessage({
+        action_id: 'act_slackmsg',
+        channel: 'C1',
+        ts: '1.000001',
+        created_at: at,
+      });
+      await t.store.slack.saveMessage({
+        action_id: 'act_slackmsg',
+        channel: 'C2',
+        ts: '1.000002',
+        created_at: at,
+      });
+      await t.store.slack.saveMessage({
+        action_id: 'act_slackmsg',
+        channel: 'C1',
+        ts: '1.000003',
+        created_at: at,
+      });
+      const rows = await t.store.slack.messagesFor('act_slackmsg');
+      expect(rows.sort((a, b) => a.channel.localeCompare(b.channel))).toEqual([
+        { channel: 'C1', ts: '1.000003' },
+        { channel: 'C2', ts: '1.000002' },
+      ]);
+      expect(await t.store.slack.messagesFor('act_none')).toEqual([]);
     });
 
     it('refuses an unknown reviewer and a malformed Slack user id', async () => {

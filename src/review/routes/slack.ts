@@ -108,14 +108,34 @@ export function registerSlack(
         await tell(`Airlock did not record your ${verb}: ${err.message}`);
         return reply.code(200).send();
       }
-      if (ts) {
-        await updateMessage(actionId, channel, ts, request).catch((err: Error) => {
-          ctx.log.warn({ err: err.message, action: actionId }, 'could not update the Slack message');
-        });
-      }
+      if (ts) await updateMessage(actionId, channel, ts);
       return reply.code(200).send();
     });
   });
+
+  // A decision made anywhere else (dashboard, email link, API, expiry) updates the hold's messages too.
+  const onChange = (c: { id: string; status: string }) => {
+    if (c.status === 'awaiting_approval') return;
+    void ctx.engine.store.slack
+      .messagesFor(c.id)
+      .then((messages) => Promise.all(messages.map((m) => updateMessage(c.id, m.channel, m.ts))))
+      .catch((err: Error) =>
+        ctx.log.warn({ err: err.message, action: c.id }, 'could not update the Slack message'),
+      );
+  };
+  ctx.engine.changes.on('change', onChange);
+  app.addHook('onClose', async () => {
+    ctx.engine.changes.off('change', onChange);
+  });
+
+  /** Where receipt links point: the public URL, or the address this server listens on. */
+  function baseUrl(): string {
+    if (publicUrl) return publicUrl.replace(/\/+$/, '');
+    const address = app.server.address();
+    return typeof address === 'object' && address
+      ? `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`
+      : '';
+  }
 
   async function reviewerFor(slackUser: string): Promise<Reviewer | null> {
     const linked = await ctx.engine.store.slack.reviewerFor(slackUser);
@@ -129,9 +149,17 @@ export function registerSlack(
     return (await ctx.engine.store.slack.reviewerFor(slackUser)) ?? null;
   }
 
-  async function updateMessage(actionId: string, channel: string, ts: string, request: FastifyRequest) {
+  async function updateMessage(actionId: string, channel: string, ts: string): Promise<void> {
+    try {
+      await update(actionId, channel, ts);
+    } catch (err) {
+      ctx.log.warn({ err: (err as Error).message, action: actionId }, 'could not update the Slack message');
+    }
+  }
+
+  async function update(actionId: string, channel: string, ts: string) {
     const v = await loadView(ctx.engine, ctx.reviews, actionId);
-    const base = (publicUrl ?? `${request.protocol}://${request.host}`).replace(/\/+$/, '');
+    const base = baseUrl();
     const who = v.agent ? `agent ${v.agent.name}` : v.requester ? `reviewer ${v.requester}` : 'unknown';
     const { approvals, required } = votes(v);
     const decided = v.row.status === 'rejected' ? 'reject' : 'approve';
