@@ -68,9 +68,21 @@ export function toCheqpointAnswer(d: DecisionObject): CheqpointAnswer {
   };
 }
 
+/** SafeFetch's action: the action object with `modified_details`, what a reviewer changed (a lower amount), or null. */
+export type SafeFetchAction<T extends Pick<ActionObject, 'approvals'> = ActionObject> = T & {
+  modified_details: Record<string, unknown> | null;
+};
+
+export function toSafeFetchAction<T extends Pick<ActionObject, 'approvals'>>(action: T): SafeFetchAction<T> {
+  // The latest change stands: approvals of an earlier version were set aside when it was made.
+  const changed = action.approvals.filter((a) => a.changes).at(-1);
+  return { ...action, modified_details: (changed?.changes as Record<string, unknown> | undefined) ?? null };
+}
+
 /**
  * The body of a callback in the shape the action was requested in: Cheqpoint's final decision, or SafeFetch's
- * action (the action object itself, with `status`, `response_code`, `response_body` and `last_error`).
+ * action (the action object itself, with `status`, `response_code`, `response_body`, `last_error` and
+ * `modified_details`).
  */
 export function shapedCallbackBody(
   shape: CallbackShape,
@@ -82,7 +94,7 @@ export function shapedCallbackBody(
     case 'cheqpoint':
       return toCheqpointAnswer(toDecisionObject(row, approvals));
     case 'safefetch':
-      return toActionObject(row, approvals, agent);
+      return toSafeFetchAction(toActionObject(row, approvals, agent));
     default: {
       const unknown: never = shape;
       throw new Error(`No callback body for shape ${String(unknown)}`);

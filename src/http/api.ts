@@ -345,6 +345,8 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): ApiHandlers {
         summary: body.summary ?? null,
         notify: body.notify ?? [],
         ...(facts.declared ? { declared: facts.declared } : {}),
+        // The route the facts were read by: a reviewer's lower amount is written where this one was read.
+        ...(route ? { route } : {}),
         ...(opts.shape ? { callback_shape: opts.shape } : {}),
       },
       requestId: request.id,

@@ -223,6 +223,68 @@ function readFacts(
   return { amount: Number(amountText), currency };
 }
 
+// --- a reviewer's lower amount -------------------------------------------------------------------------------------
+
+/**
+ * The body with the route's amount set to `amount` and every other byte as it was: the JSON value's token (a number
+ * stays a number, a string a string) or the form parameter's value, replaced where it stands. The result is read
+ * back through the route and must say exactly the new amount and the same currency, or nothing is rewritten.
+ */
+export function withAmount(route: Route, outgoing: Outgoing, amount: number): string {
+  const where = `${route.method.join('|')} ${route.path}`;
+  if (route.amount === undefined) {
+    throw new AirlockError(
+      'parameter_invalid',
+      `The operator's route ${where} declares no amount (amount:), so this call has none to lower; reject it instead`,
+      { param: 'amount' },
+    );
+  }
+  if (!Number.isSafeInteger(amount) || amount <= 0) {
+    throw new AirlockError(
+      'parameter_invalid',
+      'The changed amount must be a positive whole number of minor units',
+      {
+        param: 'amount',
+      },
+    );
+  }
+  const before = readFacts(route, outgoing, where);
+  const body = outgoing.body ?? '';
+  const rewritten = isPointer(route.amount)
+    ? rewriteJson(body, route.amount, amount)
+    : rewriteForm(body, route.amount, amount);
+  const after = rewritten === null ? null : readFacts(route, { ...outgoing, body: rewritten }, where);
+  if (rewritten === null || after?.amount !== amount || after.currency !== before.currency) {
+    throw new AirlockError(
+      'parameter_invalid',
+      `The body cannot be rewritten so that ${where} reads ${amount} at ${route.amount}; reject it instead`,
+      { param: 'amount' },
+    );
+  }
+  return rewritten;
+}
+
+function rewriteJson(body: string, pointer: string, amount: number): string | null {
+  const parser = new JsonParser(body, pointerSegments(pointer));
+  parser.document();
+  if (!parser.span) return null;
+  const [start, end] = parser.span;
+  const token = body[start] === '"' ? `"${amount}"` : String(amount);
+  return body.slice(0, start) + token + body.slice(end);
+}
+
+function rewriteForm(body: string, key: string, amount: number): string | null {
+  let hits = 0;
+  const pieces = body.split('&').map((piece) => {
+    const eq = piece.indexOf('=');
+    const rawKey = eq < 0 ? piece : piece.slice(0, eq);
+    if (piece === '' || decodeLenient(rawKey.replace(/\+/g, ' ')) !== key) return piece;
+    hits++;
+    return `${rawKey}=${amount}`;
+  });
+  return hits === 1 ? pieces.join('&') : null;
+}
+
 interface ReadableBody {
   /** The scalar at a location, as text (a JSON number keeps its lexeme); throws a 400 when missing or ambiguous. */
   read(location: string, fact: string): string;
@@ -437,10 +499,18 @@ const ESCAPES: Record<string, string> = {
   t: '\t',
 };
 
-/** RFC 8259 JSON, as strict as JSON.parse, keeping duplicate members so they can be refused. */
+/**
+ * RFC 8259 JSON, as strict as JSON.parse, keeping duplicate members so they can be refused. Given a path of keys, it
+ * also records where in the text the value at that path lies (`span`), so that value alone can be rewritten.
+ */
 class JsonParser {
   #i = 0;
-  constructor(readonly text: string) {}
+  readonly #path: string[] = [];
+  span: [number, number] | null = null;
+  constructor(
+    readonly text: string,
+    readonly target: readonly string[] | null = null,
+  ) {}
 
   document(): Json {
     const value = this.#value(0);
@@ -465,6 +535,19 @@ class JsonParser {
   #value(depth: number): Json {
     if (depth > MAX_DEPTH) this.#fail(`nested deeper than ${MAX_DEPTH} levels`);
     this.#space();
+    const start = this.#i;
+    const value = this.#bare(depth);
+    if (this.#atTarget()) this.span = [start, this.#i];
+    return value;
+  }
+
+  #atTarget(): boolean {
+    const target = this.target;
+    if (!target || target.length !== this.#path.length) return false;
+    return target.every((segment, k) => segment === this.#path[k]);
+  }
+
+  #bare(depth: number): Json {
     switch (this.text[this.#i]) {
       case '{':
         return this.#object(depth);
@@ -498,7 +581,9 @@ class JsonParser {
       this.#space();
       if (this.text[this.#i] !== ':') this.#fail("expected ':'");
       this.#i++;
+      this.#path.push(key);
       members.push([key, this.#value(depth + 1)]);
+      this.#path.pop();
       this.#space();
       const c = this.text[this.#i++];
       if (c === '}') return new JsonObject(members);
@@ -515,7 +600,9 @@ class JsonParser {
       return items;
     }
     for (;;) {
+      this.#path.push(String(items.length));
       items.push(this.#value(depth + 1));
+      this.#path.pop();
       this.#space();
       const c = this.text[this.#i++];
       if (c === ']') return items;

@@ -22,7 +22,12 @@ export {
   type WebhookErrorReason,
   WebhookVerificationError,
 } from './errors.ts';
-export { createSafeFetch, type SafeFetch, type SafeFetchRequest } from './safefetch.ts';
+export {
+  createSafeFetch,
+  type SafeFetch,
+  type SafeFetchApproveBody,
+  type SafeFetchRequest,
+} from './safefetch.ts';
 export type {
   Action,
   ActionObject,
@@ -37,6 +42,7 @@ export type {
   List,
   ListParams,
   RejectRequest,
+  SafeFetchAction,
   Status,
   Synthetic,
   SyntheticDecision,

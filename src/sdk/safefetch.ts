@@ -1,17 +1,20 @@
 // SafeFetch's call style over the Airlock client: `safeFetch({url, method, headers, body, approve, notify, callback})`
 // returns the action, and `safeFetch.get`, `.approve` and `.cancel` act on it. Same timeouts, retries and fail-closed
 // errors as the client: when Airlock cannot be reached, the call throws AirlockUnavailableError and nothing ran.
-import type { SafeFetchRequest } from '../http/compat/schemas.ts';
+import type { SafeFetchApproveBody, SafeFetchRequest } from '../http/compat/schemas.ts';
 import { AirlockClient, type AirlockClientOptions, newIdempotencyKey, SEND } from './client.ts';
-import type { Action } from './types.ts';
+import type { SafeFetchAction as Action } from './types.ts';
 
-export type { SafeFetchRequest };
+export type { SafeFetchApproveBody, SafeFetchRequest };
 
 export interface SafeFetch {
   (req: SafeFetchRequest): Promise<Action>;
   get(id: string): Promise<Action>;
-  /** Airlock lets only reviewers approve: the client's key must be a reviewer token (rk_…), never the agent's. */
-  approve(id: string, opts?: { note?: string }): Promise<Action>;
+  /**
+   * Airlock lets only reviewers approve: the client's key must be a reviewer token (rk_…), never the agent's.
+   * `modified_details.amount` lowers the amount of a call whose route declares one; the body is sent with it.
+   */
+  approve(id: string, opts?: SafeFetchApproveBody): Promise<Action>;
   /** Reviewer token, as approve; the note is kept with the action. */
   reject(id: string, opts?: { note?: string }): Promise<Action>;
   /** The requesting agent withdraws its own held action. */
@@ -39,7 +42,7 @@ export function createSafeFetch(client: AirlockClient | AirlockClientOptions): S
   return Object.assign(safeFetch, {
     get: (id: string) =>
       airlock[SEND]<Action>({ method: 'GET', path: at(id), retry: 'always', risk: 'decide' }),
-    approve: (id: string, opts: { note?: string } = {}) =>
+    approve: (id: string, opts: SafeFetchApproveBody = {}) =>
       airlock[SEND]<Action>({
         method: 'POST',
         path: at(id, '/approve'),

@@ -25,6 +25,9 @@ export type {
 /** An action as the actions API returns it: the action object plus its callback deliveries. */
 export type Action = ActionObject & { callbacks?: CallbackDelivery[] };
 
+/** An action as SafeFetch's endpoints answer it: with what a reviewer changed (a lower amount), or null. */
+export type SafeFetchAction = Action & { modified_details: Record<string, unknown> | null };
+
 export type Decision = DecisionObject;
 
 export interface List<T> {

@@ -187,20 +187,53 @@ describe("SafeFetch's flow, changing only the base URL and the key", () => {
     expect(posted).toMatchObject({ status: 'completed', response_code: 200, last_error: null });
   });
 
-  it('refuses to approve a generic call with a lower amount: Airlock changes only Stripe calls and decisions', async () => {
-    const action = await safeFetch({ url: `${upstream.url}/refunds`, body: { amount: 70000 } });
-    const res = await fetch(`${airlock.url}/api/actions/${action.id}/approve`, {
+  it('approves a hold with a lower amount (modified_details): the body is sent with it, once, and calls back', async () => {
+    upstream.respond = () => ({ status: 200, body: { id: 'rf_lowered', status: 'refunded' } });
+    const before = upstream.received.length;
+    const action = await safeFetch({
+      url: `${upstream.url}/refunds`,
       method: 'POST',
-      headers: {
-        authorization: `Bearer ${(await createReviewer(airlock.store, 'lead@example.com')).token}`,
-        'content-type': 'application/json',
-      },
-      body: JSON.stringify({ changes: { amount: 35000 } }),
+      body: { order: 'ord_7', amount: 70000, note: 'late delivery' },
+      callback: `${hooks.url}/safefetch`,
     });
-    expect(res.status).toBe(400);
-    expect(((await res.json()) as any).error).toMatchObject({ code: 'parameter_invalid', param: 'changes' });
-    expect((await safeFetch.get(action.id)).status).toBe('awaiting_approval');
-    await safeFetch.cancel(action.id);
+    expect(action).toMatchObject({ status: 'awaiting_approval', amount: 70000, modified_details: null });
+
+    // Raising is refused in SafeFetch's field names, and leaves the hold as it was.
+    const raised = await rejection(reviewer.approve(action.id, { modified_details: { amount: 70001 } }));
+    expect(raised).toBeInstanceOf(AirlockApiError);
+    expect(raised.status).toBe(400);
+    expect(raised.param).toBe('modified_details.amount');
+    expect(upstream.received.length).toBe(before);
+
+    const approved = await reviewer.approve(action.id, {
+      note: 'half: the rest ships',
+      modified_details: { amount: 35000 },
+    });
+    expect(approved).toMatchObject({ amount: 35000, modified_details: { amount: 35000 } });
+    const done = await settled(action.id, 'completed');
+    expect(done).toMatchObject({ amount: 35000, modified_details: { amount: 35000 } });
+    expect(done.approvals).toEqual([
+      expect.objectContaining({
+        decision: 'approve',
+        note: 'half: the rest ships',
+        changes: { amount: 35000 },
+      }),
+    ]);
+    const calls = upstream.received.slice(before);
+    expect(calls).toHaveLength(1);
+    // Only the amount changed, in place: the rest of the body is the caller's, byte for byte.
+    expect(calls[0]!.body).toBe('{"order":"ord_7","amount":35000,"note":"late delivery"}');
+
+    const posted = await callbackFor(action.id, 'completed');
+    expect(posted).toMatchObject({
+      id: action.id,
+      status: 'completed',
+      amount: 35000,
+      modified_details: { amount: 35000 },
+      params: { body: { order: 'ord_7', amount: 35000, note: 'late delivery' } },
+      response_code: 200,
+      last_error: null,
+    });
   });
 
   it('rejects with a note: never runs, and the callback receives the rejected action', async () => {

@@ -1,6 +1,7 @@
 // Holds and the people who end them: votes (with changes), the quorum, cancelling and expiry.
 import { AirlockError, TransitionConflict } from '../../errors.ts';
 import { newId } from '../../ids.ts';
+import { type Route, withAmount } from '../../outbound/routes.ts';
 import { toUsd } from '../../policy/index.ts';
 import type { ActionPatch, ActionRow, Store } from '../../store/store.ts';
 import { type Classification, classify, statedFacts } from '../../stripe/classify.ts';
@@ -68,6 +69,8 @@ interface Modification {
   params: Params;
   /** The changed request's bytes, for a Stripe call. */
   body: string | null;
+  /** The changed body a generic call sends. */
+  httpBody?: string;
   changes: ApprovalChanges;
   evaluation: Evaluation;
   requestHash: string;
@@ -164,30 +167,11 @@ export class ReviewSystem {
   /** Builds and evaluates the changed request outside the transaction; #vote applies it if nothing moved meanwhile. */
   async #modify(id: string, changes: ApprovalChanges): Promise<Modification> {
     const action = await readAction(this.r, id);
-    if (action.mode === 'http') {
-      throw new AirlockError(
-        'parameter_invalid',
-        'A generic HTTP action cannot be changed; reject it instead',
-        {
-          param: 'changes',
-        },
-      );
-    }
+    if (action.mode === 'http') return this.#modifyHttp(action, changes);
     const params = JSON.parse(action.params) as Params;
     const next: Params = { ...params };
     if (changes.amount !== undefined) {
-      if (!Number.isSafeInteger(changes.amount) || changes.amount <= 0) {
-        throw new AirlockError(
-          'parameter_invalid',
-          'The changed amount must be a positive whole number of minor units',
-          { param: 'amount' },
-        );
-      }
-      if (action.amount === null || changes.amount > Number(action.amount)) {
-        throw new AirlockError('parameter_invalid', 'A reviewer may only lower the amount, never raise it', {
-          param: 'amount',
-        });
-      }
+      checkLowerAmount(action, changes.amount);
       if (action.mode === 'decide') {
         next['intent'] = { ...((params['intent'] as Params | undefined) ?? {}), amount: changes.amount };
       } else {
@@ -254,6 +238,84 @@ export class ReviewSystem {
       requestHash: rebound
         ? boundRequestHash({ ...action, body })
         : requestHash(action.method, action.path, next, action.stripe_account, action.stripe_context),
+    };
+  }
+
+  /**
+   * A generic call's lower amount: written into its body at the operator's route's amount location, every other byte
+   * kept, and the new bytes are what the action now sends, hashes and is decided on.
+   */
+  async #modifyHttp(action: ActionRow, changes: ApprovalChanges): Promise<Modification> {
+    for (const field of ['reason', 'metadata'] as const) {
+      if (changes[field] !== undefined) {
+        throw new AirlockError(
+          'parameter_invalid',
+          `A generic HTTP call's body is the caller's: a reviewer may lower its amount, not set its ${field}`,
+          { param: field },
+        );
+      }
+    }
+    const amount = changes.amount;
+    if (amount === undefined) {
+      throw new AirlockError('parameter_missing', 'Nothing to change: give the lower amount', {
+        param: 'amount',
+      });
+    }
+    checkLowerAmount(action, amount);
+    const route = routeOf(action);
+    if (!route) {
+      throw new AirlockError(
+        'parameter_invalid',
+        `${action.id} was held before Airlock kept its route, so its amount cannot be located; reject it instead`,
+        { param: 'amount' },
+      );
+    }
+    const url = new URL(action.url ?? '');
+    const headers = JSON.parse(action.http_headers ?? '{}') as Record<string, string>;
+    const body = withAmount(
+      route,
+      { method: action.method, pathname: url.pathname, search: url.search, headers, body: action.http_body },
+      amount,
+    );
+    const params = JSON.parse(action.params) as Params;
+    // The params keep the caller's form of the body (a JSON value or a string) and must encode to the new bytes.
+    const next: Params = {
+      ...params,
+      body: typeof params['body'] === 'string' ? body : (JSON.parse(body) as Params),
+    };
+    if (typeof next['body'] !== 'string' && JSON.stringify(next['body']) !== body) {
+      throw new AirlockError(
+        'parameter_invalid',
+        'The body cannot be rewritten so that it is sent as shown; reject it instead',
+        { param: 'amount' },
+      );
+    }
+    const classification = statedFacts(action.kind, amount, action.currency, { customer: action.customer });
+    const sub = await this.evaluation.resubmission(action, next, classification);
+    // The route's facts are the facts: nothing is looked up for a generic call.
+    sub.completed = classification;
+    const evaluation = await this.evaluation.evaluate(sub, this.r.store, { excludeId: action.id });
+    if (evaluation.decision.outcome === 'block') {
+      throw new AirlockError(
+        'action_blocked',
+        `The changed request would be blocked by policy: ${evaluation.decision.reason}`,
+        { actionId: action.id },
+      );
+    }
+    return {
+      fromHash: action.request_hash,
+      params: next,
+      body: null,
+      httpBody: body,
+      changes: { amount },
+      evaluation,
+      requestHash: requestHash(
+        action.method,
+        action.path,
+        next,
+        action.stripe_account,
+        action.stripe_context,
+      ),
     };
   }
 
@@ -473,6 +535,7 @@ export class ReviewSystem {
     const patch: ActionPatch = {
       params: JSON.stringify(modified.params),
       ...(modified.body !== null ? { body: modified.body } : {}),
+      ...(modified.httpBody !== undefined ? { http_body: modified.httpBody } : {}),
       original_params: action.original_params ?? action.params,
       amount: e.classification.amount,
       currency: e.classification.currency,
@@ -511,6 +574,38 @@ export class ReviewSystem {
     });
     return { ...action, ...patch } as ActionRow;
   }
+}
+
+/** A reviewer's amount: a positive whole number of minor units, no more than the action's. */
+function checkLowerAmount(action: ActionRow, amount: number): void {
+  if (!Number.isSafeInteger(amount) || amount <= 0) {
+    throw new AirlockError(
+      'parameter_invalid',
+      'The changed amount must be a positive whole number of minor units',
+      { param: 'amount' },
+    );
+  }
+  if (action.amount === null) {
+    throw new AirlockError(
+      'parameter_invalid',
+      action.mode === 'http'
+        ? "This call has no amount: the operator's route for it declares none (amount:); reject it instead"
+        : 'This request has no amount to lower; reject it instead',
+      { param: 'amount' },
+    );
+  }
+  if (amount > Number(action.amount)) {
+    throw new AirlockError('parameter_invalid', 'A reviewer may only lower the amount, never raise it', {
+      param: 'amount',
+    });
+  }
+}
+
+/** The operator's route a generic action's facts were read by, as kept with it at submission. */
+function routeOf(action: ActionRow): Route | null {
+  if (!action.details) return null;
+  const route = (JSON.parse(action.details) as { route?: Route }).route;
+  return route && route.kind === action.kind ? route : null;
 }
 
 function toVote(a: { reviewer_id: string; decision: string; bound_hash: string }): Vote {

@@ -5,6 +5,7 @@ import {
   CheqpointAsyncRequest,
   CheqpointSyncRequest,
   SAFEFETCH_BASE,
+  SafeFetchApproveBody,
   SafeFetchRequest,
 } from './schemas.ts';
 
@@ -45,6 +46,7 @@ export const compatSchemas = {
     },
   },
   SafeFetchRequest: schema(SafeFetchRequest),
+  SafeFetchApproveBody: schema(SafeFetchApproveBody),
 };
 
 export const compatPaths = {
@@ -94,8 +96,9 @@ export const compatPaths = {
   [`${SAFEFETCH_BASE}/actions/{id}/approve`]: {
     post: {
       operationId: 'safeFetchApprove',
-      summary: 'Approve as sent (reviewer token)',
+      summary: 'Approve as sent, or with a lower amount in modified_details (reviewer token)',
       parameters: [idParam('id')],
+      requestBody: { required: false, ...ref('SafeFetchApproveBody') },
       responses: action,
     },
   },

@@ -2,6 +2,7 @@
 // ledger. A caller keeps its code and changes the base URL (…/api/safefetch/v1) and the key. docs/migrate/safefetch.md
 import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
+import { toSafeFetchAction } from '../../engine/shapes.ts';
 import { AirlockError } from '../../errors.ts';
 import type { ActionRow } from '../../store/store.ts';
 import { type ApiHandlers, parse } from '../api.ts';
@@ -35,6 +36,7 @@ export function stripeKeyField(raw: unknown): string | null {
 
 /** Airlock's actions-API field → SafeFetch's, for errors raised past the mapping. */
 const FIELDS: FieldNames = { notify: 'notify.email' };
+const APPROVE_FIELDS: FieldNames = { amount: 'modified_details.amount', changes: 'modified_details' };
 
 /** The same request in the actions API's shape. */
 export function toActionRequest(req: z.output<typeof SafeFetchRequest>): z.input<typeof CreateActionRequest> {
@@ -53,7 +55,7 @@ export function toActionRequest(req: z.output<typeof SafeFetchRequest>): z.input
 
 /** SafeFetch's endpoints, one line in app.ts: create, get, approve (reviewer tokens only), cancel, and reject. */
 export function registerSafeFetch(app: FastifyInstance, api: ApiHandlers): void {
-  const render = (row: ActionRow) => api.render(row);
+  const render = async (row: ActionRow) => toSafeFetchAction(await api.render(row));
 
   app.post(`${SAFEFETCH_BASE}/actions`, async (request) => {
     const agent = await api.agentOnly(request);
@@ -92,9 +94,15 @@ export function registerSafeFetch(app: FastifyInstance, api: ApiHandlers): void 
   );
 
   app.post<{ Params: { id: string } }>(`${SAFEFETCH_BASE}/actions/:id/approve`, async (request) => {
-    // SafeFetch's approve takes no changes: a generic call is approved as sent, or rejected.
+    // A lower amount is written into the body where the operator's route reads it (docs/migrate/safefetch.md).
     const body = parse(SafeFetchApproveBody, request.body);
-    return render(await api.approve(request, request.params.id, body));
+    const decide = {
+      ...(body.note !== undefined ? { note: body.note } : {}),
+      ...(body.modified_details ? { changes: { amount: body.modified_details.amount } } : {}),
+    };
+    return render(
+      await inCallerFields(APPROVE_FIELDS, () => api.approve(request, request.params.id, decide)),
+    );
   });
 
   app.post<{ Params: { id: string } }>(`${SAFEFETCH_BASE}/actions/:id/reject`, async (request) =>

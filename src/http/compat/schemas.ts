@@ -104,4 +104,14 @@ export const SafeFetchRequest = z
   .strict();
 export type SafeFetchRequest = z.input<typeof SafeFetchRequest>;
 
-export const SafeFetchApproveBody = z.object({ note: z.string().max(2000).optional() }).strict();
+/** SafeFetch's approve: a note and, for a call with an amount, a lower one (`modified_details.amount`, minor units). */
+export const SafeFetchApproveBody = z
+  .object({
+    note: z.string().max(2000).optional(),
+    modified_details: z
+      .object({ amount: z.number().int().positive().max(Number.MAX_SAFE_INTEGER) })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type SafeFetchApproveBody = z.input<typeof SafeFetchApproveBody>;

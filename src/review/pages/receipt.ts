@@ -120,8 +120,13 @@ function decidePanel(v: ActionView, session: Session): Html {
       <input type="text" name="amount" inputmode="decimal" value="${majorUnits(amount, currency)}"></label>`
         : ''
     }
-    <label>Reason <input type="text" name="reason" value="${reason}" placeholder="e.g. requested_by_customer"></label>
-    <label>Metadata (one key=value a line) <textarea name="metadata" rows="2"></textarea></label>
+    ${
+      // A generic call's body is the caller's: only its amount, where the operator's route reads it, can change.
+      v.row.mode === 'http'
+        ? ''
+        : html`<label>Reason <input type="text" name="reason" value="${reason}" placeholder="e.g. requested_by_customer"></label>
+    <label>Metadata (one key=value a line) <textarea name="metadata" rows="2"></textarea></label>`
+    }
   </details>
   <button type="submit" class="approve big">Approve</button>
 </form>

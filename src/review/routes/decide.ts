@@ -55,8 +55,9 @@ async function changesFrom(engine: Engine, id: string, body: unknown): Promise<A
   const params = JSON.parse(action.params) as Record<string, unknown>;
   const changes: ApprovalChanges = {};
   const amountText = field(body, 'amount').trim();
-  if (amountText && action.amount !== null && action.currency) {
-    const amount = parseMajorUnits(amountText, action.currency);
+  if (amountText && action.amount !== null) {
+    // The receipt shows an amount of unknown currency as USD; it is read back the same way.
+    const amount = parseMajorUnits(amountText, action.currency ?? 'usd');
     if (amount === null) {
       throw new AirlockError('parameter_invalid', `"${amountText}" is not an amount`, { param: 'amount' });
     }
