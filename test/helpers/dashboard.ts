@@ -15,12 +15,15 @@ export interface Dashboard {
 /**
  * Registers the hooks for a file of dashboard tests: one review stack and one real Chromium for the file, a fresh
  * context and page for each test. The hooks fill the fields in, so read them inside hooks and tests only.
- * `setUp` runs once the stack is up, before Chromium starts.
+ * `setUp` runs once the stack is up, before Chromium starts; `env` is added to the stack's configuration.
  */
-export function useDashboard(setUp?: (stack: ReviewStack) => Promise<void>): Dashboard {
+export function useDashboard(
+  setUp?: (stack: ReviewStack) => Promise<void>,
+  env: Record<string, string> = {},
+): Dashboard {
   const ui = {} as Dashboard;
   beforeAll(async () => {
-    ui.stack = await startReviewStack();
+    ui.stack = await startReviewStack(env);
     ui.base = ui.stack.airlock.url;
     await setUp?.(ui.stack);
     ui.browser = await launchChromium();
