@@ -236,23 +236,23 @@ describe.each(DIALECTS)('a lowered generic call on %s', (dialect) => {
   const receivedFor = (id: string) =>
     upstream.received.filter((r) => r.headers['idempotency-key'] === `airlock-${id}`);
 
+  let keys = 0;
   async function hold(b: Shaped, amount: number) {
     const text = b.before + b.token(amount) + b.after;
-    const res = await stack.api('/api/actions', {
+    const request = {
+      url: `${upstream.url}${b.path}`,
       method: 'POST',
-      token: stack.agentKey,
-      body: {
-        url: `${upstream.url}${b.path}`,
-        method: 'POST',
-        ...(b.contentType ? { headers: { 'content-type': b.contentType } } : {}),
-        body: b.asValue ? JSON.parse(text) : text,
-      },
-    });
+      ...(b.contentType ? { headers: { 'content-type': b.contentType } } : {}),
+      body: b.asValue ? JSON.parse(text) : text,
+      idempotency_key: `${dialect}-${++keys}`,
+    };
+    const send = () => stack.api('/api/actions', { method: 'POST', token: stack.agentKey, body: request });
+    const res = await send();
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(res.body).toMatchObject({ status: 'awaiting_approval', amount });
     // What was stored and will be sent: the caller's bytes, or Airlock's one encoding of the caller's value.
     const sent = b.asValue ? JSON.stringify(JSON.parse(text)) : text;
-    return { id: res.body.id as string, sent };
+    return { id: res.body.id as string, sent, send };
   }
 
   const approve = (id: string, changes: unknown) =>
@@ -267,7 +267,7 @@ describe.each(DIALECTS)('a lowered generic call on %s', (dialect) => {
     async () => {
       await fc.assert(
         fc.asyncProperty(bodies, amounts, fc.integer({ min: 1, max: 1_000_000 }), async (b, a, over) => {
-          const { id, sent } = await hold(b, a.amount);
+          const { id, sent, send } = await hold(b, a.amount);
 
           // Raising is refused, names the field, and changes nothing.
           const raised = await approve(id, { amount: a.amount + over });
@@ -297,6 +297,12 @@ describe.each(DIALECTS)('a lowered generic call on %s', (dialect) => {
           const modified = events.body.data.filter((e: { type: string }) => e.type === 'action.modified');
           expect(modified).toHaveLength(1);
           expect(modified[0].data.changes).toEqual({ amount: a.lower });
+
+          // The agent repeating its request (same key, its original body) gets the same action: nothing runs again.
+          const again = await send();
+          expect(again.status, JSON.stringify(again.body)).toBe(200);
+          expect(again.body).toMatchObject({ id, status: 'completed', amount: a.lower });
+          expect(receivedFor(id)).toHaveLength(1);
         }),
         { numRuns: dialect === 'postgres' ? 40 : 60 },
       );
