@@ -3,6 +3,7 @@
 // where the operator's route reads it and nothing else changed. Raising is refused. Run on SQLite and PostgreSQL.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createReviewer } from '../../src/auth/credentials.ts';
 import { type Route, withAmount } from '../../src/outbound/routes.ts';
 import { type Receiver, startReceiver } from '../helpers/receiver.ts';
 import { type Stack, startStackWithPolicy } from '../helpers/stack.ts';
@@ -38,6 +39,9 @@ const POLICY = [
   'rules:',
   `  - "Allow if :kind: = 'refund.create' and :amount_in_usd: <= 500"`,
   `  - "Review if :kind: = 'refund.create' and :amount_in_usd: > 500"`,
+  // What the caller claimed can only make it stricter, before and after a reviewer lowers the amount.
+  `  - rule: "Review if :declared_amount: > 100000"`,
+  `    approvals: 2`,
 ];
 
 // --- bodies: the amount's token is the one thing a lowered approval may change -----------------------------------
@@ -350,6 +354,40 @@ describe.each(DIALECTS)('a lowered generic call on %s', (dialect) => {
         expect(row.body).toMatchObject({ status: 'awaiting_approval', approvals: [] });
         expect(receivedFor(held)).toEqual([]);
       }
+    },
+  );
+
+  it.skipIf(unavailable(dialect))(
+    'keeps the caller’s claims after a lower amount: a claimed $2,000 still needs its two reviewers',
+    async () => {
+      const res = await stack.api('/api/actions', {
+        method: 'POST',
+        token: stack.agentKey,
+        body: {
+          url: `${upstream.url}/v1/orders/o_2/refund`,
+          method: 'POST',
+          body: { refund: { amount: 200_000, currency: 'usd' } },
+          amount: 200_000,
+        },
+      });
+      expect(res.body).toMatchObject({ status: 'awaiting_approval', approvals_required: 2 });
+      const id = res.body.id as string;
+      const first = await approve(id, { amount: 30_000 });
+      expect(first.status, JSON.stringify(first.body)).toBe(200);
+      // $300 alone would be allowed; the claim of $2,000 still asks for two reviewers.
+      expect(first.body).toMatchObject({
+        status: 'awaiting_approval',
+        amount: 30_000,
+        approvals_required: 2,
+      });
+      expect(receivedFor(id)).toEqual([]);
+
+      const second = (await createReviewer(stack.airlock.store, `second-${dialect}@example.com`)).token;
+      const ok = await stack.api(`/api/actions/${id}/approve`, { method: 'POST', token: second, body: {} });
+      expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+      const done = await stack.api(`/api/actions/${id}?wait=10`, { token: stack.reviewerToken });
+      expect(done.body).toMatchObject({ status: 'completed', amount: 30_000 });
+      expect(receivedFor(id).map((r) => r.body)).toEqual(['{"refund":{"amount":30000,"currency":"usd"}}']);
     },
   );
 });

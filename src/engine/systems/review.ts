@@ -20,6 +20,7 @@ import {
   type Reviewer,
   requestIdOf,
   type StoredDecision,
+  type Submission,
 } from '../types.ts';
 import type { EvaluationSystem } from './evaluation.ts';
 
@@ -292,8 +293,10 @@ export class ReviewSystem {
     }
     const classification = statedFacts(action.kind, amount, action.currency, { customer: action.customer });
     const sub = await this.evaluation.resubmission(action, next, classification);
-    // The route's facts are the facts: nothing is looked up for a generic call.
+    // The route's facts are the facts: nothing is looked up for a generic call. The caller's claims still count, as
+    // they did when it was first decided: they can only make the decision stricter.
     sub.completed = classification;
+    sub.declared = routeDetails(action).declared ?? null;
     const evaluation = await this.evaluation.evaluate(sub, this.r.store, { excludeId: action.id });
     if (evaluation.decision.outcome === 'block') {
       throw new AirlockError(
@@ -601,10 +604,15 @@ function checkLowerAmount(action: ActionRow, amount: number): void {
   }
 }
 
-/** The operator's route a generic action's facts were read by, as kept with it at submission. */
+/** What a generic action keeps of how it was valued: the route its facts were read by, and the caller's claims. */
+function routeDetails(action: ActionRow): { route?: Route; declared?: Submission['declared'] } {
+  return action.details
+    ? (JSON.parse(action.details) as { route?: Route; declared?: Submission['declared'] })
+    : {};
+}
+
 function routeOf(action: ActionRow): Route | null {
-  if (!action.details) return null;
-  const route = (JSON.parse(action.details) as { route?: Route }).route;
+  const route = routeDetails(action).route;
   return route && route.kind === action.kind ? route : null;
 }
 
