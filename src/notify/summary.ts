@@ -44,7 +44,7 @@ export function summarize(
     action.approvals_required > 1 ? `Needs ${action.approvals_required} distinct approvers` : null,
     left ? `Expires in ${left} (${action.expires_at})` : null,
     occasion === 'escalate' && decision.escalate_after_ms !== undefined
-      ? `Escalated to ${(decision.escalate_to ?? []).join(', ')}: no decision after ${formatDuration(decision.escalate_after_ms)}`
+      ? `Escalated to ${(decision.escalate_to ?? []).join(', ')}: no decision after ${asWritten(decision.escalate_after_ms)}`
       : null,
   ].filter((l): l is string => l !== null);
   return {
@@ -54,4 +54,12 @@ export function summarize(
     lines,
     receiptUrl: `${baseUrl}/review/actions/${action.id}`,
   };
+}
+
+/** A rule's duration as a policy writes it (`2h`, `90m`), where it is whole. */
+function asWritten(ms: number): string {
+  if (ms % 86_400_000 === 0) return `${ms / 86_400_000}d`;
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return formatDuration(ms);
 }

@@ -96,7 +96,7 @@ describe('reminders and escalation in Slack', () => {
     stack.clock.offsetMs = 2 * HOUR + 60_000;
     const escalated = await message(actionId, 'Escalated: held for review');
     expect(escalated.blocks[0].text.text).toContain('*Escalated: held for review:*');
-    expect(escalated.blocks[0].text.text).toContain('Escalated to group:finance: no decision after 2h');
+    expect(escalated.blocks[0].text.text).toMatch(/Escalated to group:finance: no decision after 2h$/m);
     const buttons = escalated.blocks.find((b) => b.type === 'actions').elements;
     expect(buttons.map((b: any) => b.action_id)).toEqual([
       'airlock_approve',
