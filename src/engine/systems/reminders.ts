@@ -31,12 +31,14 @@ export class ReminderSystem {
     // The row lock first, as a vote takes it: a vote and an escalation of one hold are applied one after the other.
     const action = await tx.getActionForUpdate(id);
     const live = action?.status === 'awaiting_approval' && !(action.expires_at && action.expires_at <= at);
-    if (!action || !live) {
+    const decision = action ? (JSON.parse(action.decision) as StoredDecision) : null;
+    // A reviewer's change may have been decided under rules that no longer escalate: then nobody is added.
+    const moot = kind === 'escalate' && (decision?.escalate_to ?? []).length === 0;
+    if (!action || !decision || !live || moot) {
       await tx.reminders.drop(id, kind);
       return false;
     }
     if (!(await tx.reminders.claim(id, kind, at))) return false;
-    const decision = JSON.parse(action.decision) as StoredDecision;
     if (kind === 'remind') {
       const notified = (await this.r.notifications?.followUp(tx, action, at, { kind })) ?? [];
       await tx.appendLedger({
