@@ -199,6 +199,13 @@ describe('reminders and escalation', () => {
 
     expect(await ledger(actionId, 'action.escalated')).toHaveLength(1);
     expect(await ledger(actionId, 'action.reminded')).toHaveLength(1);
+    // The receipt's timeline says both, and who may decide.
+    const client = new FormClient(airlock.url);
+    await client.logIn('sue@example.com');
+    const receipt = await client.request(`/review/actions/${actionId}`);
+    expect(receipt.text).toContain('Escalated to group:managers, outside@example.com (2 messages queued)');
+    expect(receipt.text).toContain('Reminder sent (2 messages queued)');
+    expect(receipt.text).toContain('decided by group:finance, group:managers, outside@example.com');
     const approved = await ledger(actionId, 'action.approved');
     expect(approved.map((e) => e.actor)).toEqual(['reviewer:dan@example.com']);
     expect((await verifyLedger(airlock.store)).ok).toBe(true);
