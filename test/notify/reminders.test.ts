@@ -6,6 +6,8 @@ import { createReviewer } from '../../src/auth/credentials.ts';
 import type { Clock } from '../../src/engine/clock.ts';
 import { Engine, type Submission } from '../../src/engine/engine.ts';
 import { verifyLedger } from '../../src/engine/ledger.ts';
+import { createResources } from '../../src/engine/resources.ts';
+import { transition } from '../../src/engine/transition.ts';
 import { EmailChannel } from '../../src/notify/email.ts';
 import { HoldOutbox } from '../../src/notify/outbox.ts';
 import { parsePolicy } from '../../src/policy/index.ts';
@@ -197,6 +199,48 @@ for (const dialect of DIALECTS) {
       expect(await events(t.store, action.id, 'action.escalated')).toHaveLength(0);
       expect(await events(t.store, action.id, 'action.reminded')).toHaveLength(0);
       expect(await t.store.reminders.forAction(action.id)).toEqual([]);
+    });
+
+    it('gives a hold sent back for review (its value rose) a reminder and escalation of its own', async () => {
+      clock.offsetMs = 0;
+      const engine = engines[0]!;
+      const { action } = await engine.submit(refund(agent, 85_000));
+      clock.offsetMs = 2 * HOUR + 60_000;
+      expect(await sweepEverywhere()).toBe(1);
+      await engine.approve(action.id, reviewer['ann']!, null);
+      const pending = await engine.approve(action.id, reviewer['dan']!, null);
+      expect(pending.status).toBe('pending');
+      // What the dispatcher's revalue does (systems/dispatch.ts): decided again, back to awaiting_approval.
+      const first = JSON.parse(pending.decision) as Record<string, unknown>;
+      const { escalated_to: _dropped, ...again } = first;
+      const at = clock.now();
+      const r = createResources({ store: t.store, clock, policy: engine.policy });
+      r.notifications = engine.notifications;
+      await t.store.transaction((tx) =>
+        transition(r, tx, action.id, 'pending', 'awaiting_approval', {
+          type: 'action.revalued',
+          actor: 'dispatcher:test',
+          data: {},
+          at: at.toISOString(),
+          patch: {
+            decision: JSON.stringify(again),
+            expires_at: new Date(at.getTime() + 4 * HOUR).toISOString(),
+          },
+        }),
+      );
+      // The fired escalation of the first hold gave way to the new hold's, due two hours after it began.
+      expect(
+        (await t.store.reminders.forAction(action.id)).map((x) => [x.kind, x.due_at, x.fired_at]),
+      ).toEqual([
+        ['escalate', new Date(at.getTime() + 2 * HOUR).toISOString(), null],
+        ['remind', new Date(at.getTime() + 3 * HOUR).toISOString(), null],
+      ]);
+      await expect(engine.approve(action.id, reviewer['dan']!, null)).rejects.toMatchObject({
+        code: 'forbidden',
+      });
+      clock.offsetMs += 2 * HOUR + 60_000;
+      expect(await sweepEverywhere()).toBe(1);
+      expect(await events(t.store, action.id, 'action.escalated')).toHaveLength(2);
     });
 
     it.skipIf(dialect !== 'sqlite')('fires once across a restart of the process', async () => {
