@@ -47,6 +47,19 @@ export async function enqueueCallback(tx: Store, row: ActionRow, at: string): Pr
  */
 export interface HoldNotifications {
   enqueue(tx: Store, row: ActionRow, at: string): Promise<void>;
+  /**
+   * Queues a hold's reminder (to eligible reviewers who have not voted) or escalation (to those it adds), in the
+   * transaction that claims it. Returns who will be told, for the ledger.
+   */
+  followUp(tx: Store, row: ActionRow, at: string, occasion: FollowUp): Promise<Notified[]>;
+}
+
+export type FollowUp = { kind: 'remind' } | { kind: 'escalate'; to: string[] };
+
+/** One message queued: its channel and recipient (an email address, or a role such as `webhook`). */
+export interface Notified {
+  channel: string;
+  recipient: string;
 }
 
 /** What the engine queues when an action settles, for people outside Airlock (customer notices; src/notify). */

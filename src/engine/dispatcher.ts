@@ -98,7 +98,7 @@ export class Dispatcher {
     await Promise.allSettled([...this.#inFlight.values()]);
   }
 
-  /** One sweep: expire overdue holds, then drive whatever is due (after approvals elsewhere, retries, restarts). */
+  /** One sweep: expire overdue holds, send due reminders and escalations, then drive whatever is due (after approvals elsewhere, retries, restarts). */
   async tick(): Promise<void> {
     if (this.#ticking) return;
     this.#ticking = true;
@@ -106,6 +106,7 @@ export class Dispatcher {
       await this.engine.expireDue();
       const ids = await this.engine.store.listDispatchable(this.engine.clock.now().toISOString(), 50);
       for (const id of ids) void this.drive(id);
+      await this.engine.sendDueReminders();
       if (this.#storeFailed) await this.#resumeOrphaned();
     } catch (err) {
       if (asStoreError(err) instanceof StoreUnavailable) this.#storeFailed = true;

@@ -10,6 +10,7 @@ import { createResources, type EngineResources, type EngineSignals, readAction }
 import { COUNTED_STATUSES, type Status } from './status.ts';
 import { DispatchSystem } from './systems/dispatch.ts';
 import { EvaluationSystem, historyWindowMs } from './systems/evaluation.ts';
+import { ReminderSystem } from './systems/reminders.ts';
 import { ReviewSystem } from './systems/review.ts';
 import { SubmissionSystem, type SubmitResult } from './systems/submission.ts';
 import { WaitSystem } from './systems/waits.ts';
@@ -26,8 +27,9 @@ import type {
 
 export { effectiveAccount, onAccountOf, scopeOf } from './account.ts';
 export { boundHash, boundRequestHash, type Completed, type Derived, requestHash } from './bind.ts';
+export type { FollowUp, HoldNotifications, Notified } from './callbacks.ts';
 export { isSettledAction } from './status.ts';
-export { mayDecide } from './systems/review.ts';
+export { eligibleReviewers, mayDecide } from './systems/review.ts';
 export type {
   ActionChange,
   ActionDecided,
@@ -51,6 +53,7 @@ export class Engine {
   readonly #review: ReviewSystem;
   readonly #dispatch: DispatchSystem;
   readonly #waits: WaitSystem;
+  readonly #reminders: ReminderSystem;
 
   constructor(opts: EngineOptions) {
     const r = createResources(opts);
@@ -60,6 +63,7 @@ export class Engine {
     this.#review = new ReviewSystem(r, this.#evaluation);
     this.#dispatch = new DispatchSystem(r, this.#evaluation);
     this.#waits = new WaitSystem(r);
+    this.#reminders = new ReminderSystem(r);
   }
 
   // --- resources ---------------------------------------------------------------------------------------------------
@@ -198,6 +202,14 @@ export class Engine {
   /** Moves holds past their deadline to `expired`; they never execute. */
   expireDue(): Promise<number> {
     return this.#review.expireDue();
+  }
+
+  /**
+   * Sends holds' reminders and escalations that are due (systems/reminders.ts): each once, whichever instance
+   * sweeps first. They never decide anything; a hold still ends `expired` when time runs out.
+   */
+  sendDueReminders(): Promise<number> {
+    return this.#reminders.sendDue();
   }
 
   // --- dispatch (systems/dispatch.ts; called by the dispatcher only) ----------------------------------------------

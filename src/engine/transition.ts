@@ -4,6 +4,7 @@
 import { AirlockError, TransitionConflict } from '../errors.ts';
 import type { ActionPatch, ActionRow, LedgerEventInput, Store } from '../store/store.ts';
 import { enqueueCallback } from './callbacks.ts';
+import { scheduleFollowUps } from './follow-ups.ts';
 import type { EngineResources } from './resources.ts';
 import { canTransition, isSettledAction, type Status } from './status.ts';
 
@@ -54,7 +55,7 @@ export async function transition(
   // An approval wakes the dispatchers of every instance when it commits (PostgreSQL LISTEN/NOTIFY). An action
   // allowed on submit is not announced: the instance that took the request executes it and answers the caller.
   if (from === 'awaiting_approval' && to === 'pending') await tx.notifyActionReady(id);
-  await afterEntering(r, tx, moved, e.at);
+  await afterEntering(r, tx, moved, e.at, true);
   return moved;
 }
 
@@ -71,13 +72,22 @@ export async function insertDecided(
   assertLegal(row.id, 'received', row.status);
   await tx.insertAction(row);
   await tx.appendLedgerEvents(events);
-  await afterEntering(r, tx, row, row.updated_at);
+  await afterEntering(r, tx, row, row.updated_at, false);
 }
 
 /** What goes out with a status in the transaction that enters it (outboxes): never lost, never early. */
-async function afterEntering(r: EngineResources, tx: Store, row: ActionRow, at: string): Promise<void> {
+async function afterEntering(
+  r: EngineResources,
+  tx: Store,
+  row: ActionRow,
+  at: string,
+  again: boolean,
+): Promise<void> {
   if (row.callback_url && isSettledAction(row)) await enqueueCallback(tx, row, at);
-  if (row.status === 'awaiting_approval') await r.notifications?.enqueue(tx, row, at);
+  if (row.status === 'awaiting_approval') {
+    await scheduleFollowUps(tx, row, at, again);
+    await r.notifications?.enqueue(tx, row, at);
+  }
   if (row.status === 'completed' || row.status === 'rejected')
     await r.outcomeNotifications?.enqueue(tx, row, at);
 }

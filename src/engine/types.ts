@@ -80,6 +80,13 @@ export interface StoredDecision {
   shadow_outcome: PolicyDecision['shadowOutcome'];
   notify: string[];
   reviewers: string[];
+  /** `remind_before` of the rules that held it, in ms: reviewers who have not voted are told again. */
+  remind_before_ms?: number;
+  /** `escalate_after` of the rules that held it, in ms, and whom it adds (`escalate_to`). */
+  escalate_after_ms?: number;
+  escalate_to?: string[];
+  /** Who the escalation made eligible, once it fired: added to `reviewers` (see eligibleReviewers). */
+  escalated_to?: string[];
   /** Present when the rules that decided ask that the customer hear the outcome (`customer_notice:`). */
   customer_notice?: 'plain' | 'with_note';
   /** The decision made again when the quorum was reached, under the policy running then. */

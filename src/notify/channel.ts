@@ -1,4 +1,4 @@
-import type { Reviewer, StoredDecision } from '../engine/engine.ts';
+import type { FollowUp, Reviewer, StoredDecision } from '../engine/engine.ts';
 import type { ActionRow } from '../store/store.ts';
 import type { Summary } from './summary.ts';
 
@@ -10,12 +10,18 @@ export interface Addressee {
   reviewerId: string | null;
 }
 
+/** Why a hold's message goes out (summary.ts's OccasionKind), with whom an escalation adds. */
+export type Occasion = { kind: 'held' } | FollowUp;
+
 /** A hold, as a channel sees it when choosing recipients (inside the transaction that holds the action). */
 export interface Hold {
   action: ActionRow;
   decision: StoredDecision;
+  occasion: Occasion;
   /** Every reviewer; read once, and only if a channel asks. */
   reviewers(): Promise<Reviewer[]>;
+  /** Reviewers whose vote stands on the current version of the request. */
+  voters(): Promise<string[]>;
 }
 
 export interface ReviewLinks {

@@ -1,5 +1,5 @@
 import nodemailer, { type Transporter } from 'nodemailer';
-import { mayDecide, type Reviewer, type StoredDecision } from '../engine/engine.ts';
+import { eligibleReviewers, mayDecide, type Reviewer, type StoredDecision } from '../engine/engine.ts';
 import { escapeHtml } from '../review/html.ts';
 import { type Addressee, type Channel, type Hold, type ReviewLinks, Undeliverable } from './channel.ts';
 import type { Summary } from './summary.ts';
@@ -25,7 +25,7 @@ export interface EmailMessage {
 /** One message for one reviewer; with links, each opens a page that asks for the click (a GET never decides). */
 export function reviewEmail(to: string, s: Summary, links: ReviewLinks | null): EmailMessage {
   const text = [
-    `Held for review: ${s.title}`,
+    `${s.headline}: ${s.title}`,
     '',
     ...s.lines,
     '',
@@ -42,11 +42,11 @@ export function reviewEmail(to: string, s: Summary, links: ReviewLinks | null): 
   const button = (href: string, label: string, color: string) =>
     `<a href="${escapeHtml(href)}" style="display:inline-block;padding:10px 18px;margin-right:8px;border-radius:6px;background:${color};color:#fff;text-decoration:none;font-weight:600">${label}</a>`;
   const html = `<div style="font:14px/1.5 system-ui,sans-serif;color:#111827">
-<p style="font-size:18px;margin:0 0 8px"><b>Held for review:</b> ${escapeHtml(s.title)}</p>
+<p style="font-size:18px;margin:0 0 8px"><b>${escapeHtml(s.headline)}:</b> ${escapeHtml(s.title)}</p>
 <ul>${s.lines.map((l) => `<li>${escapeHtml(l)}</li>`).join('')}</ul>
 ${links ? `<p>${button(links.approve, 'Approve…', '#15803d')}${button(links.reject, 'Reject…', '#b91c1c')}</p><p style="color:#6b7280">Each link opens the action and asks you to confirm. They work once, only for you, and expire.</p>` : ''}
 <p><a href="${escapeHtml(s.receiptUrl)}">Open the receipt in the dashboard</a></p></div>`;
-  return { to, subject: `[Airlock] Review: ${s.title} (${s.id})`, text, html };
+  return { to, subject: `[Airlock] ${s.tag}: ${s.title} (${s.id})`, text, html };
 }
 
 export interface Recipient {
@@ -61,17 +61,57 @@ export interface Recipient {
  * summary without links.
  */
 export function recipientsFor(
-  decision: Pick<StoredDecision, 'reviewers' | 'notify'>,
+  decision: Pick<StoredDecision, 'reviewers' | 'notify' | 'escalated_to'>,
   reviewers: Reviewer[],
   requestedBy: string | null,
 ): Recipient[] {
-  const eligible = reviewers.filter((r) => r.id !== requestedBy && mayDecide(r, decision.reviewers ?? []));
+  const allowed = eligibleReviewers(decision);
+  const eligible = reviewers.filter((r) => r.id !== requestedBy && mayDecide(r, allowed));
   const named = (decision.notify ?? []).filter((n) => n.startsWith('email:')).map((n) => n.slice(6));
   if (named.length === 0) return eligible.map((r) => ({ email: r.email, reviewer: r }));
   return [...new Set(named)].map((email) => ({
     email,
     reviewer: eligible.find((r) => r.email === email) ?? null,
   }));
+}
+
+/**
+ * Who hears of an escalation: the reviewers it names (emails, groups), with links, never the requester; an address
+ * it names that is no reviewer's gets the summary without links.
+ */
+export function escalationRecipients(
+  to: readonly string[],
+  reviewers: Reviewer[],
+  requestedBy: string | null,
+): Recipient[] {
+  const named = reviewers.filter((r) => r.id !== requestedBy && mayDecide(r, to));
+  const known = new Set(reviewers.map((r) => r.email));
+  const strangers = to.filter((p) => !p.startsWith('group:') && !known.has(p));
+  return [
+    ...named.map((r) => ({ email: r.email, reviewer: r })),
+    ...[...new Set(strangers)].map((email) => ({ email, reviewer: null })),
+  ];
+}
+
+/** Who a hold's message goes to on this occasion: a reminder skips those who voted and those who cannot. */
+async function occasionRecipients(hold: Hold): Promise<Recipient[]> {
+  const { occasion, action } = hold;
+  switch (occasion.kind) {
+    case 'held':
+      return recipientsFor(hold.decision, await hold.reviewers(), action.requested_by);
+    case 'remind': {
+      const voted = new Set(await hold.voters());
+      return recipientsFor(hold.decision, await hold.reviewers(), action.requested_by).filter(
+        (r) => r.reviewer !== null && !voted.has(r.reviewer.id),
+      );
+    }
+    case 'escalate':
+      return escalationRecipients(occasion.to, await hold.reviewers(), action.requested_by);
+    default: {
+      const never: never = occasion;
+      return never;
+    }
+  }
 }
 
 export class Mailer {
@@ -121,7 +161,7 @@ export class EmailChannel implements Channel<EmailMessage> {
   }
 
   async recipients(hold: Hold): Promise<Addressee[]> {
-    const list = recipientsFor(hold.decision, await hold.reviewers(), hold.action.requested_by);
+    const list = await occasionRecipients(hold);
     return list.map((r) => ({ recipient: r.email, reviewerId: r.reviewer?.id ?? null }));
   }
 

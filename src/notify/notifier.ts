@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
-import type { Engine } from '../engine/engine.ts';
+import { boundHash, type Engine } from '../engine/engine.ts';
 import { type Attempt, OutboxWorker, type Outcome, type RetryOptions } from '../outbound/outbox.ts';
 import { ReviewStore } from '../review/store.ts';
 import {
@@ -21,6 +21,7 @@ import {
   noticeFor,
 } from './customer.ts';
 import { EmailChannel } from './email.ts';
+import { occasionOf, REVIEW_REMINDER } from './outbox.ts';
 import { SlackChannel } from './slack.ts';
 import { SlackApp, SlackAppChannel } from './slack-app.ts';
 import { summarize } from './summary.ts';
@@ -168,6 +169,12 @@ export class Notifier {
       return { result: 'skipped', reason: `not sent: the action is ${action.status} already` };
     if (action.expires_at && action.expires_at <= now.toISOString())
       return { result: 'skipped', reason: 'not sent: the hold expired' };
+    if (n.event === REVIEW_REMINDER && n.reviewer_id) {
+      const bound = boundHash(action);
+      const votes = await engine.store.listApprovals(action.id);
+      if (votes.some((v) => v.reviewer_id === n.reviewer_id && v.bound_hash === bound))
+        return { result: 'skipped', reason: 'not sent: the reviewer has voted since' };
+    }
     let payload = n.payload;
     if (payload === null) {
       payload = JSON.stringify(await this.#compose(channel, action, n, now));
@@ -226,7 +233,7 @@ export class Notifier {
     const agent = action.agent_id ? await engine.store.getAgent(action.agent_id) : undefined;
     const requester = action.requested_by ? await this.#reviews.reviewerEmail(action.requested_by) : null;
     const who = agent ? `agent ${agent.name}` : requester ? `reviewer ${requester}` : 'unknown';
-    const summary = summarize(action, who, now, baseUrl);
+    const summary = summarize(action, who, now, baseUrl, occasionOf(n.event));
     let links: ReviewLinks | null = null;
     if (n.reviewer_id) {
       // A link never outlives the hold it decides.

@@ -37,7 +37,7 @@ function summaryBlock(s: Summary): unknown {
   const lines = s.lines.map((l) => `• ${l}`).join('\n');
   return {
     type: 'section',
-    text: { type: 'mrkdwn', text: `:lock: *Held for review:* ${s.title}\n${lines}` },
+    text: { type: 'mrkdwn', text: `:lock: *${s.headline}:* ${s.title}\n${lines}` },
   };
 }
 
@@ -96,7 +96,7 @@ export function holdMessage(channel: string, s: Summary, standing?: SlackStandin
   return {
     action: s.id,
     channel,
-    text: `Held for review: ${s.title}`,
+    text: `${s.headline}: ${s.title}`,
     blocks: [
       summaryBlock(s),
       buttons(s, decidable),

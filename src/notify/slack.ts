@@ -5,7 +5,7 @@ import type { Summary } from './summary.ts';
 export function slackMessage(s: Summary): { text: string } {
   const lines = s.lines.map((l) => `• ${l}`).join('\n');
   return {
-    text: `:lock: *Held for review:* ${s.title}\n${lines}\n<${s.receiptUrl}|Open the receipt to decide>`,
+    text: `:lock: *${s.headline}:* ${s.title}\n${lines}\n<${s.receiptUrl}|Open the receipt to decide>`,
   };
 }
 

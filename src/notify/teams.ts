@@ -49,7 +49,7 @@ export function teamsMessage(s: Summary): TeamsMessage {
           body: [
             {
               type: 'TextBlock',
-              text: `Held for review: ${s.title}`,
+              text: `${s.headline}: ${s.title}`,
               weight: 'Bolder',
               size: 'Medium',
               wrap: true,

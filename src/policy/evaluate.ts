@@ -417,10 +417,17 @@ export function decide(policy: Policy, input: EvalInput): PolicyDecision {
 
   let approvalsRequired = 1;
   let expiresInMs: number | null = null;
+  let remindBeforeMs: number | null = null;
+  let escalateAfterMs: number | null = null;
   for (const r of deciding) {
     approvalsRequired = Math.max(approvalsRequired, r.options.approvals);
     const e = r.options.expiresInMs;
     if (e !== null && (expiresInMs === null || e < expiresInMs)) expiresInMs = e;
+    const remind = r.options.remindBeforeMs;
+    if (remind !== null && (remindBeforeMs === null || remind > remindBeforeMs)) remindBeforeMs = remind;
+    const escalate = r.options.escalateAfterMs;
+    if (escalate !== null && (escalateAfterMs === null || escalate < escalateAfterMs))
+      escalateAfterMs = escalate;
   }
 
   let reason: string;
@@ -449,6 +456,9 @@ export function decide(policy: Policy, input: EvalInput): PolicyDecision {
     expiresInMs: expiresInMs ?? policy.defaultExpiresInMs,
     notify: union(deciding.map((r) => r.options.notify)),
     reviewers: union(deciding.map((r) => r.options.reviewers)),
+    remindBeforeMs,
+    escalateAfterMs,
+    escalateTo: union(deciding.map((r) => r.options.escalateTo)),
     customerNotice: customerNoticeOf(deciding),
     shadow: shadowOutcome !== null && RANK[shadowOutcome] > RANK[outcome],
     shadowOutcome,

@@ -54,6 +54,9 @@ const RULE_KEYS = [
   'notify',
   'mode',
   'customer_notice',
+  'remind_before',
+  'escalate_after',
+  'escalate_to',
 ] as const;
 const CUSTOMER_NOTICES: Record<string, CustomerNotice> = {
   true: 'plain',
@@ -66,6 +69,19 @@ const MODES: readonly PolicyMode[] = ['enforce', 'shadow'];
 const DEFAULT_EXPIRES_MS = 72 * 3_600_000;
 const RULE_EXAMPLE = `a rule such as "Review if :kind: = 'refund.create'"`;
 const RULE_START = /^(allow|review|block)\b/i;
+/** What `reviewers:` and `escalate_to:` name: an email address or `group:name`. */
+const PRINCIPAL = /^(group:[A-Za-z0-9_.-]+|[^\s@]+@[^\s@]+)$/;
+
+function formatMs(ms: number): string {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+  ] as const) {
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms / 1000}s`;
+}
 
 /** A rule's text and, for each character, its offset in the policy file (plus one entry for the end). */
 interface RuleSource {
@@ -169,6 +185,8 @@ function alignScalar(src: string, start: number, end: number, value: string): nu
 class Loader {
   private readonly lineCounter = new LineCounter();
   private masked = new Map<number, RuleSource>();
+  /** The policy's `expires_in`, read before the rules: a rule's reminder must fall inside its hold. */
+  private defaultExpiresMs = DEFAULT_EXPIRES_MS;
 
   constructor(
     private readonly text: string,
@@ -207,6 +225,7 @@ class Loader {
       ? this.oneOf(sections.default, OUTCOMES, 'default outcome')
       : ('review' as const);
     const mode = sections.mode ? this.oneOf(sections.mode, MODES, 'mode') : ('enforce' as const);
+    this.defaultExpiresMs = sections.expires_in ? this.duration(sections.expires_in) : DEFAULT_EXPIRES_MS;
     const referenced = new Set<string>();
     return {
       version: `pol_${sha256Hex(this.text).slice(0, 16)}`,
@@ -223,7 +242,7 @@ class Loader {
       currencyRates: sections.currency_rates
         ? this.currencyRates(sections.currency_rates)
         : { ...DEFAULT_CURRENCY_RATES },
-      defaultExpiresInMs: sections.expires_in ? this.duration(sections.expires_in) : DEFAULT_EXPIRES_MS,
+      defaultExpiresInMs: this.defaultExpiresMs,
       referencedAttributes: referenced,
     };
   }
@@ -425,6 +444,9 @@ class Loader {
       reviewers: [],
       mode: 'enforce',
       customerNotice: 'none',
+      remindBeforeMs: null,
+      escalateAfterMs: null,
+      escalateTo: [],
     };
     let id = `rule_${index + 1}`;
     let textNode: ParsedNode | null;
@@ -469,6 +491,7 @@ class Loader {
           CUSTOMER_NOTICES[
             this.oneOf(keys.customer_notice, ['true', 'false', 'with_note'], 'customer_notice')
           ]!;
+      this.followUps(item, keys, id, options);
     } else {
       return this.fail(item, 'invalid rule', `${RULE_EXAMPLE}, or a mapping with rule:`);
     }
@@ -490,12 +513,71 @@ class Loader {
           `this rule can never match: ${never.what}`,
           'a condition some request can meet',
         );
+      if (ast.outcome !== 'review' && (options.remindBeforeMs !== null || options.escalateAfterMs !== null)) {
+        const field = options.remindBeforeMs !== null ? 'remind_before' : 'escalate_after';
+        this.fail(item, `rule '${id}': ${field} on a ${ast.outcome} rule`, `${field} only on a Review rule`);
+      }
       return { id, text: source.text, outcome: ast.outcome, options, line, column: col, ast, test };
     } catch (err) {
       if (!(err instanceof RuleError)) throw err;
       const at = source.offsets[Math.min(err.offset, source.offsets.length - 1)] ?? 0;
       return this.failAt(at, err.what, err.expected);
     }
+  }
+
+  /**
+   * `remind_before`, `escalate_after` and `escalate_to`: each names the rule and the field when it is wrong. Both
+   * times must fall inside the rule's hold (its `expires_in`, else the policy's), or they could never fire.
+   */
+  private followUps(
+    item: YAMLMap,
+    keys: Partial<Record<(typeof RULE_KEYS)[number], ParsedNode | null>>,
+    id: string,
+    options: RuleOptions,
+  ): void {
+    const expires = options.expiresInMs ?? this.defaultExpiresMs;
+    const within = (node: ParsedNode | null, field: string): number => {
+      const raw = isScalar(node) ? String(node.value) : '';
+      const ms = parseDuration(raw, ['s', 'm', 'h', 'd']);
+      if (ms === null)
+        this.fail(node, `rule '${id}': invalid ${field} '${raw}'`, 'a duration such as 30m, 1h or 2d');
+      if (ms >= expires) {
+        this.fail(
+          node,
+          `rule '${id}': ${field} ${raw} is not shorter than the hold's expiry (${formatMs(expires)})`,
+          `${field} shorter than expires_in`,
+        );
+      }
+      return ms;
+    };
+    if (keys.remind_before) options.remindBeforeMs = within(keys.remind_before, 'remind_before');
+    if (keys.escalate_after) options.escalateAfterMs = within(keys.escalate_after, 'escalate_after');
+    if (keys.escalate_to) {
+      const principals = this.strings(keys.escalate_to, `rule '${id}': escalate_to as a list`);
+      if (principals.length === 0)
+        this.fail(keys.escalate_to, `rule '${id}': escalate_to is empty`, 'at least one reviewer or group');
+      for (const p of principals) {
+        if (!PRINCIPAL.test(p))
+          this.fail(
+            keys.escalate_to,
+            `rule '${id}': invalid escalate_to entry '${p}'`,
+            'an email address or group:name, as in reviewers:',
+          );
+      }
+      options.escalateTo = principals;
+    }
+    if (options.escalateAfterMs !== null && options.escalateTo.length === 0)
+      this.fail(
+        keys.escalate_after ?? item,
+        `rule '${id}': escalate_after without escalate_to`,
+        'escalate_to: [group:managers]',
+      );
+    if (options.escalateAfterMs === null && options.escalateTo.length > 0)
+      this.fail(
+        keys.escalate_to ?? item,
+        `rule '${id}': escalate_to without escalate_after`,
+        'escalate_after: 2h',
+      );
   }
 
   private ruleSource(node: ParsedNode | null): RuleSource {

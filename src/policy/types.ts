@@ -24,6 +24,12 @@ export interface RuleOptions {
   mode: PolicyMode;
   /** Whether the customer hears the outcome (`customer_notice:`); `with_note` adds the reviewers' notes. */
   customerNotice: CustomerNotice;
+  /** `remind_before:`: reviewers who have not voted are told again this long before the hold expires. */
+  remindBeforeMs: number | null;
+  /** `escalate_after:`: this long after the hold began, `escalateTo` become eligible and are told. */
+  escalateAfterMs: number | null;
+  /** `escalate_to:`, in the syntax of `reviewers:` (emails, `group:name`). */
+  escalateTo: string[];
 }
 
 export type CustomerNotice = 'none' | 'plain' | 'with_note';
@@ -81,6 +87,12 @@ export interface PolicyDecision {
   expiresInMs: number;
   notify: string[];
   reviewers: string[];
+  /** Max `remind_before` over those rules (the earliest reminder); null when none asks. */
+  remindBeforeMs: number | null;
+  /** Min `escalate_after` over those rules (the earliest escalation); null when none asks. */
+  escalateAfterMs: number | null;
+  /** Union of `escalate_to` over the rules that escalate. */
+  escalateTo: string[];
   /**
    * Asked for by any rule that produced the outcome; the notes go only when every such rule allows them, since a
    * note written for colleagues must not reach a customer by another rule's say-so.

@@ -490,6 +490,39 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0017_reminders': {
+      async up(db: Kysely<unknown>) {
+        // A hold's reminder and escalation, each due once: `fired_at` is set by the one sweep that claims it.
+        await db.schema
+          .createTable('reminders')
+          .addColumn('action_id', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('due_at', 'text', (c) => c.notNull())
+          .addColumn('fired_at', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('reminders_pk', ['action_id', 'kind'])
+          .execute();
+        await db.schema
+          .createIndex('reminders_due_idx')
+          .on('reminders')
+          .columns(['fired_at', 'due_at'])
+          .execute();
+        // A hold gets a message per reminder and escalation too: each is kept, so a decision updates them all.
+        if (dialect === 'postgres') {
+          await sql`alter table slack_messages drop constraint slack_messages_pk,
+            add constraint slack_messages_pk primary key (action_id, channel, ts)`.execute(db);
+        } else {
+          await sql`create table slack_messages_new (action_id text not null, channel text not null,
+            ts text not null, created_at text not null,
+            constraint slack_messages_pk primary key (action_id, channel, ts))`.execute(db);
+          await sql`insert into slack_messages_new select action_id, channel, ts, created_at from slack_messages`.execute(
+            db,
+          );
+          await sql`drop table slack_messages`.execute(db);
+          await sql`alter table slack_messages_new rename to slack_messages`.execute(db);
+        }
+      },
+    },
   };
 }
 

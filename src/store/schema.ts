@@ -258,6 +258,16 @@ export interface SlackMessagesTable {
   created_at: string;
 }
 
+/** A hold's reminder or escalation (0017_reminders): due once, claimed by the sweep that sets `fired_at`. */
+export interface RemindersTable {
+  action_id: string;
+  /** `remind` or `escalate`. */
+  kind: string;
+  due_at: string;
+  fired_at: string | null;
+  created_at: string;
+}
+
 export interface Database {
   agents: AgentsTable;
   agent_keys: AgentKeysTable;
@@ -279,4 +289,5 @@ export interface Database {
   policy_versions: PolicyVersionsTable;
   slack_users: SlackUsersTable;
   slack_messages: SlackMessagesTable;
+  reminders: RemindersTable;
 }

@@ -32,7 +32,7 @@ export class SlackRepository {
     return Number(res.numDeletedRows) > 0;
   }
 
-  /** Where a hold's message was posted; posting it again (a retried send) keeps the latest. */
+  /** Where one of a hold's messages (the first, a reminder, an escalation) was posted; each is kept (0017). */
   async saveMessage(row: {
     action_id: string;
     channel: string;
@@ -42,9 +42,7 @@ export class SlackRepository {
     await this.c.db
       .insertInto('slack_messages')
       .values(row)
-      .onConflict((oc) =>
-        oc.columns(['action_id', 'channel']).doUpdateSet({ ts: row.ts, created_at: row.created_at }),
-      )
+      .onConflict((oc) => oc.columns(['action_id', 'channel', 'ts']).doNothing())
       .execute();
   }
 

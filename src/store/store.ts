@@ -12,6 +12,7 @@ import { MetricsReads } from './metrics.ts';
 import { type Dialect, migrateToLatest, pendingMigrations } from './migrations.ts';
 import { OutboxRepository } from './outbox.ts';
 import { PolicyVersionsRepository } from './policy-versions.ts';
+import { RemindersRepository } from './reminders.ts';
 import { ReviewRepository } from './review.ts';
 import type { Database } from './schema.ts';
 import { SettingsRepository } from './settings.ts';
@@ -24,6 +25,7 @@ import { Journal, VelocityMemory, VOTES_RETAINED_MS } from './velocity-memory.ts
 export type { ActionPatch, ActionRow, ListActionsQuery } from './actions.ts';
 export type { ApprovalRow } from './approvals.ts';
 export { type LedgerEntry, type LedgerEventInput, type LedgerRow, ledgerHash } from './ledger.ts';
+export type { ReminderKind, ReminderRow } from './reminders.ts';
 
 /** The NOTIFY channel that carries the id of an action made dispatchable, to every instance. */
 export const ACTIONS_READY_CHANNEL = 'airlock_actions_ready';
@@ -84,6 +86,7 @@ export class Store {
   #credentials?: CredentialsRepository;
   #review?: ReviewRepository;
   #slack?: SlackRepository;
+  #reminders?: RemindersRepository;
   #freezes?: FreezesRepository;
   #outbox?: OutboxRepository;
   #settings?: SettingsRepository;
@@ -127,6 +130,12 @@ export class Store {
   get slack(): SlackRepository {
     this.#slack ??= new SlackRepository(this.#conn);
     return this.#slack;
+  }
+
+  /** Holds' reminders and escalations, each claimed once. */
+  get reminders(): RemindersRepository {
+    this.#reminders ??= new RemindersRepository(this.#conn);
+    return this.#reminders;
   }
 
   /** The kill switch's freezes. */

@@ -82,6 +82,9 @@ rules:
       reviewers: ['finance'],
       mode: 'shadow',
       customerNotice: 'with_note',
+      remindBeforeMs: null,
+      escalateAfterMs: null,
+      escalateTo: [],
     });
     expect([...policy.referencedAttributes].sort()).toEqual(['customer', 'read']);
   });
@@ -102,6 +105,9 @@ rules:
       reviewers: [],
       mode: 'enforce',
       customerNotice: 'none',
+      remindBeforeMs: null,
+      escalateAfterMs: null,
+      escalateTo: [],
     });
   });
 

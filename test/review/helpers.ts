@@ -49,11 +49,14 @@ export interface ReviewStack {
   close(): Promise<void>;
 }
 
-export async function startReviewStack(env: Record<string, string> = {}): Promise<ReviewStack> {
+export async function startReviewStack(
+  env: Record<string, string> = {},
+  policy: string = REVIEW_POLICY,
+): Promise<ReviewStack> {
   const dir = tempDir();
   const sandbox = await startSandbox();
   const policyFile = join(dir, 'policy.yaml');
-  writeFileSync(policyFile, REVIEW_POLICY);
+  writeFileSync(policyFile, policy);
   const config = loadConfig(
     {
       PORT: '0',

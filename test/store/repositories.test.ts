@@ -517,6 +517,44 @@ for (const dialect of DIALECTS) {
       });
     });
 
+    describe('reminders', () => {
+      it('schedules, lists what is due, claims each once, drops an unfired one, and starts afresh on reschedule', async () => {
+        const id = newId('act');
+        await store.reminders.schedule(
+          id,
+          [
+            { kind: 'escalate', at: at(2_000) },
+            { kind: 'remind', at: at(3_000) },
+          ],
+          at(),
+        );
+        const dueFor = async (ms: number) =>
+          (await store.reminders.due(at(ms), 1000)).filter((r) => r.action_id === id).map((r) => r.kind);
+        expect(await dueFor(1_999)).toEqual([]);
+        expect(await dueFor(3_000)).toEqual(['escalate', 'remind']);
+        // Not before it is due, and once: the second claim (another instance, a restart) gets nothing.
+        expect(await store.reminders.claim(id, 'remind', at(2_999))).toBe(false);
+        const claims = await Promise.all(
+          [1, 2, 3].map(() => store.reminders.claim(id, 'escalate', at(2_500))),
+        );
+        expect(claims.filter(Boolean)).toHaveLength(1);
+        expect(await dueFor(3_000)).toEqual(['remind']);
+        // A fired one stays as the record; an unfired one can be dropped.
+        await store.reminders.drop(id, 'escalate');
+        await store.reminders.drop(id, 'remind');
+        expect((await store.reminders.forAction(id)).map((r) => [r.kind, r.fired_at])).toEqual([
+          ['escalate', at(2_500)],
+        ]);
+        // A new hold of the same action replaces what the old one had, fired or not.
+        await store.reminders.schedule(id, [{ kind: 'remind', at: at(9_000) }], at(5_000));
+        expect((await store.reminders.forAction(id)).map((r) => [r.kind, r.due_at, r.fired_at])).toEqual([
+          ['remind', at(9_000), null],
+        ]);
+        await store.reminders.schedule(id, [], at(6_000));
+        expect(await store.reminders.forAction(id)).toEqual([]);
+      });
+    });
+
     describe('outbox', () => {
       it('queues one callback per action and type, and lists it without its payload', async () => {
         const action = await storedAction();

@@ -32,7 +32,7 @@ for (const dialect of DIALECTS) {
       expect(await t.store.slack.reviewerFor('U0LINK')).toBeUndefined();
     });
 
-    it("keeps where each hold's message was posted, one per channel, the latest post winning", async () => {
+    it("keeps where each of a hold's messages was posted (first, reminder, escalation); the same post once", async () => {
       const at = new Date().toISOString();
       await t.store.slack.saveMessage({
         action_id: 'act_slackmsg',
@@ -52,8 +52,16 @@ for (const dialect of DIALECTS) {
         ts: '1.000003',
         created_at: at,
       });
+      // Saving the same post again (a retried send's bookkeeping) adds nothing.
+      await t.store.slack.saveMessage({
+        action_id: 'act_slackmsg',
+        channel: 'C1',
+        ts: '1.000003',
+        created_at: at,
+      });
       const rows = await t.store.slack.messagesFor('act_slackmsg');
-      expect(rows.sort((a, b) => a.channel.localeCompare(b.channel))).toEqual([
+      expect(rows.sort((a, b) => a.channel.localeCompare(b.channel) || a.ts.localeCompare(b.ts))).toEqual([
+        { channel: 'C1', ts: '1.000001' },
         { channel: 'C1', ts: '1.000003' },
         { channel: 'C2', ts: '1.000002' },
       ]);

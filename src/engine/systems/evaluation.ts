@@ -85,6 +85,12 @@ export class EvaluationSystem {
       shadow_outcome: decision.shadowOutcome,
       notify: decision.notify,
       reviewers: decision.reviewers,
+      ...(decision.outcome === 'review' && decision.remindBeforeMs !== null
+        ? { remind_before_ms: decision.remindBeforeMs }
+        : {}),
+      ...(decision.outcome === 'review' && decision.escalateAfterMs !== null
+        ? { escalate_after_ms: decision.escalateAfterMs, escalate_to: decision.escalateTo }
+        : {}),
       ...(decision.customerNotice === 'none' ? {} : { customer_notice: decision.customerNotice }),
     };
     return { decision, classification, stored };

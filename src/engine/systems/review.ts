@@ -56,6 +56,16 @@ export function quorum(votes: readonly Vote[], rule: QuorumRule): QuorumOutcome 
   return approvals >= rule.required ? { outcome: 'approved', approvals } : { outcome: 'waiting', approvals };
 }
 
+/**
+ * Who may decide a hold: the rule's `reviewers:` and, once its escalation fired, its `escalate_to:`. Empty lets any
+ * reviewer decide (an escalation then only tells more people). The engine, the dashboard and the messages all ask this.
+ */
+export function eligibleReviewers(d: Pick<StoredDecision, 'reviewers' | 'escalated_to'>): string[] {
+  const named = d.reviewers ?? [];
+  if (named.length === 0) return [];
+  return [...new Set([...named, ...(d.escalated_to ?? [])])];
+}
+
 /** A rule's `reviewers:` list names emails or `group:name`; an empty list lets any reviewer decide. */
 export function mayDecide(reviewer: Reviewer, allowed: readonly string[]): boolean {
   if (allowed.length === 0) return true;
@@ -365,15 +375,11 @@ export class ReviewSystem {
           actionId: id,
         });
       }
-      const decision = JSON.parse(action.decision) as StoredDecision;
-      if (!mayDecide(reviewer, decision.reviewers ?? [])) {
-        throw new AirlockError(
-          'forbidden',
-          `This action needs a reviewer from ${decision.reviewers.join(', ')}`,
-          {
-            actionId: id,
-          },
-        );
+      const eligible = eligibleReviewers(JSON.parse(action.decision) as StoredDecision);
+      if (!mayDecide(reviewer, eligible)) {
+        throw new AirlockError('forbidden', `This action needs a reviewer from ${eligible.join(', ')}`, {
+          actionId: id,
+        });
       }
       const previous = await tx.listApprovals(id);
       const actor = `reviewer:${reviewer.email}`;
@@ -548,7 +554,8 @@ export class ReviewSystem {
           : null,
       request_hash: modified.requestHash,
       policy_version: e.stored.policy_version,
-      decision: JSON.stringify(e.stored),
+      // Whom an escalation made eligible stays so for the changed request.
+      decision: JSON.stringify(withEscalation(e.stored, action)),
       // A changed request that the policy would allow needs only this approval; one still under review keeps the
       // stricter of the two quorums.
       approvals_required:
@@ -614,6 +621,11 @@ function routeDetails(action: ActionRow): { route?: Route; declared?: Submission
 function routeOf(action: ActionRow): Route | null {
   const route = routeDetails(action).route;
   return route && route.kind === action.kind ? route : null;
+}
+
+function withEscalation(next: StoredDecision, held: ActionRow): StoredDecision {
+  const escalated = (JSON.parse(held.decision) as StoredDecision).escalated_to;
+  return escalated ? { ...next, escalated_to: escalated } : next;
 }
 
 function toVote(a: { reviewer_id: string; decision: string; bound_hash: string }): Vote {

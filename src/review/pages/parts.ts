@@ -1,5 +1,5 @@
 import { whyCannotDecide } from '../../auth/authorize.ts';
-import type { Reviewer } from '../../engine/engine.ts';
+import { eligibleReviewers, type Reviewer } from '../../engine/engine.ts';
 import { formatDuration, formatMoney, type Html, html, riskLevel } from '../html.ts';
 import type { ActionView } from '../queries.ts';
 
@@ -52,7 +52,7 @@ export function cannotDecide(v: ActionView, reviewer: Reviewer): string | null {
   return whyCannotDecide(reviewer, {
     status: v.row.status,
     requestedBy: v.row.requested_by,
-    reviewers: v.decision.reviewers ?? [],
+    reviewers: eligibleReviewers(v.decision),
     voterIds: v.approvals.map((a) => a.reviewer_id),
   });
 }

@@ -1,3 +1,4 @@
+import { eligibleReviewers } from '../../engine/engine.ts';
 import type { LedgerEntry } from '../../store/store.ts';
 import { formatMoney, formatTime, type Html, html, kindLabel, majorUnits } from '../html.ts';
 import type { ActionView, NotificationDelivery } from '../queries.ts';
@@ -54,6 +55,10 @@ function eventLabel(e: LedgerEntry): string {
       return 'Rejected';
     case 'action.expired':
       return 'Expired without a decision';
+    case 'action.reminded':
+      return `Reminder sent (${notifiedCount(data)})`;
+    case 'action.escalated':
+      return `Escalated to ${((data['escalate_to'] as string[] | undefined) ?? []).join(', ')} (${notifiedCount(data)})`;
     case 'dispatch.attempt':
       return `Sent upstream (attempt ${String(data['attempt'])})`;
     case 'dispatch.retry_scheduled':
@@ -69,6 +74,11 @@ function eventLabel(e: LedgerEntry): string {
     default:
       return e.type;
   }
+}
+
+function notifiedCount(data: Record<string, unknown>): string {
+  const n = Array.isArray(data['notified']) ? data['notified'].length : 0;
+  return `${n} message${n === 1 ? '' : 's'} queued`;
 }
 
 function timeline(events: LedgerEntry[]): Html {
@@ -180,7 +190,7 @@ export function receiptBody(v: ActionView, now: Date, mode: ReceiptMode): Html {
   ${d.rules.length ? html`<ul class="rules">${d.rules.map((r) => html`<li><code>${r}</code></li>`)}</ul>` : html`<p class="muted">None: the policy default applied.</p>`}
   <h3>Risk factors</h3>
   ${d.risk_factors.length ? html`<ul class="factors">${d.risk_factors.map((f) => html`<li>${f.name} <b>+${f.points}</b></li>`)}</ul>` : html`<p class="muted">No risk factors recorded.</p>`}
-  <p class="muted">Policy <code>${d.policy_version}</code> · approvals ${approvals} of ${required}${d.reviewers?.length ? ` · decided by ${d.reviewers.join(', ')}` : ''}</p>
+  <p class="muted">Policy <code>${d.policy_version}</code> · approvals ${approvals} of ${required}${d.reviewers?.length ? ` · decided by ${eligibleReviewers(d).join(', ')}` : ''}</p>
 </section>
 <section class="panel"><h2>${v.originalParams ? 'Request, both versions' : 'Request'}</h2>
   ${paramsTable(v.params, v.originalParams, v.row.currency)}
