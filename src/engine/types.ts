@@ -73,6 +73,8 @@ export function requestIdOf(c: ChangeContext): { request_id?: string } {
 export interface StoredDecision {
   outcome: PolicyDecision['outcome'];
   rules: string[];
+  /** Each matched rule's `name:` (null for an unnamed one), beside `rules`; absent when no matched rule has a name. */
+  rule_names?: (string | null)[];
   policy_version: string;
   risk_score: number | null;
   risk_factors: { name: string; points: number }[];
