@@ -23,7 +23,7 @@ import {
 import { EmailChannel } from './email.ts';
 import { SlackChannel } from './slack.ts';
 import { SlackApp, SlackAppChannel } from './slack-app.ts';
-import { summarize } from './summary.ts';
+import { CONTEXT_TIMEOUT_MS, summarize } from './summary.ts';
 import { TeamsChannel } from './teams.ts';
 
 export { type Recipient, recipientsFor } from './email.ts';
@@ -226,7 +226,9 @@ export class Notifier {
     const agent = action.agent_id ? await engine.store.getAgent(action.agent_id) : undefined;
     const requester = action.requested_by ? await this.#reviews.reviewerEmail(action.requested_by) : null;
     const who = agent ? `agent ${agent.name}` : requester ? `reviewer ${requester}` : 'unknown';
-    const summary = summarize(action, who, now, baseUrl);
+    // Look-ups wait at most CONTEXT_TIMEOUT_MS, and a failure of any kind leaves the summary without them.
+    const context = await engine.context(action, { timeoutMs: CONTEXT_TIMEOUT_MS }).catch(() => null);
+    const summary = summarize(action, who, now, baseUrl, context);
     let links: ReviewLinks | null = null;
     if (n.reviewer_id) {
       // A link never outlives the hold it decides.
