@@ -128,4 +128,22 @@ describe('hold notifications', () => {
       stack.sandbox.clearFaults();
     }
   });
+
+  it('are not held back by a slow Stripe: the customer line says it had no answer in time', async () => {
+    const cy = await seedCustomer(stack, { name: 'Cy Slow', email: 'cy@example.com' });
+    // Slower than a message waits (CONTEXT_TIMEOUT_MS, 1.5 s), faster than the decision's own look-ups give up.
+    stack.sandbox.setFaults({ delayMs: 4_000, pathPrefix: '/v1/customers' });
+    try {
+      const actionId = await holdWithReason(stack, cy, 'Never delivered');
+      const got = await delivered(actionId);
+      // The look-ups share the message's deadline, so the wait named is at most 1500 ms.
+      const late = /Could not load the customer from Stripe: no answer within (\d+) ms/;
+      expect(got.teams['Customer']).toMatch(new RegExp(`^${cy.customer} · ${late.source}$`));
+      expect(Number(late.exec(got.teams['Customer']!)![1])).toBeLessThanOrEqual(1500);
+      expect(got.email).toMatch(late);
+      expect(got.teams['Stated reason']).toBe('“Never delivered” (Airlock-Reason)');
+    } finally {
+      stack.sandbox.clearFaults();
+    }
+  }, 30_000);
 });

@@ -78,7 +78,7 @@ export async function proxyCall(
   params: Record<string, string>,
   headers: Record<string, string> = {},
 ): Promise<{ status: number; body: any; action: string | null }> {
-  const key = await agentKey(stack);
+  const key = await agentKeyOf(stack);
   const res = await fetch(`${stack.airlock.url}${path}`, {
     method: 'POST',
     headers: {
@@ -94,7 +94,7 @@ export async function proxyCall(
 const keys = new WeakMap<ReviewStack, string>();
 
 /** One agent key per stack for raw calls (the stack's own client keeps its key to itself). */
-async function agentKey(stack: ReviewStack): Promise<string> {
+export async function agentKeyOf(stack: ReviewStack): Promise<string> {
   const known = keys.get(stack);
   if (known) return known;
   const { key } = await createAgentKey(stack.airlock.store, 'refund-bot');

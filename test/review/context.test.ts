@@ -5,7 +5,9 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rejection } from '../helpers/stack.ts';
 import {
+  agentKeyOf,
   holdWithReason,
   proxyCall,
   REASON,
@@ -169,6 +171,51 @@ describe('the receipt', () => {
     } finally {
       stack.sandbox.clearFaults();
     }
+  });
+});
+
+describe('the stated reason', () => {
+  it("is the decisions API's justification, with the customer and charge from its context", async () => {
+    const res = await fetch(`${stack.airlock.url}/api/decisions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await agentKeyOf(stack)}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        intent: { kind: 'refund.create', amount: 60_000, currency: 'usd' },
+        context: { customer: jane.customer, charge: jane.charge },
+        justification: 'Customer was charged twice for order 42',
+      }),
+    });
+    const decision = (await res.json()) as { id: string; status: string };
+    expect(decision.status).toBe('awaiting_approval');
+    const { facts } = await contextOf(decision.id);
+    expect(facts['Stated reason']).toBe('“Customer was charged twice for order 42” (justification)');
+    expect(facts['Customer']).toContain('Jane Doe');
+    expect(facts['Charge']).toContain('$100.00 already refunded');
+  });
+
+  it('is metadata[reason] from the official client, which cannot send headers, and then description', async () => {
+    const ch = await stack.direct.charges.create({ amount: 90_000, currency: 'usd', source: 'tok_visa' });
+    const err = await rejection(
+      stack.agent.refunds.create({
+        charge: ch.id,
+        amount: 60_000,
+        metadata: { reason: 'Subscription cancelled within the trial' },
+      }),
+    );
+    expect(err.code).toBe('approval_required');
+    const { facts } = await contextOf(err.raw.airlock_action);
+    expect(facts['Stated reason']).toBe('“Subscription cancelled within the trial” (metadata[reason])');
+    // No customer on the charge: no customer lines, and the charge still shown.
+    expect(facts['Customer']).toBeUndefined();
+    expect(facts['Charge']).toMatch(/^\$900\.00 on .* · nothing refunded yet$/);
+  });
+
+  it('is shown as text, never as markup', async () => {
+    const id = await holdWithReason(stack, jane, '<script>alert(1)</script><b>urgent</b>');
+    const { page, facts } = await contextOf(id);
+    expect(page).not.toContain('<script>alert(1)');
+    expect(page).not.toContain('<b>urgent</b>');
+    expect(facts['Stated reason']).toBe('“<script>alert(1)</script><b>urgent</b>” (Airlock-Reason)');
   });
 });
 
