@@ -210,6 +210,26 @@ describe('the stated reason', () => {
     expect(facts['Charge']).toMatch(/^\$900\.00 on .* · nothing refunded yet$/);
   });
 
+  it('finds the charge and the customer of a refund that names a payment intent', async () => {
+    const pi = await stack.direct.paymentIntents.create({
+      amount: 80_000,
+      currency: 'usd',
+      customer: jane.customer,
+      payment_method: 'pm_card_visa',
+      confirm: true,
+    });
+    const res = await proxyCall(
+      stack,
+      '/v1/refunds',
+      { payment_intent: pi.id, amount: '60000' },
+      { 'Airlock-Reason': 'Order cancelled before shipping' },
+    );
+    expect(res.body.error.code).toBe('approval_required');
+    const { facts } = await contextOf(res.action!);
+    expect(facts['Charge']).toMatch(/^\$800\.00 on .* · nothing refunded yet$/);
+    expect(facts['Customer']).toContain('Jane Doe');
+  });
+
   it('is shown as text, never as markup', async () => {
     const id = await holdWithReason(stack, jane, '<script>alert(1)</script><b>urgent</b>');
     const { page, facts } = await contextOf(id);
