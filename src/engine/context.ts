@@ -109,7 +109,8 @@ export function statedReasons(
 
 /** The rules that matched, by name where the policy gives one. */
 export function ruleLabels(decision: Pick<StoredDecision, 'rules' | 'rule_names'>): RuleLabel[] {
-  return decision.rules.map((t, i) => ({ name: decision.rule_names?.[i] ?? null, text: t }));
+  // `?? []`: a decision row written by hand (a migration, a test) may carry no rules at all.
+  return (decision.rules ?? []).map((t, i) => ({ name: decision.rule_names?.[i] ?? null, text: t }));
 }
 
 /** The charge the action is about, when its request names one. */
@@ -174,7 +175,9 @@ export async function loadContext(
   const left = () => Math.max(50, deadline - Date.now());
   const unavailable = <T>(): Fetched<T> => ({ ok: false, error: 'look-ups are not configured' });
 
-  const named = namedCharge(row);
+  // A generic HTTP action's body belongs to another API: its ids are not Stripe's to look up.
+  const stripe = row.mode !== 'http';
+  const named = stripe ? namedCharge(row) : { charge: null, paymentIntent: null };
   let chargeId = named.charge;
   let charge: ActionContext['charge'] = null;
   if (!chargeId && named.paymentIntent) {
@@ -184,7 +187,7 @@ export async function loadContext(
     if (pi.ok) chargeId = pi.value;
     else charge = { id: named.paymentIntent, facts: pi };
   }
-  const customerNamed = row.customer;
+  const customerNamed = stripe ? row.customer : null;
   const [chargeFacts, early] = await Promise.all([
     chargeId ? (lookups ? lookups.charge(chargeId, scope, left()) : unavailable<ChargeFacts>()) : null,
     customerNamed ? customerFacts(store, lookups, row, customerNamed, scope, left) : null,

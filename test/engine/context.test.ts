@@ -1,15 +1,21 @@
 // The pure half of a hold's context (src/engine/context.ts): which stated reason wins, and how earlier actions
 // count, over whole classes of input (fast-check).
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   airlockHistory,
+  loadContext,
   MAX_REASON_LENGTH,
   type ReasonSource,
   ruleLabels,
   statedReasons,
 } from '../../src/engine/context.ts';
 import { STATUSES } from '../../src/store/status.ts';
+import { ContextLookups } from '../../src/stripe/lookups.ts';
+import { type Sandbox, startSandbox } from '../../src/stripe/sandbox/index.ts';
+import { StripeUpstream } from '../../src/stripe/upstream.ts';
+import { actionRow } from '../helpers/action-row.ts';
+import { openTestStore, type TestStore } from '../store/databases.ts';
 
 const ORDER: ReasonSource[] = [
   'Airlock-Reason',
@@ -117,5 +123,48 @@ describe("a customer's history through Airlock", () => {
         expect(h.truncated).toBe(truncated);
       }),
     );
+  });
+});
+
+describe('loading the context', () => {
+  let sandbox: Sandbox;
+  let upstream: StripeUpstream;
+  let db: TestStore;
+  beforeAll(async () => {
+    sandbox = await startSandbox();
+    upstream = new StripeUpstream(sandbox.url, 'sk_test_context');
+    db = await openTestStore('sqlite');
+  });
+  afterAll(async () => {
+    await db?.cleanup();
+    await upstream?.close();
+    await sandbox?.close();
+  });
+
+  it("looks nothing up at Stripe for a generic HTTP action, whose ids are another API's", async () => {
+    const row = actionRow({
+      mode: 'http',
+      kind: 'order.refund',
+      params: JSON.stringify({ charge: 'ch_elsewhere', payment_intent: 'pi_elsewhere' }),
+      customer: null,
+    });
+    const before = sandbox.requests().length;
+    const c = await loadContext(db.store, new ContextLookups(upstream), row);
+    expect(c.charge).toBeNull();
+    expect(c.customer).toBeNull();
+    expect(sandbox.requests().length).toBe(before);
+  });
+
+  it('says a charge that does not exist could not be loaded, in Stripe’s words', async () => {
+    const row = actionRow({ params: JSON.stringify({ charge: 'ch_missing', amount: '1000' }) });
+    const c = await loadContext(db.store, new ContextLookups(upstream), row);
+    expect(c.charge).toEqual({
+      id: 'ch_missing',
+      facts: { ok: false, error: expect.stringMatching(/^Stripe answered 404: No such charge/) },
+    });
+    // Without look-ups at all, the store's part is still there and the rest says why it is missing.
+    const withoutStripe = await loadContext(db.store, null, { ...row, customer: 'cus_1' });
+    expect(withoutStripe.customer?.stripe).toEqual({ ok: false, error: 'look-ups are not configured' });
+    expect(withoutStripe.customer?.airlock.actions).toBe(0);
   });
 });
