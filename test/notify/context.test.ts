@@ -69,7 +69,13 @@ async function delivered(
   const facts = card.attachments[0]!.content.body.flatMap((b) => (b.type === 'FactSet' ? b.facts : []));
   return {
     email,
-    slack: blocks.map((b) => b.text?.text ?? '').join('\n'),
+    // As a Slack client shows it: mrkdwn's escapes undone.
+    slack: blocks
+      .map((b) => b.text?.text ?? '')
+      .join('\n')
+      .replace(/&lt;/g, '<')
+      .replace(/&gt;/g, '>')
+      .replace(/&amp;/g, '&'),
     teams: Object.fromEntries(facts.map((f) => [f.title, f.value])),
   };
 }
@@ -146,4 +152,21 @@ describe('hold notifications', () => {
       stack.sandbox.clearFaults();
     }
   }, 30_000);
+
+  it("escapes an agent's reason for Slack, so '<!channel>' mentions nobody and stays text", async () => {
+    const dee = await seedCustomer(stack, { name: 'Dee <b>', email: 'dee@example.com' });
+    const actionId = await holdWithReason(
+      stack,
+      dee,
+      '<!channel> refund me & now <https://evil.example|click>',
+    );
+    await delivered(actionId);
+    const post = slack
+      .callsTo('chat.postMessage')
+      .find((c) => JSON.stringify(c.args['blocks'] ?? '').includes(actionId))!;
+    const text = (post.args['blocks'] as { text?: { text: string } }[])[0]!.text!.text;
+    expect(text).toContain('“&lt;!channel&gt; refund me &amp; now &lt;https://evil.example|click&gt;”');
+    expect(text).toContain('Dee &lt;b&gt; &lt;dee@example.com&gt;');
+    expect(text).not.toMatch(/<!channel>|<https:\/\/evil/);
+  });
 });
