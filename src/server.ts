@@ -26,7 +26,7 @@ import { SsoClient, type SsoSettings } from './review/sso.ts';
 import { openPostgresStore } from './store/postgres/open.ts';
 import { openSqliteStore } from './store/sqlite/open.ts';
 import type { Store } from './store/store.ts';
-import { StripeLookups } from './stripe/lookups.ts';
+import { ContextLookups, StripeLookups } from './stripe/lookups.ts';
 import { type Sandbox, startSandboxBeside } from './stripe/sandbox/index.ts';
 import { StripeUpstream } from './stripe/upstream.ts';
 
@@ -174,6 +174,7 @@ export async function startAirlock(
     policy,
     clock: options.clock ?? systemClock,
     facts: lookups,
+    context: new ContextLookups(upstream),
     resolvers: policyResolvers(lookups),
   });
   await engine.keepHistoryInMemory();

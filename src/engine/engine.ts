@@ -5,6 +5,7 @@ import type { ActionRow, Store } from '../store/store.ts';
 import type { FactSource } from '../stripe/lookups.ts';
 import type { HoldNotifications, OutcomeNotifications } from './callbacks.ts';
 import type { Clock } from './clock.ts';
+import { type ActionContext, loadContext } from './context.ts';
 import type { FreezeCache } from './freeze.ts';
 import { createResources, type EngineResources, type EngineSignals, readAction } from './resources.ts';
 import { COUNTED_STATUSES, type Status } from './status.ts';
@@ -28,6 +29,8 @@ import type {
 export { effectiveAccount, onAccountOf, scopeOf } from './account.ts';
 export { boundHash, boundRequestHash, type Completed, type Derived, requestHash } from './bind.ts';
 export type { FollowUp, HoldNotifications, Notified } from './callbacks.ts';
+export type { ActionContext, AirlockHistory, RuleLabel, StatedReason } from './context.ts';
+export { MAX_REASON_LENGTH } from './context.ts';
 export { isSettledAction } from './status.ts';
 export { eligibleReviewers, mayDecide } from './systems/review.ts';
 export type {
@@ -167,6 +170,14 @@ export class Engine {
 
   get(id: string): Promise<ActionRow> {
     return readAction(this.#r, id);
+  }
+
+  /**
+   * What a reviewer reads beside a hold (context.ts): the stated reason, the rules by name, the charge, the
+   * customer and their history. Read-only; look-ups that fail or outlast `timeoutMs` say so instead.
+   */
+  context(row: ActionRow, opts: { timeoutMs?: number } = {}): Promise<ActionContext> {
+    return loadContext(this.#r.store, this.#r.context, row, opts);
   }
 
   // --- review (systems/review.ts) ---------------------------------------------------------------------------------

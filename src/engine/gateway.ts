@@ -28,6 +28,8 @@ export interface StripeCall {
   idempotencyKey: string | null;
   /** Seconds to wait for a reviewer when the call is held (Airlock-Wait). */
   waitSeconds: number;
+  /** The agent's stated reason (Airlock-Reason): stored on the action for reviewers, never forwarded. */
+  reason?: string | null;
   /** The HTTP request id, carried into the ledger. */
   requestId?: string | null;
 }
@@ -75,6 +77,7 @@ export class Gateway {
       idempotencyKey: call.idempotencyKey,
       classification,
       requestId: call.requestId ?? null,
+      details: call.reason ? { reason: call.reason } : null,
     };
 
     // Reads the policy allows go straight through; they are logged, not held in the action store.

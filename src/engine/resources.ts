@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import { AirlockError } from '../errors.ts';
 import type { Policy } from '../policy/index.ts';
 import type { ActionRow, Store } from '../store/store.ts';
-import type { FactSource } from '../stripe/lookups.ts';
+import type { ContextLookups, FactSource } from '../stripe/lookups.ts';
 import type { HoldNotifications, OutcomeNotifications } from './callbacks.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { FreezeCache } from './freeze.ts';
@@ -19,6 +19,8 @@ export interface EngineResources {
   readonly clock: Clock;
   /** Completes the facts a request leaves to Stripe; null when nothing is looked up (tests, decide-only use). */
   readonly facts: FactSource | null;
+  /** Cached look-ups for the context reviewers see; null when nothing is looked up. */
+  readonly context: ContextLookups | null;
   readonly resolvers: AttributeResolver[];
   /** Freezes set with `airlock freeze`, read through a short cache so every instance sees them. */
   readonly freezes: FreezeCache;
@@ -40,6 +42,7 @@ export function createResources(opts: EngineOptions): EngineResources {
     store: opts.store,
     clock: opts.clock ?? systemClock,
     facts: opts.facts ?? null,
+    context: opts.context ?? null,
     resolvers: opts.resolvers ?? [],
     freezes: new FreezeCache(),
     signals,

@@ -4,7 +4,7 @@ import type { Agent } from '../store/credentials.ts';
 import type { ActionRow, Store } from '../store/store.ts';
 import type { VelocityTotals } from '../store/velocity.ts';
 import type { Classification } from '../stripe/classify.ts';
-import type { FactSource, LookupMemo } from '../stripe/lookups.ts';
+import type { ContextLookups, FactSource, LookupMemo } from '../stripe/lookups.ts';
 import type { Params } from '../stripe/params.ts';
 import type { Completed } from './bind.ts';
 import type { Clock } from './clock.ts';
@@ -73,6 +73,8 @@ export function requestIdOf(c: ChangeContext): { request_id?: string } {
 export interface StoredDecision {
   outcome: PolicyDecision['outcome'];
   rules: string[];
+  /** Each matched rule's `name:` (null for an unnamed one), beside `rules`; absent when no matched rule has a name. */
+  rule_names?: (string | null)[];
   policy_version: string;
   risk_score: number | null;
   risk_factors: { name: string; points: number }[];
@@ -131,6 +133,8 @@ export interface EngineOptions {
   clock?: Clock;
   facts?: FactSource | null;
   resolvers?: AttributeResolver[];
+  /** Cached read-only look-ups for what reviewers see beside a hold; null: the context shows the store's part only. */
+  context?: ContextLookups | null;
 }
 
 export interface Evaluation {

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AgentKeyCache, authenticateAgent } from '../auth/agent-keys.ts';
 import { credentialFrom } from '../auth/credentials.ts';
-import type { Engine } from '../engine/engine.ts';
+import { type Engine, MAX_REASON_LENGTH } from '../engine/engine.ts';
 import { type Gateway, MAX_WAIT_SECONDS } from '../engine/gateway.ts';
 import { assertNever, isStatus } from '../engine/status.ts';
 import { AirlockError } from '../errors.ts';
@@ -39,6 +39,7 @@ export function registerProxy(app: FastifyInstance, deps: ProxyDeps): void {
       stripeVersion: header(request, 'stripe-version'),
       idempotencyKey: header(request, 'idempotency-key'),
       waitSeconds: parseWait(header(request, 'airlock-wait')),
+      reason: parseReason(header(request, 'airlock-reason')),
       requestId: request.id,
     });
     if (outcome.type === 'read') {
@@ -119,6 +120,38 @@ function header(request: FastifyRequest, name: string): string | null {
   const v = request.headers[name];
   const s = Array.isArray(v) ? v[0] : v;
   return s && s.length > 0 ? s : null;
+}
+
+/**
+ * The agent's stated reason (Airlock-Reason): shown to reviewers, stored on the action, never sent to Stripe. UTF-8
+ * text may come percent-encoded, since header values are bytes; anything over MAX_REASON_LENGTH is refused rather
+ * than cut, so a reviewer never reads half a reason.
+ */
+function parseReason(value: string | null): string | null {
+  if (value === null) return null;
+  let text = value;
+  if (/%[0-9A-Fa-f]{2}/.test(text)) {
+    try {
+      text = decodeURIComponent(text);
+    } catch {
+      // Not percent-encoding after all: kept as sent.
+    }
+  }
+  text = text.trim();
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(text)) {
+    throw new AirlockError('parameter_invalid', 'Airlock-Reason must be one line of text', {
+      param: 'Airlock-Reason',
+    });
+  }
+  if (text.length > MAX_REASON_LENGTH) {
+    throw new AirlockError(
+      'parameter_invalid',
+      `Airlock-Reason is ${text.length} characters; at most ${MAX_REASON_LENGTH} are kept`,
+      { param: 'Airlock-Reason' },
+    );
+  }
+  return text === '' ? null : text;
 }
 
 function parseWait(value: string | null): number {

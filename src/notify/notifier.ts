@@ -24,7 +24,7 @@ import { EmailChannel } from './email.ts';
 import { occasionOf, REVIEW_REMINDER } from './outbox.ts';
 import { SlackChannel } from './slack.ts';
 import { SlackApp, SlackAppChannel } from './slack-app.ts';
-import { summarize } from './summary.ts';
+import { CONTEXT_TIMEOUT_MS, summarize } from './summary.ts';
 import { TeamsChannel } from './teams.ts';
 
 export { type Recipient, recipientsFor } from './email.ts';
@@ -233,7 +233,9 @@ export class Notifier {
     const agent = action.agent_id ? await engine.store.getAgent(action.agent_id) : undefined;
     const requester = action.requested_by ? await this.#reviews.reviewerEmail(action.requested_by) : null;
     const who = agent ? `agent ${agent.name}` : requester ? `reviewer ${requester}` : 'unknown';
-    const summary = summarize(action, who, now, baseUrl, occasionOf(n.event));
+    // Look-ups wait at most CONTEXT_TIMEOUT_MS, and a failure of any kind leaves the summary without them.
+    const context = await engine.context(action, { timeoutMs: CONTEXT_TIMEOUT_MS }).catch(() => null);
+    const summary = summarize(action, who, now, baseUrl, occasionOf(n.event), context);
     let links: ReviewLinks | null = null;
     if (n.reviewer_id) {
       // A link never outlives the hold it decides.

@@ -2,6 +2,7 @@ import { ErrorCode, LogLevel, WebClient } from '@slack/web-api';
 import type { Config } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
 import { type Addressee, type Channel, Undeliverable } from './channel.ts';
+import { slackEscape } from './slack.ts';
 import type { Summary } from './summary.ts';
 
 // Slack's interactive app: a bot posts each hold with Approve, Reject and Open receipt (Block Kit), and updates the
@@ -34,10 +35,10 @@ export interface SlackStanding {
 }
 
 function summaryBlock(s: Summary): unknown {
-  const lines = s.lines.map((l) => `• ${l}`).join('\n');
+  const lines = s.lines.map((l) => `• ${slackEscape(l)}`).join('\n');
   return {
     type: 'section',
-    text: { type: 'mrkdwn', text: `:lock: *${s.headline}:* ${s.title}\n${lines}` },
+    text: { type: 'mrkdwn', text: `:lock: *${s.headline}:* ${slackEscape(s.title)}\n${lines}` },
   };
 }
 

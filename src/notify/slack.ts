@@ -1,11 +1,19 @@
 import { type Addressee, type Channel, Undeliverable } from './channel.ts';
 import type { Summary } from './summary.ts';
 
+/**
+ * Text for Slack's mrkdwn, where `<…>` is a link or a mention (`<!channel>`) and `&` starts an entity: a stated reason
+ * or a customer's name is the agent's or the customer's text, so it is escaped as Slack asks.
+ */
+export function slackEscape(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
 /** The Slack incoming-webhook body: the summary and a link to the receipt; never parameters or secrets. */
 export function slackMessage(s: Summary): { text: string } {
-  const lines = s.lines.map((l) => `• ${l}`).join('\n');
+  const lines = s.lines.map((l) => `• ${slackEscape(l)}`).join('\n');
   return {
-    text: `:lock: *${s.headline}:* ${s.title}\n${lines}\n<${s.receiptUrl}|Open the receipt to decide>`,
+    text: `:lock: *${s.headline}:* ${slackEscape(s.title)}\n${lines}\n<${s.receiptUrl}|Open the receipt to decide>`,
   };
 }
 

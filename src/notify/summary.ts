@@ -1,6 +1,11 @@
-import type { StoredDecision } from '../engine/engine.ts';
+import { ruleLabels } from '../engine/context.ts';
+import type { ActionContext, StoredDecision } from '../engine/engine.ts';
+import { contextFacts, ruleLine } from '../review/facts.ts';
 import { formatDuration, formatMoney, kindLabel, riskLevel } from '../review/html.ts';
 import type { ActionRow } from '../store/store.ts';
+
+/** How long composing a message waits for the context's Stripe look-ups before saying they failed. */
+export const CONTEXT_TIMEOUT_MS = 1_500;
 
 /** What a reviewer needs at a glance, and nothing else: no parameters, no secrets. */
 export interface Summary {
@@ -23,12 +28,18 @@ const HEADLINES: Record<OccasionKind, { headline: string; tag: string }> = {
   escalate: { headline: 'Escalated: held for review', tag: 'Escalated' },
 };
 
+/**
+ * With `context` (engine/context.ts), the lines say who the customer is, what the charge was and what is already
+ * refunded, the agent's stated reason, and the customer's earlier refunds and disputes; a look-up that failed says so
+ * on its line. Without it (look-ups off, or none answered in time), the customer's id stands in.
+ */
 export function summarize(
   action: ActionRow,
   who: string,
   now: Date,
   baseUrl: string,
   occasion: OccasionKind = 'held',
+  context: ActionContext | null = null,
 ): Summary {
   const decision = JSON.parse(action.decision) as StoredDecision;
   const money = formatMoney(action.amount === null ? null : Number(action.amount), action.currency);
@@ -38,9 +49,11 @@ export function summarize(
     : null;
   const lines = [
     `${kindLabel(action.kind)} of ${money} requested by ${who}`,
-    action.customer ? `Customer: ${action.customer}` : null,
+    ...(context
+      ? contextFacts(context, now).map((f) => `${f.label}: ${f.value}`)
+      : [action.customer ? `Customer: ${action.customer}` : null]),
     `Risk: ${level === 'unscored' ? 'not scored' : `${level} (${decision.risk_score})`}`,
-    `Why held: ${decision.rules.length ? decision.rules.join('; ') : decision.reason}`,
+    `Why held: ${ruleLine(ruleLabels(decision)) ?? decision.reason}`,
     action.approvals_required > 1 ? `Needs ${action.approvals_required} distinct approvers` : null,
     left ? `Expires in ${left} (${action.expires_at})` : null,
     occasion === 'escalate' && decision.escalate_after_ms !== undefined

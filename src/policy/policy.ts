@@ -45,6 +45,12 @@ const TOP_KEYS = [
   'lists',
   'rules',
 ] as const;
+/**
+ * A rule's `name:` is what reviewers read on the receipt and in notifications ("Large refund, new customer"), and
+ * what case files cite, so it is plain text: no control characters, markup or quotes that would need escaping.
+ */
+const RULE_NAME = /^[\p{L}\p{N}_.-](?:[\p{L}\p{N} _.,'&()/$%+#-]*[\p{L}\p{N}_.)%-])?$/u;
+
 const RULE_KEYS = [
   'rule',
   'name',
@@ -449,6 +455,7 @@ class Loader {
       escalateTo: [],
     };
     let id = `rule_${index + 1}`;
+    let named: string | null = null;
     let textNode: ParsedNode | null;
     if (isScalar(item)) {
       textNode = item;
@@ -467,9 +474,14 @@ class Loader {
       textNode = keys.rule;
       if (keys.name) {
         id = this.string(keys.name, 'a rule name');
-        if (!/^[A-Za-z0-9_.-]+$/.test(id))
-          this.fail(keys.name, `invalid rule name '${id}'`, 'letters, digits, _ . -');
+        if (!RULE_NAME.test(id) || id.length > 80 || /\s\s/.test(id))
+          this.fail(
+            keys.name,
+            `invalid rule name '${id}'`,
+            "up to 80 letters, digits, single spaces and _ . , - ' & ( ) / $ % + #, not starting or ending with a space",
+          );
       }
+      if (keys.name) named = id;
       if (keys.approvals) {
         const n = isScalar(keys.approvals) ? keys.approvals.value : null;
         if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 10) {
@@ -517,7 +529,17 @@ class Loader {
         const field = options.remindBeforeMs !== null ? 'remind_before' : 'escalate_after';
         this.fail(item, `rule '${id}': ${field} on a ${ast.outcome} rule`, `${field} only on a Review rule`);
       }
-      return { id, text: source.text, outcome: ast.outcome, options, line, column: col, ast, test };
+      return {
+        id,
+        name: named,
+        text: source.text,
+        outcome: ast.outcome,
+        options,
+        line,
+        column: col,
+        ast,
+        test,
+      };
     } catch (err) {
       if (!(err instanceof RuleError)) throw err;
       const at = source.offsets[Math.min(err.offset, source.offsets.length - 1)] ?? 0;

@@ -37,6 +37,8 @@ export type CustomerNotice = 'none' | 'plain' | 'with_note';
 export interface CompiledRule {
   /** 'rule_1', 'rule_2', … in file order, or the rule's `name:`. */
   id: string;
+  /** The rule's `name:`, what reviewers read; null for an unnamed rule. */
+  name: string | null;
   text: string;
   outcome: Outcome;
   options: RuleOptions;

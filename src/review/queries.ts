@@ -1,5 +1,5 @@
 import { type CallbackDelivery, callbacksFor } from '../engine/callbacks.ts';
-import type { Engine, StoredDecision } from '../engine/engine.ts';
+import type { ActionContext, Engine, StoredDecision } from '../engine/engine.ts';
 import { AirlockError } from '../errors.ts';
 import type { ActionSearch } from '../store/dashboard.ts';
 import { listNotifications } from '../store/outbox.ts';
@@ -22,6 +22,8 @@ export interface ActionView {
   /** Without their ids, and each URL as origin and path only: a query string may carry a token. */
   callbacks: Omit<CallbackDelivery, 'id'>[];
   notifications: NotificationDelivery[];
+  /** The customer, the charge, the stated reason and the history (engine/context.ts); null unless asked for. */
+  context: ActionContext | null;
 }
 
 /** A message to a reviewer about the hold, as the receipt shows it: never its body, which holds their links. */
@@ -64,7 +66,7 @@ export async function loadView(
   engine: Engine,
   reviews: ReviewStore,
   id: string,
-  opts: { ledger?: boolean } = {},
+  opts: { ledger?: boolean; context?: boolean } = {},
 ): Promise<ActionView> {
   const row = await engine.store.getAction(id);
   if (!row) throw new AirlockError('resource_missing', `No such action: '${id}'`, { param: 'id' });
@@ -75,23 +77,35 @@ export async function viewOf(
   engine: Engine,
   reviews: ReviewStore,
   row: ActionRow,
-  opts: { ledger?: boolean } = {},
+  opts: { ledger?: boolean; context?: boolean } = {},
 ): Promise<ActionView> {
-  const [approvals, agent, requester, ledger, callbacks, notifications] = await Promise.all([
+  const [approvals, agent, requester, ledger, callbacks, notifications, context] = await Promise.all([
     engine.store.listApprovals(row.id),
     row.agent_id ? engine.store.getAgent(row.agent_id) : Promise.resolve(undefined),
     row.requested_by ? reviews.reviewerEmail(row.requested_by) : Promise.resolve(null),
     opts.ledger ? engine.store.ledgerForAction(row.id) : Promise.resolve([]),
     opts.ledger ? deliveriesFor(engine, row.id) : Promise.resolve([]),
     opts.ledger ? listNotifications(engine.store, row.id) : Promise.resolve([]),
+    opts.context ? engine.context(row) : Promise.resolve(null),
   ]);
-  return buildView(row, { approvals, agent: agent ?? null, requester, ledger, callbacks, notifications });
+  return buildView(row, {
+    approvals,
+    agent: agent ?? null,
+    requester,
+    ledger,
+    callbacks,
+    notifications,
+    context,
+  });
 }
 
 /** A view from a row and what was read beside it; everything shown is redacted here. */
 function buildView(
   row: ActionRow,
-  extra: Pick<ActionView, 'approvals' | 'agent' | 'requester' | 'ledger' | 'callbacks' | 'notifications'>,
+  extra: Pick<
+    ActionView,
+    'approvals' | 'agent' | 'requester' | 'ledger' | 'callbacks' | 'notifications' | 'context'
+  >,
 ): ActionView {
   return {
     row,
@@ -107,6 +121,7 @@ function buildView(
     ledger: extra.ledger.map((e) => ({ ...e, data: JSON.stringify(redact(parseJson(e.data))) })),
     callbacks: extra.callbacks,
     notifications: extra.notifications,
+    context: extra.context,
   };
 }
 
@@ -142,6 +157,7 @@ export async function viewsOf(
         ledger: [],
         callbacks: [],
         notifications: [],
+        context: null,
       }),
     ),
   );

@@ -38,6 +38,12 @@ export type ActionExportRow = Pick<
   | 'updated_at'
 >;
 
+/** One of a customer's earlier actions, as the receipt's history counts them. */
+export type CustomerActionRow = Pick<
+  ActionRow,
+  'id' | 'kind' | 'status' | 'amount' | 'currency' | 'created_at'
+>;
+
 export interface ListActionsQuery {
   status?: Status | undefined;
   agentId?: string | undefined;
@@ -321,5 +327,25 @@ export class ActionsRepository {
       );
     }
     return query.orderBy('updated_at').orderBy('id').limit(limit).execute();
+  }
+
+  /**
+   * A customer's earlier actions on one account (null: the platform's), newest first, without `excludeId`: what a
+   * reviewer reads as "what happened to this customer through Airlock". Bounded by `limit`.
+   */
+  async forCustomer(
+    customer: string,
+    account: string | null,
+    excludeId: string,
+    limit: number,
+  ): Promise<CustomerActionRow[]> {
+    let query = this.c.db
+      .selectFrom('actions')
+      .select(['id', 'kind', 'status', 'amount', 'currency', 'created_at'])
+      .where('customer', '=', customer)
+      .where('id', '!=', excludeId);
+    query =
+      account === null ? query.where('on_account', 'is', null) : query.where('on_account', '=', account);
+    return query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
   }
 }

@@ -22,7 +22,7 @@ import type { Status } from './status.ts';
 import { VelocityReads } from './velocity.ts';
 import { Journal, VelocityMemory, VOTES_RETAINED_MS } from './velocity-memory.ts';
 
-export type { ActionPatch, ActionRow, ListActionsQuery } from './actions.ts';
+export type { ActionPatch, ActionRow, CustomerActionRow, ListActionsQuery } from './actions.ts';
 export type { ApprovalRow } from './approvals.ts';
 export { type LedgerEntry, type LedgerEventInput, type LedgerRow, ledgerHash } from './ledger.ts';
 export type { ReminderKind, ReminderRow } from './reminders.ts';

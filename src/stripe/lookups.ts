@@ -282,3 +282,235 @@ function num(v: unknown): number {
 function str(v: unknown): string | null {
   return typeof v === 'string' && v.length > 0 ? v : null;
 }
+
+// --- Context for reviewers -------------------------------------------------------------------------------------------
+
+/** A look-up's answer, or in words why there is none ("Stripe answered 500: …", "no answer within 1500 ms"). */
+export type Fetched<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/** The charge a refund is about, as a reviewer reads it. */
+export interface ChargeFacts {
+  id: string;
+  amount: number;
+  currency: string | null;
+  createdMs: number;
+  amountRefunded: number;
+  disputed: boolean;
+  customer: string | null;
+}
+
+export interface CustomerFacts {
+  id: string;
+  name: string | null;
+  email: string | null;
+  createdMs: number;
+}
+
+/** What Stripe knows of a customer's past: over their latest charges, at most CONTEXT_HISTORY_CHARGES of them. */
+export interface CustomerStripeHistory {
+  charges: number;
+  /** Charges with any refund, and the sums refunded, per currency. */
+  refundedCharges: number;
+  refunded: Record<string, number>;
+  disputedCharges: number;
+  /** More charges exist than were read. */
+  truncated: boolean;
+}
+
+export const CONTEXT_HISTORY_CHARGES = 100;
+
+export interface ContextLookupOptions {
+  /** How long an answer is reused; default 60 s. */
+  ttlMs?: number;
+  /** How many answers are kept; the oldest go first. Default 500. */
+  maxEntries?: number;
+  /** How long one look-up may take; default 2 s. */
+  timeoutMs?: number;
+  now?: () => number;
+}
+
+/**
+ * Read-only look-ups for what a reviewer sees beside a hold: the charge, the customer and their history at Stripe.
+ * Unlike the money facts above (fresh per decision), these are for people and cached briefly, so a busy queue, a
+ * receipt reloaded and four notification channels cost one call each. Every call is a GET with the upstream key,
+ * straight to `StripeUpstream.send`: never an action, never dispatched, never in the ledger. A failure is an answer
+ * (`ok: false`) and is not cached.
+ */
+export class ContextLookups {
+  readonly #cache = new Map<string, { at: number; value: Promise<Fetched<StripeObject>> }>();
+  readonly #ttlMs: number;
+  readonly #max: number;
+  readonly #timeoutMs: number;
+  readonly #now: () => number;
+
+  constructor(
+    readonly upstream: Pick<StripeUpstream, 'send'>,
+    opts: ContextLookupOptions = {},
+  ) {
+    this.#ttlMs = opts.ttlMs ?? 60_000;
+    this.#max = Math.max(1, opts.maxEntries ?? 500);
+    this.#timeoutMs = opts.timeoutMs ?? 2_000;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** The number of answers held now (for tests of the bound). */
+  get size(): number {
+    return this.#cache.size;
+  }
+
+  async charge(id: string, scope: AccountScope, timeoutMs?: number): Promise<Fetched<ChargeFacts>> {
+    const got = await this.#object('charges', id, scope, timeoutMs);
+    if (!got.ok) return got;
+    const c = got.value;
+    return {
+      ok: true,
+      value: {
+        id,
+        amount: num(c['amount']),
+        currency: str(c['currency']),
+        createdMs: num(c['created']) * 1000,
+        amountRefunded: num(c['amount_refunded']),
+        disputed: c['disputed'] === true,
+        customer: str(c['customer']),
+      },
+    };
+  }
+
+  /** The charge a payment intent settled with, for a refund that names the intent. */
+  async latestCharge(
+    paymentIntent: string,
+    scope: AccountScope,
+    timeoutMs?: number,
+  ): Promise<Fetched<string>> {
+    const got = await this.#object('payment_intents', paymentIntent, scope, timeoutMs);
+    if (!got.ok) return got;
+    const charge = str(got.value['latest_charge']);
+    return charge
+      ? { ok: true, value: charge }
+      : { ok: false, error: `payment intent ${paymentIntent} has no charge` };
+  }
+
+  async customer(id: string, scope: AccountScope, timeoutMs?: number): Promise<Fetched<CustomerFacts>> {
+    const got = await this.#object('customers', id, scope, timeoutMs);
+    if (!got.ok) return got;
+    const c = got.value;
+    if (c['deleted'] === true) return { ok: false, error: `customer ${id} was deleted` };
+    return {
+      ok: true,
+      value: { id, name: str(c['name']), email: str(c['email']), createdMs: num(c['created']) * 1000 },
+    };
+  }
+
+  /** Refunds and disputes over the customer's latest charges (one list call, bounded). */
+  async customerHistory(
+    id: string,
+    scope: AccountScope,
+    timeoutMs?: number,
+  ): Promise<Fetched<CustomerStripeHistory>> {
+    if (!ID.test(id)) return { ok: false, error: `'${id}' is not a Stripe id` };
+    const got = await this.#fetch(
+      '/v1/charges',
+      `customer=${encodeURIComponent(id)}&limit=${CONTEXT_HISTORY_CHARGES}`,
+      scope,
+      timeoutMs,
+    );
+    if (!got.ok) return got;
+    const data = Array.isArray(got.value['data']) ? (got.value['data'] as StripeObject[]) : [];
+    const history: CustomerStripeHistory = {
+      charges: data.length,
+      refundedCharges: 0,
+      refunded: {},
+      disputedCharges: 0,
+      truncated: got.value['has_more'] === true,
+    };
+    for (const c of data) {
+      const refunded = num(c['amount_refunded']);
+      if (refunded > 0) {
+        history.refundedCharges++;
+        const cur = str(c['currency']) ?? 'usd';
+        history.refunded[cur] = (history.refunded[cur] ?? 0) + refunded;
+      }
+      if (c['disputed'] === true) history.disputedCharges++;
+    }
+    return { ok: true, value: history };
+  }
+
+  #object(
+    collection: string,
+    id: string,
+    scope: AccountScope,
+    timeoutMs?: number,
+  ): Promise<Fetched<StripeObject>> {
+    if (!ID.test(id)) return Promise.resolve({ ok: false, error: `'${id}' is not a Stripe id` });
+    return this.#fetch(`/v1/${collection}/${id}`, '', scope, timeoutMs);
+  }
+
+  #fetch(
+    path: string,
+    query: string,
+    scope: AccountScope,
+    timeoutMs?: number,
+  ): Promise<Fetched<StripeObject>> {
+    const key = `${scope.stripeAccount ?? ''}|${scope.stripeContext ?? ''}|${path}?${query}`;
+    const now = this.#now();
+    const hit = this.#cache.get(key);
+    if (hit && now - hit.at < this.#ttlMs) return hit.value;
+    if (hit) this.#cache.delete(key);
+    const limit = Math.min(timeoutMs ?? this.#timeoutMs, this.#timeoutMs);
+    const value = this.#send(path, query, scope, limit);
+    this.#cache.set(key, { at: now, value });
+    while (this.#cache.size > this.#max) {
+      const oldest = this.#cache.keys().next().value;
+      if (oldest === undefined) break;
+      this.#cache.delete(oldest);
+    }
+    // Only answers are kept: a failure is asked again next time.
+    void value.then((v) => {
+      if (!v.ok && this.#cache.get(key)?.value === value) this.#cache.delete(key);
+    });
+    return value;
+  }
+
+  async #send(
+    path: string,
+    query: string,
+    scope: AccountScope,
+    timeoutMs: number,
+  ): Promise<Fetched<StripeObject>> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<Fetched<StripeObject>>((resolve) => {
+      timer = setTimeout(() => resolve({ ok: false, error: `no answer within ${timeoutMs} ms` }), timeoutMs);
+    });
+    const call = this.upstream
+      .send({
+        method: 'GET',
+        path,
+        params: {},
+        rawQuery: query,
+        stripeAccount: scope.stripeAccount,
+        stripeContext: scope.stripeContext,
+        stripeVersion: LOOKUP_STRIPE_VERSION,
+        timeoutMs,
+      })
+      .then((res): Fetched<StripeObject> => {
+        if (res.status === 200 && res.body && typeof res.body === 'object')
+          return { ok: true, value: res.body as StripeObject };
+        const err = (res.body as { error?: { message?: unknown } } | null)?.error;
+        const message = typeof err?.message === 'string' ? `: ${err.message.slice(0, 200)}` : '';
+        return { ok: false, error: `Stripe answered ${res.status}${message}` };
+      })
+      .catch(
+        (err: unknown): Fetched<StripeObject> => ({
+          ok: false,
+          error: `Stripe could not be reached (${(err instanceof Error ? err.message : String(err)).slice(0, 200)})`,
+        }),
+      );
+    try {
+      return await Promise.race([call, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+const ID = /^[A-Za-z0-9_]{1,100}$/;

@@ -17,6 +17,8 @@ export interface UpstreamRequest {
   /** Forwarded as received; Stripe lets it supersede Stripe-Account. */
   stripeContext?: string | null;
   stripeVersion?: string | null;
+  /** Bounds this request below the upstream's own timeout (a look-up that must not hold a page or a message). */
+  timeoutMs?: number;
 }
 
 export interface UpstreamResponse {
@@ -96,8 +98,8 @@ export class StripeUpstream {
         headers,
         body,
         dispatcher: this.#agent,
-        headersTimeout: this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
+        headersTimeout: req.timeoutMs ?? this.timeoutMs,
+        bodyTimeout: req.timeoutMs ?? this.timeoutMs,
       });
     } catch (err) {
       throw new UpstreamNetworkError(describe(err), { cause: err });

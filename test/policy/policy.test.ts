@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   decide,
@@ -276,6 +277,62 @@ describe('policy file errors', () => {
       'rules:\n  - rule: "Allow if :read:"\n    name: a\n  - rule: "Review if :read:"\n    name: a\n';
     const err = errorOf(text);
     expect([err.line, err.column, err.what]).toEqual([5, 11, "duplicate rule name 'a'"]);
+  });
+});
+
+describe('rule names', () => {
+  const named = (name: string) =>
+    `rules:\n  - name: ${JSON.stringify(name)}\n    rule: "Review if :kind: = 'refund.create'"\n`;
+
+  it('keeps a readable name a reviewer can read, and decisions name the rule by it', () => {
+    const p = parsePolicy(named('Large refund, new customer (over $500)'), 'policy.yaml');
+    expect(p.rules[0]).toMatchObject({
+      id: 'Large refund, new customer (over $500)',
+      name: 'Large refund, new customer (over $500)',
+    });
+    const d = decide(p, { attributes: { kind: 'refund.create' }, metadata: {} });
+    expect(d.matched.map((r) => r.name)).toEqual(['Large refund, new customer (over $500)']);
+    expect(parsePolicy('rules:\n  - "Allow if :read:"\n', 'p.yaml').rules[0]?.name).toBeNull();
+  });
+
+  it('refuses names with markup, control characters, doubled or edge spaces, or over 80 characters', () => {
+    for (const bad of [
+      '<b>x</b>',
+      'a\tb',
+      'two  spaces',
+      ' lead',
+      'trail ',
+      'x'.repeat(81),
+      'say "hi"',
+      '',
+    ]) {
+      const err = errorOf(named(bad));
+      expect(err.what, bad).toMatch(/invalid rule name|rule name/);
+    }
+  });
+
+  it('accepts every name of words and the allowed punctuation, and refuses every name with a character outside it', () => {
+    const word = fc.stringMatching(/^[A-Za-z0-9éü]{1,8}$/);
+    fc.assert(
+      fc.property(
+        fc.array(word, { minLength: 1, maxLength: 6 }),
+        fc.constantFrom(' ', ', ', ' - ', ' & '),
+        (words, sep) => {
+          const name = words.join(sep);
+          fc.pre(name.length <= 80);
+          expect(parsePolicy(named(name), 'p.yaml').rules[0]?.name).toBe(name);
+        },
+      ),
+    );
+    fc.assert(
+      fc.property(
+        word,
+        fc.constantFrom('<', '>', '"', '`', '\\', '{', '}', ';', '*', '\u0000', '\u007f', '\n'),
+        (w, bad) => {
+          expect(() => parsePolicy(named(`${w}${bad}${w}`), 'p.yaml')).toThrow(PolicyError);
+        },
+      ),
+    );
   });
 });
 

@@ -239,6 +239,33 @@ for (const dialect of DIALECTS) {
         expect(Object.keys(changed[0]!)).not.toContain('params');
       });
 
+      it("lists a customer's earlier actions on one account, newest first, without the one asked about, bounded", async () => {
+        const cus = newId('cus');
+        const iso = (ms: number) => new Date(T0 + 2 * 86_400_000 + ms).toISOString();
+        const first = await storedAction({ customer: cus, created_at: iso(0), status: 'completed' });
+        const second = await storedAction({ customer: cus, created_at: iso(1), status: 'rejected' });
+        const current = await storedAction({ customer: cus, created_at: iso(2) });
+        await storedAction({ customer: cus, created_at: iso(3), on_account: 'acct_other' });
+        await storedAction({ customer: newId('cus'), created_at: iso(4) });
+        const rows = await store.actions.forCustomer(cus, null, current.id, 10);
+        expect(rows.map((r) => [r.id, r.status])).toEqual([
+          [second.id, 'rejected'],
+          [first.id, 'completed'],
+        ]);
+        expect(Object.keys(rows[0]!).sort()).toEqual([
+          'amount',
+          'created_at',
+          'currency',
+          'id',
+          'kind',
+          'status',
+        ]);
+        expect((await store.actions.forCustomer(cus, null, current.id, 1)).map((r) => r.id)).toEqual([
+          second.id,
+        ]);
+        expect((await store.actions.forCustomer(cus, 'acct_other', current.id, 10)).length).toBe(1);
+      });
+
       it('runs inside the transaction it was reached through: a failed one leaves nothing behind', async () => {
         const row = actionRow();
         const failed = await store

@@ -78,6 +78,9 @@ export class EvaluationSystem {
     const stored: StoredDecision = {
       outcome: decision.outcome,
       rules: decision.rules,
+      ...(decision.matched.some((r) => r.name !== null)
+        ? { rule_names: decision.matched.map((r) => r.name) }
+        : {}),
       policy_version: policy.version,
       risk_score: typeof risk === 'number' ? risk : null,
       risk_factors: riskFactors,

@@ -1,5 +1,7 @@
+import { ruleLabels } from '../../engine/context.ts';
 import { eligibleReviewers } from '../../engine/engine.ts';
 import type { LedgerEntry } from '../../store/store.ts';
+import { contextFacts, type Fact, ruleLine } from '../facts.ts';
 import { formatMoney, formatTime, type Html, html, kindLabel, majorUnits } from '../html.ts';
 import type { ActionView, NotificationDelivery } from '../queries.ts';
 import type { LinkVerb, Session } from '../store.ts';
@@ -36,6 +38,34 @@ ${keys.map((k) => {
   const b = show(params[k], k);
   return html`<tr class="${a !== b ? 'changed' : ''}"><th>${k}</th><td><code>${a}</code></td><td><code>${b}</code></td></tr>`;
 })}</table>`;
+}
+
+/**
+ * Who is being refunded, the charge, the agent's stated reason and what happened to this customer before: first on
+ * the page, so a reviewer reads it before anything else. A look-up that failed says so on its line.
+ */
+function contextPanel(v: ActionView, now: Date): Html {
+  if (!v.context) return html``;
+  const rules = ruleLine(v.context.rules);
+  const facts: Fact[] = [
+    ...contextFacts(v.context, now),
+    ...(rules ? [{ label: 'Held by', value: rules }] : []),
+  ];
+  return html`<section class="panel context-panel" id="context"><h2>Who, why, and what happened before</h2>
+<dl class="facts">${facts.map(
+    (f) =>
+      html`<div class="fact${f.failed ? ' failed' : ''}" data-fact="${f.label}"><dt>${f.label}</dt><dd>${f.value}</dd></div>`,
+  )}</dl></section>`;
+}
+
+function matchedRules(d: ActionView['decision']): Html {
+  const rules = ruleLabels(d);
+  if (!rules.length) return html`<p class="muted">None: the policy default applied.</p>`;
+  return html`<ul class="rules">${rules.map((r) =>
+    r.name
+      ? html`<li><b class="rule-name">${r.name}</b><div class="sub"><code>${r.text}</code></div></li>`
+      : html`<li><code>${r.text}</code></li>`,
+  )}</ul>`;
 }
 
 function eventLabel(e: LedgerEntry): string {
@@ -182,12 +212,13 @@ export function receiptBody(v: ActionView, now: Date, mode: ReceiptMode): Html {
   ${v.row.status === 'awaiting_approval' ? html` · ${timeLeft(v.row.expires_at, now)} · <b>${approvals} of ${required}</b> approval${required === 1 ? '' : 's'}` : ''}</p>
   <p class="muted"><code>${v.row.id}</code> · <code>${v.row.kind}</code> · ${v.row.method} ${v.row.path} · received ${formatTime(v.row.created_at)}</p>
 </header>
+${contextPanel(v, now)}
 <div class="grid">
 <div>
 <section class="panel why-panel"><h2>Why it was ${d.outcome === 'review' ? 'held' : d.outcome === 'block' ? 'blocked' : 'allowed'}</h2>
   <p>${d.reason}</p>
   <h3>Matched rules</h3>
-  ${d.rules.length ? html`<ul class="rules">${d.rules.map((r) => html`<li><code>${r}</code></li>`)}</ul>` : html`<p class="muted">None: the policy default applied.</p>`}
+  ${matchedRules(d)}
   <h3>Risk factors</h3>
   ${d.risk_factors.length ? html`<ul class="factors">${d.risk_factors.map((f) => html`<li>${f.name} <b>+${f.points}</b></li>`)}</ul>` : html`<p class="muted">No risk factors recorded.</p>`}
   <p class="muted">Policy <code>${d.policy_version}</code> · approvals ${approvals} of ${required}${d.reviewers?.length ? ` · decided by ${eligibleReviewers(d).join(', ')}` : ''}</p>

@@ -28,7 +28,9 @@ export function registerActions(app: FastifyInstance, ctx: ReviewContext): void 
   app.get<{ Params: { id: string } }>('/review/actions/:id', async (request, reply) => {
     const s = await requireSession(ctx, request, reply);
     if (!s) return reply;
-    const v = await loadView(engine, reviews, request.params.id, { ledger: true }).catch(() => null);
+    const v = await loadView(engine, reviews, request.params.id, { ledger: true, context: true }).catch(
+      () => null,
+    );
     if (!v) return sendPage(reply, 404, messagePage('Not found', `No action ${request.params.id}.`, s));
     return sendPage(reply, 200, receiptPage(v, s, ctx.now(), noticeFrom(request)));
   });

@@ -41,7 +41,7 @@ export function registerDecide(app: FastifyInstance, ctx: ReviewContext): void {
         return reply.redirect(back, 303);
       } catch (err) {
         if (!isUserError(ctx, err)) throw err;
-        const v = await loadView(engine, reviews, id, { ledger: true }).catch(() => null);
+        const v = await loadView(engine, reviews, id, { ledger: true, context: true }).catch(() => null);
         if (!v) return sendPage(reply, ctx.statusOf(err.code), messagePage('Refused', err.message, s));
         return sendPage(reply, ctx.statusOf(err.code), receiptPage(v, s, ctx.now(), errorNotice(err, v)));
       }

@@ -39,7 +39,7 @@ export function registerLinks(app: FastifyInstance, ctx: ReviewContext): void {
     const linked = await linkContext(request.params.token, reply);
     if (!linked) return reply;
     const { link, email } = linked;
-    const v = await loadView(engine, reviews, link.actionId, { ledger: true });
+    const v = await loadView(engine, reviews, link.actionId, { ledger: true, context: true });
     const done = field(request.query, 'done') === '1';
     const notice: Notice | null = link.usedAt
       ? {
@@ -78,7 +78,7 @@ export function registerLinks(app: FastifyInstance, ctx: ReviewContext): void {
         reply,
         status,
         linkPage(
-          await loadView(engine, reviews, link.actionId, { ledger: true }),
+          await loadView(engine, reviews, link.actionId, { ledger: true, context: true }),
           link.verb,
           email,
           token,
@@ -110,7 +110,7 @@ export function registerLinks(app: FastifyInstance, ctx: ReviewContext): void {
         await reviews.unspendBatch(link.batchId); // the store failed: the reviewer may try again
         throw err;
       }
-      const v = await loadView(engine, reviews, link.actionId, { ledger: true });
+      const v = await loadView(engine, reviews, link.actionId, { ledger: true, context: true });
       return sendPage(
         reply,
         ctx.statusOf(err.code),

@@ -4,7 +4,7 @@ import { verifySlackSignature } from '../../auth/slack-signature.ts';
 import { linkSlackUser } from '../../auth/slack-users.ts';
 import type { Reviewer } from '../../engine/engine.ts';
 import { holdMessage, SLACK_BUTTONS, type SlackApp } from '../../notify/slack-app.ts';
-import { summarize } from '../../notify/summary.ts';
+import { CONTEXT_TIMEOUT_MS, summarize } from '../../notify/summary.ts';
 import { votes } from '../pages/parts.ts';
 import { loadView } from '../queries.ts';
 import { isUserError, type ReviewContext } from './context.ts';
@@ -165,7 +165,10 @@ export function registerSlack(
     const decided = v.row.status === 'rejected' ? 'reject' : 'approve';
     const by = [...new Set(v.approvals.filter((a) => a.decision === decided).map((a) => a.reviewer_email))];
     const standing = { status: v.row.status, approvals, required, by };
-    await slack.update(channel, ts, holdMessage(channel, summarize(v.row, who, ctx.now(), base), standing));
+    // The updated message keeps the context it was posted with (the look-ups are cached).
+    const context = await ctx.engine.context(v.row, { timeoutMs: CONTEXT_TIMEOUT_MS }).catch(() => null);
+    const summary = summarize(v.row, who, ctx.now(), base, 'held', context);
+    await slack.update(channel, ts, holdMessage(channel, summary, standing));
   }
 }
 
