@@ -109,6 +109,8 @@ export interface Sandbox {
     accounts?: 'platform' | 'connect' | 'all';
   }): { id: string };
   removeWebhookEndpoint(id: string): void;
+  /** The endpoints added in process, with their secrets (the caller's own). */
+  webhookEndpoints(): { id: string; url: string; secret: string; enabledEvents: string[] }[];
   /** Every webhook delivery attempt, in order. */
   deliveries(): DeliveryAttempt[];
   /** Stripe's automation, on demand: fails a refund that succeeded (refund.updated, refund.failed, …). */
@@ -802,6 +804,13 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       });
       return { id };
     },
+    webhookEndpoints: () =>
+      [...ownEndpoints.values()].map((e) => ({
+        id: e.id,
+        url: e.url,
+        secret: e.secret,
+        enabledEvents: e.enabledEvents,
+      })),
     removeWebhookEndpoint(id) {
       ownEndpoints.delete(id);
       delivery.drop(id);
