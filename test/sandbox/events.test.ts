@@ -428,3 +428,83 @@ describe('bulk events for backfill tests', () => {
     }
   });
 });
+
+describe('the event stream as a ledger', () => {
+  it('adds up to what the charges say, whatever refunds are made, refused and failed later', async () => {
+    const sb = await startSandbox();
+    const api = client(sb.port);
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(
+            fc.oneof(
+              fc.record({
+                op: fc.constant('refund' as const),
+                charge: fc.nat(2),
+                amount: fc.integer({ min: 1, max: 700 }),
+              }),
+              fc.record({ op: fc.constant('fail' as const), pick: fc.nat() }),
+            ),
+            { maxLength: 12 },
+          ),
+          async (ops) => {
+            sb.reset();
+            const charges = await Promise.all(
+              [1000, 500, 250].map((amount) =>
+                api.charges.create({ amount, currency: 'usd', source: 'tok_visa' }),
+              ),
+            );
+            const refunds: string[] = [];
+            for (const op of ops) {
+              if (op.op === 'refund') {
+                const made = await api.refunds
+                  .create({ charge: charges[op.charge]!.id, amount: op.amount })
+                  .catch(() => null);
+                if (made) refunds.push(made.id);
+              } else if (refunds.length > 0) {
+                try {
+                  sb.failRefund(refunds[op.pick % refunds.length]!);
+                } catch {
+                  // Already failed: refused, and must have made no event.
+                }
+              }
+            }
+            const events = await api.events.list({ limit: 100 }).autoPagingToArray({ limit: 10_000 });
+            for (const ch of charges) {
+              const net = events.reduce((sum, e) => {
+                const refund = e.data.object as Stripe.Refund;
+                if (refund.object !== 'refund' || refund.charge !== ch.id) return sum;
+                if (e.type === 'refund.created') return sum + refund.amount;
+                if (e.type === 'refund.failed') return sum - refund.amount;
+                return sum;
+              }, 0);
+              const now = await api.charges.retrieve(ch.id);
+              expect(net).toBe(now.amount_refunded);
+              const latest = events.find(
+                (e) => e.type === 'charge.refunded' && (e.data.object as Stripe.Charge).id === ch.id,
+              );
+              const failures = events.filter(
+                (e) => e.type === 'refund.failed' && (e.data.object as Stripe.Refund).charge === ch.id,
+              );
+              // Without later failures, the newest charge.refunded carries the charge as it now stands.
+              if (latest && failures.length === 0) {
+                expect((latest.data.object as Stripe.Charge).amount_refunded).toBe(now.amount_refunded);
+              }
+            }
+            expect(events.filter((e) => e.type === 'refund.created')).toHaveLength(refunds.length);
+            expect(events.filter((e) => e.type === 'refund.failed').length).toBe(
+              new Set(
+                events
+                  .filter((e) => e.type === 'refund.failed')
+                  .map((e) => (e.data.object as Stripe.Refund).id),
+              ).size,
+            );
+          },
+        ),
+        { numRuns: 25 },
+      );
+    } finally {
+      await sb.close();
+    }
+  });
+});

@@ -618,8 +618,12 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     }
   }
 
+  // Read from the store once and again after any endpoint changes, not on every request.
+  let endpointCache: WebhookEndpoint[] | null = null;
+
   /** The endpoints that receive events now: those created through the API and those added in process. */
   function liveEndpoints(): WebhookEndpoint[] {
+    if (endpointCache) return endpointCache;
     const stored = store
       .allWithAccount('webhook_endpoint')
       .filter(({ object: e }) => !e['deleted'] && e['status'] === 'enabled')
@@ -633,11 +637,14 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
           account,
         }),
       );
-    return [...stored, ...ownEndpoints.values()];
+    endpointCache = [...stored, ...ownEndpoints.values()];
+    return endpointCache;
   }
 
   /** Stores the events a transaction's writes make; called inside that transaction. */
   function record(changes: Change[], request: EventRequest): Made {
+    // An endpoint made or changed in this very transaction counts from its next event on.
+    if (changes.some((c) => c.after.includes('"object":"webhook_endpoint"'))) endpointCache = null;
     const endpoints = liveEndpoints();
     const events: Made['events'] = [];
     const derived = deriveEvents(changes, (fee, account) =>
@@ -753,6 +760,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     for (const task of scheduled.values()) clearTimeout(task.timer);
     scheduled.clear();
     store.reset();
+    endpointCache = null;
     log.length = 0;
     faults = {};
   }
@@ -794,6 +802,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       const e = endpointSchema.parse(endpoint);
       const id = newId('we');
       const scope = e.accounts === 'platform' ? 'self' : e.accounts === 'connect' ? 'connect' : 'all';
+      endpointCache = null;
       ownEndpoints.set(id, {
         id,
         url: e.url,
@@ -813,6 +822,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       })),
     removeWebhookEndpoint(id) {
       ownEndpoints.delete(id);
+      endpointCache = null;
       delivery.drop(id);
     },
     deliveries: () => delivery.attempts(),
