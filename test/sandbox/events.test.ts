@@ -155,7 +155,7 @@ describe('the event log', () => {
     },
     {
       name: 'dispute opened with the charge',
-      types: ['charge.dispute.created'],
+      types: ['charge.dispute.created', 'charge.dispute.funds_withdrawn'],
       run: async (key) => {
         const ch = await stripe.charges.create(
           { amount: 400, currency: 'usd', source: 'tok_createDispute' },
@@ -297,6 +297,17 @@ describe('GET /v1/events', () => {
     expect(listed.map((e) => e.id)).toEqual(model.map((e) => e.id));
     const smallPages = await api.events.list({ limit: 7 }).autoPagingToArray({ limit: 10_000 });
     expect(smallPages.map((e) => e.id)).toEqual(model.map((e) => e.id));
+    // Oldest first from a saved cursor, as a resumable backfill reads: the client walks ending_before pages.
+    const oldest = model[model.length - 1]!;
+    const forward = await api.events
+      .list({ ending_before: oldest.id, limit: 100 })
+      .autoPagingToArray({ limit: 10_000 });
+    expect(forward.map((e) => e.id)).toEqual(
+      model
+        .slice(0, -1)
+        .reverse()
+        .map((e) => e.id),
+    );
   });
 
   it('filters by type, wildcard, types[] and created', async () => {

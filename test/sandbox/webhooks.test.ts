@@ -191,6 +191,8 @@ describe('signed delivery', () => {
     expect(new Set(verified(receiver.received).map((e) => e.id))).toEqual(new Set([firstEvent['id']]));
     const pending = await stripe.events.retrieve(firstEvent['id'] as string);
     expect(pending.pending_webhooks).toBe(1);
+    const undelivered = await stripe.events.list({ delivery_success: false, limit: 100 });
+    expect(undelivered.data.map((e) => e.id)).toContain(firstEvent['id']);
     expect(verified(receiver.received)[0]!.pending_webhooks).toBe(1);
 
     failing = false;
@@ -201,6 +203,11 @@ describe('signed delivery', () => {
     expect(delivered.filter((id) => id !== first.id)).toEqual([second.id]);
     expect(delivered.indexOf(second.id)).toBe(delivered.length - 1);
     expect((await stripe.events.retrieve(firstEvent['id'] as string)).pending_webhooks).toBe(0);
+    const delivered2 = await stripe.events.list({ delivery_success: true, limit: 100 });
+    expect(delivered2.data.map((e) => e.id)).toContain(firstEvent['id']);
+    expect(
+      (await stripe.events.list({ delivery_success: false, limit: 100 })).data.map((e) => e.id),
+    ).not.toContain(firstEvent['id']);
     const attempts = sandbox.deliveries().filter((d) => d.event === firstEvent['id']);
     expect(attempts.at(-1)).toMatchObject({ ok: true, status: 200 });
     expect(attempts.filter((a) => !a.ok).every((a) => a.status === 500)).toBe(true);

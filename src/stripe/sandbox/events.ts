@@ -143,7 +143,13 @@ function paymentIntentEvents(before: Obj | null, after: Obj): DerivedEvent[] {
 }
 
 function disputeEvents(before: Obj | null, after: Obj): DerivedEvent[] {
-  if (!before) return [{ type: 'charge.dispute.created', object: after }];
+  // Stripe takes the disputed amount from the balance as the dispute opens, and says so.
+  if (!before) {
+    return [
+      { type: 'charge.dispute.created', object: after },
+      { type: 'charge.dispute.funds_withdrawn', object: after },
+    ];
+  }
   const closed = ['won', 'lost', 'warning_closed'];
   if (!closed.includes(before['status'] as string) && closed.includes(after['status'] as string)) {
     return [updated('charge.dispute.closed', before, after)];

@@ -86,6 +86,8 @@ export interface EventQuery {
   /** Exact types, or patterns with `*` (`charge.*`), any of which matches. */
   types?: string[];
   created?: { gt?: number; gte?: number; lt?: number; lte?: number };
+  /** true: delivered to every endpoint (none pending); false: some delivery still pending. */
+  deliverySuccess?: boolean;
 }
 
 interface Connection {
@@ -218,6 +220,7 @@ export class SandboxStore {
       where.push(`(${q.types.map(() => "type LIKE ? ESCAPE '\\'").join(' OR ')})`);
       for (const t of q.types) args.push(t.replace(/[\\%_]/g, (c) => `\\${c}`).replace(/\*/g, '%'));
     }
+    if (q.deliverySuccess !== undefined) where.push(`pending_webhooks ${q.deliverySuccess ? '=' : '>'} 0`);
     const ops = { gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
     for (const [key, op] of Object.entries(ops)) {
       const value = q.created?.[key as keyof typeof ops];

@@ -48,6 +48,8 @@ function eventQuery(p: Params): EventQuery {
     }
   }
   if (types.length > 0) q.types = types;
+  const deliverySuccess = optBool(p, 'delivery_success');
+  if (deliverySuccess !== undefined) q.deliverySuccess = deliverySuccess;
   // `created` is a timestamp or a range: created[gt], created[gte], created[lt], created[lte].
   if (p['created'] !== undefined && p['created'] !== '') {
     if (typeof p['created'] === 'object') {
