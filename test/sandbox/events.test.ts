@@ -372,6 +372,40 @@ describe('GET /v1/events', () => {
     expect(await bad({ type: 'DROP TABLE' })).toMatchObject({ statusCode: 400, param: 'type' });
   });
 
+  it('answers any query with a list or a 4xx in Stripe’s shape, never a 5xx', async () => {
+    const key = fc.constantFrom(
+      'limit',
+      'type',
+      'types[]',
+      'types[0]',
+      'created',
+      'created[gte]',
+      'created[lt]',
+      'created[x]',
+      'starting_after',
+      'ending_before',
+      'delivery_success',
+      'types[a][b]',
+    );
+    const value = fc.oneof(
+      fc.constantFrom('0', '1', '100', '101', '-1', 'true', 'charge.*', '*', model[3]!.id, ''),
+      fc.string({ maxLength: 12 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(key, value), { maxLength: 5 }), async (pairs) => {
+        const query = pairs.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+        const res = await fetch(`${sb.url}/v1/events?${query}`, {
+          headers: { authorization: 'Bearer sk_test_fuzz' },
+        });
+        const body = (await res.json()) as { object?: string; error?: { type: string; message: string } };
+        expect(res.status, query).toBeLessThan(500);
+        if (res.status === 200) expect(body.object).toBe('list');
+        else expect(body.error?.type, query).toBe('invalid_request_error');
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('retrieves one event by id, and 404s an unknown one', async () => {
     const event = await api.events.retrieve(model[5]!.id);
     const { lastResponse: _response, ...fields } = event;

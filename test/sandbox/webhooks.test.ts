@@ -172,6 +172,44 @@ describe('signed delivery', () => {
     });
   });
 
+  it('answers any endpoint body with an endpoint or a 4xx in Stripe’s shape, never a 5xx', async () => {
+    const key = fc.constantFrom(
+      'url',
+      'enabled_events[]',
+      'enabled_events[0]',
+      'enabled_events[0][x]',
+      'connect',
+      'description',
+      'metadata[a]',
+      'url[x]',
+      'enabled_events',
+    );
+    const value = fc.oneof(
+      fc.constantFrom('*', 'refund.created', 'http://127.0.0.1:9/x', 'ftp://x', 'true', ''),
+      fc.string({ maxLength: 12 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(key, value), { maxLength: 5 }), async (pairs) => {
+        const body = pairs.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+        const res = await fetch(`${sandbox.url}/v1/webhook_endpoints`, {
+          method: 'POST',
+          headers: {
+            authorization: 'Bearer sk_test_fuzz',
+            'content-type': 'application/x-www-form-urlencoded',
+          },
+          body,
+        });
+        const json = (await res.json()) as { id?: string; object?: string; error?: { type: string } };
+        expect(res.status, body).toBeLessThan(500);
+        if (res.status === 200) {
+          expect(json.object).toBe('webhook_endpoint');
+          await stripe.webhookEndpoints.del(json.id!);
+        } else expect(json.error?.type, body).toBe('invalid_request_error');
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('retries after a 500, holding later events back, and counts the delivery in pending_webhooks until it lands', async () => {
     let failing = true;
     receiver.respond = () => (failing ? { status: 500, body: { error: 'down' } } : { status: 200, body: {} });

@@ -59,6 +59,8 @@ export interface DeliveryOptions {
   timeoutMs?: number;
 }
 
+const MAX_LOGGED_ATTEMPTS = 100_000;
+
 interface Queued {
   eventId: string;
   type: string;
@@ -190,6 +192,8 @@ export class WebhookDelivery {
       this.controllers.delete(controller);
     }
     const ok = status !== null && status >= 200 && status < 300;
+    // An endpoint that never answers is retried for as long as the process runs: keep the newest attempts only.
+    if (this.attemptLog.length >= MAX_LOGGED_ATTEMPTS) this.attemptLog.splice(0, MAX_LOGGED_ATTEMPTS / 2);
     this.attemptLog.push({
       endpoint: endpoint.id,
       url: endpoint.url,

@@ -37,7 +37,12 @@ function eventQuery(p: Params): EventQuery {
         stored: false,
       });
     }
-    for (const t of many) types.push(String(t));
+    for (const t of many) {
+      // `types[a][b]=` parses to an object, which is no event type.
+      if (typeof t !== 'string')
+        throw invalidRequest('Invalid array: types must be strings.', { param: 'types', stored: false });
+      types.push(t);
+    }
   }
   for (const t of types) {
     if (!EVENT_TYPE.test(t)) {
@@ -90,9 +95,9 @@ function enabledEvents(p: Params): string[] {
   const list = optArray(p, 'enabled_events');
   if (!list || list.length === 0) throw parameterMissing('enabled_events');
   return list.map((value, i) => {
-    const t = String(value);
+    const t = typeof value === 'string' ? value : '';
     if (!EVENT_TYPE.test(t) || (t.includes('*') && t !== '*')) {
-      throw invalidRequest(`Invalid enabled_events[${i}]: ${t} is not an event type.`, {
+      throw invalidRequest(`Invalid enabled_events[${i}]: ${t || 'that'} is not an event type.`, {
         param: `enabled_events[${i}]`,
         stored: false,
       });
