@@ -220,6 +220,24 @@ describe('the event log', () => {
     expect((event!.data.object as Stripe.Customer).email).toBe('new@example.com');
   });
 
+  it('carries a deleted customer as it was, and a cancelled subscription with its old status', async () => {
+    const c = await stripe.customers.create({ email: 'gone@example.com' });
+    const sub = await stripe.subscriptions.create({ customer: c.id, items: [{ price: 'price_basic' }] });
+    await stripe.subscriptions.cancel(sub.id);
+    await stripe.customers.del(c.id);
+    const [deleted] = (await allEvents({ type: 'customer.deleted' })).filter(
+      (e) => (e.data.object as { id: string }).id === c.id,
+    );
+    expect(deleted!.data.object).toMatchObject({ id: c.id, object: 'customer', email: 'gone@example.com' });
+    const [cancelled] = (await allEvents({ type: 'customer.subscription.deleted' })).filter(
+      (e) => (e.data.object as { id: string }).id === sub.id,
+    );
+    expect(cancelled!.data).toMatchObject({
+      object: { status: 'canceled' },
+      previous_attributes: { status: 'active' },
+    });
+  });
+
   it('records a declined charge as charge.failed, under the request that was refused', async () => {
     let requestId = '';
     try {
