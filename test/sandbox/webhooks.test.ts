@@ -352,6 +352,44 @@ describe('later failures', () => {
     expect(missing.status).toBe(404);
   });
 
+  it('makes an automatic payout as Stripe’s schedule does: payout.created with no request, on any account', async () => {
+    endpoint = sandbox.addWebhookEndpoint({
+      url: `${receiver.url}/hook`,
+      secret: SECRET,
+      enabledEvents: ['payout.created'],
+    });
+    const res = await fetch(`${sandbox.url}/__sandbox/payouts/automatic`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ amount: 4200, account: 'acct_1AutoPay' }),
+    });
+    const payout = (await res.json()) as Stripe.Payout;
+    expect(payout).toMatchObject({
+      object: 'payout',
+      amount: 4200,
+      currency: 'usd',
+      automatic: true,
+      status: 'pending',
+    });
+    await until(() => receiver.received.length >= 1, 'payout.created delivered');
+    const [event] = verified(receiver.received);
+    expect(event).toMatchObject({
+      type: 'payout.created',
+      account: 'acct_1AutoPay',
+      request: { id: null, idempotency_key: null },
+      data: { object: { id: payout.id, automatic: true } },
+    });
+    expect(await stripe.payouts.retrieve(payout.id, {}, { stripeAccount: 'acct_1AutoPay' })).toMatchObject({
+      automatic: true,
+    });
+    const bad = await fetch(`${sandbox.url}/__sandbox/payouts/automatic`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"amount":-5}',
+    });
+    expect(bad.status).toBe(400);
+  });
+
   it('pays a payout and then fails it: payout.paid, then payout.failed from Stripe itself', async () => {
     endpoint = sandbox.addWebhookEndpoint({
       url: `${receiver.url}/hook`,

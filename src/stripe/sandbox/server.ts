@@ -15,6 +15,7 @@ import { resourceMissing, StripeApiError, unrecognizedUrl } from './errors.ts';
 import { deriveEvents, type EventRequest, renderEvent } from './events.ts';
 import { newId, newRequestId } from './ids.ts';
 import { applyExpand, type Params } from './params.ts';
+import { createPayout } from './resources/money.ts';
 import { handleV2 } from './resources/v2.ts';
 import type { Handler } from './router.ts';
 import { buildRouter } from './routes.ts';
@@ -119,6 +120,8 @@ export interface Sandbox {
   payPayout(id: string): Record<string, unknown>;
   /** Fails a pending or paid payout (payout.failed), with one of Stripe's failure codes. */
   failPayout(id: string, failureCode?: string): Record<string, unknown>;
+  /** Makes a payout as Stripe's payout schedule does: `automatic: true`, its payout.created with `request.id: null`. */
+  automaticPayout(p: { amount: number; currency?: string; account?: string | null }): Record<string, unknown>;
   /** Runs scheduled automation (the later failure of refunds on `tok_refundFail` charges) now. */
   runAutomation(): number;
   /**
@@ -174,6 +177,15 @@ const endpointSchema = z.object({
   secret: z.string().min(1),
   enabledEvents: z.array(z.string().min(1)).min(1).optional(),
   accounts: z.enum(['platform', 'connect', 'all']).optional(),
+});
+
+const automaticPayoutSchema = z.object({
+  amount: z.number().int().min(1),
+  currency: z
+    .string()
+    .regex(/^[a-z]{3}$/)
+    .optional(),
+  account: z.string().nullable().optional(),
 });
 
 const AUTOMATION: EventRequest = { id: null, idempotency_key: null };
@@ -379,6 +391,17 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     } catch (err) {
       return controlError(reply, err);
     }
+  });
+  app.post('/__sandbox/payouts/automatic', async (request, reply) => {
+    const parsed = automaticPayoutSchema.safeParse(jsonBody(request.body));
+    if (!parsed.success) {
+      return send(
+        reply,
+        400,
+        JSON.stringify({ error: { type: 'invalid_request_error', message: parsed.error.message } }),
+      );
+    }
+    return send(reply, 200, JSON.stringify(automaticPayout(parsed.data)));
   });
   app.post('/__sandbox/automation/run', async (_request, reply) =>
     send(reply, 200, JSON.stringify({ ran: runAutomation() })),
@@ -703,16 +726,29 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   ): StripeObject {
     const account = store.accountOf(id);
     if (account === undefined) throw resourceMissing(type, id);
-    const scoped = store.forAccount(account || null);
+    return automated(account || null, (scoped) => fn(scoped, scoped.get(type, id)));
+  }
+
+  function automated(account: string | null, fn: (s: SandboxStore) => StripeObject): StripeObject {
+    const scoped = store.forAccount(account);
     let made: Made = { events: [], changes: [] };
     const result = store.transaction(() => {
       const changes: Change[] = [];
-      const out = store.journaled(changes, () => fn(scoped, scoped.get(type, id)));
+      const out = store.journaled(changes, () => fn(scoped));
       made = record(changes, AUTOMATION);
       return out;
     });
     dispatch(made);
     return result;
+  }
+
+  /** Stripe's payout schedule paying out the balance: a payout no request made (`automatic: true`). */
+  function automaticPayout(p: { amount: number; currency?: string; account?: string | null }): StripeObject {
+    return automated(p.account ?? null, (s) => {
+      const payout = createPayout(s, { amount: String(p.amount), currency: p.currency ?? 'usd' });
+      payout['automatic'] = true;
+      return s.save(payout);
+    });
   }
 
   function runAutomation(): number {
@@ -830,6 +866,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       automate(id, 'refund', (s, refund) => failRefund(s, refund, reason)),
     payPayout: (id) => automate(id, 'payout', payPayout),
     failPayout: (id, code = 'account_closed') => automate(id, 'payout', (s, p) => failPayout(s, p, code)),
+    automaticPayout: (p) => automaticPayout(automaticPayoutSchema.parse(p)),
     runAutomation,
     bulk: (req) => bulk(bulkSchema.parse(req)),
     async close() {
