@@ -27,7 +27,7 @@ import { openPostgresStore } from './store/postgres/open.ts';
 import { openSqliteStore } from './store/sqlite/open.ts';
 import type { Store } from './store/store.ts';
 import { ContextLookups, StripeLookups } from './stripe/lookups.ts';
-import { type Sandbox, startSandboxBeside } from './stripe/sandbox/index.ts';
+import { newWebhookSecret, type Sandbox, startSandboxBeside } from './stripe/sandbox/index.ts';
 import { StripeUpstream } from './stripe/upstream.ts';
 
 export interface RunningAirlock {
@@ -40,6 +40,8 @@ export interface RunningAirlock {
   gateway: Gateway;
   upstream: StripeUpstream;
   sandbox: Sandbox | null;
+  /** The secret Stripe's webhooks are verified with: configured, generated for the built-in sandbox, or null. */
+  stripeWebhookSecret: string | null;
   metrics: Metrics | null;
   /** Where Prometheus scrapes, on the main port or the private metrics port; null when disabled. */
   metricsUrl: string | null;
@@ -162,6 +164,13 @@ export async function startAirlock(
         { sandbox: sandbox.url },
         'no STRIPE_SECRET_KEY: running against the built-in Stripe sandbox (test data only, no real money moves)',
       );
+      if (!config.stripe_webhook_secret) {
+        // Everything below reads this config, so the webhook route verifies with the secret the sandbox signs with.
+        config = { ...config, stripe_webhook_secret: newWebhookSecret() };
+        log.info(
+          'no STRIPE_WEBHOOK_SECRET: generated a webhook secret for the built-in sandbox, kept for this process',
+        );
+      }
     }
   } catch (err) {
     await store.close();
@@ -267,6 +276,12 @@ export async function startAirlock(
         })
       : null;
   const metricsUrl = metrics ? (metricsServer?.url ?? `${url}${config.metrics.path}`) : null;
+  if (sandbox && config.stripe_webhook_secret) {
+    // The sandbox sends Airlock the events of everything it does, signed, as Stripe would (docs/sandbox.md).
+    const webhookUrl = `http://127.0.0.1:${port}${config.stripe_webhook_path}`;
+    sandbox.addWebhookEndpoint({ url: webhookUrl, secret: config.stripe_webhook_secret });
+    log.info({ url: webhookUrl }, 'the built-in Stripe sandbox sends its events here');
+  }
   log.info(
     {
       url,
@@ -297,6 +312,7 @@ export async function startAirlock(
     gateway,
     upstream,
     sandbox,
+    stripeWebhookSecret: config.stripe_webhook_secret ?? null,
     metrics,
     metricsUrl,
     ledger,

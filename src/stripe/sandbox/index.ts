@@ -8,3 +8,4 @@ export {
   type SandboxRequestLog,
   startSandbox,
 } from './server.ts';
+export { newWebhookSecret } from './webhooks.ts';

@@ -12,6 +12,7 @@ export type BalanceTransactionType =
   | 'refund_failure'
   | 'payout'
   | 'payout_cancel'
+  | 'payout_failure'
   | 'transfer'
   | 'transfer_refund'
   | 'topup'

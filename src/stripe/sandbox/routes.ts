@@ -1,4 +1,5 @@
 import { registerBilling } from './resources/billing.ts';
+import { registerEvents } from './resources/events.ts';
 import { registerMoney } from './resources/money.ts';
 import { registerPayments } from './resources/payments.ts';
 import { Router } from './router.ts';
@@ -9,5 +10,6 @@ export function buildRouter(): Router {
   registerPayments(router);
   registerBilling(router);
   registerMoney(router);
+  registerEvents(router);
   return router;
 }

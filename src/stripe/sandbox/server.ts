@@ -2,14 +2,31 @@ import { createHash } from 'node:crypto';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { actingAccount } from './account.ts';
+import {
+  failPayout,
+  failRefund,
+  PAYOUT_FAILURES,
+  payPayout,
+  REFUND_FAILURE_REASONS,
+  refundsFailLater,
+} from './automation.ts';
 import { bodyText, checkBodySize, parseForm, parseJson } from './body.ts';
-import { StripeApiError, unrecognizedUrl } from './errors.ts';
-import { newRequestId } from './ids.ts';
+import { resourceMissing, StripeApiError, unrecognizedUrl } from './errors.ts';
+import { deriveEvents, type EventRequest, renderEvent } from './events.ts';
+import { newId, newRequestId } from './ids.ts';
 import { applyExpand, type Params } from './params.ts';
+import { createPayout } from './resources/money.ts';
 import { handleV2 } from './resources/v2.ts';
 import type { Handler } from './router.ts';
 import { buildRouter } from './routes.ts';
-import { SandboxStore } from './store.ts';
+import { type Change, SandboxStore, type StoredEvent, type StripeObject } from './store.ts';
+import {
+  type DeliveryAttempt,
+  type DeliveryOptions,
+  endpointWants,
+  WebhookDelivery,
+  type WebhookEndpoint,
+} from './webhooks.ts';
 
 export interface SandboxFaults {
   /** The next N matching requests answer `failStatus` with a Stripe api_error body, without processing. */
@@ -80,7 +97,47 @@ export interface Sandbox {
   reset(): void;
   /** Test-only hook for seeding history: sets timestamp fields (`created`, `canceled_at`) of a stored object. */
   backdate(id: string, times: Record<string, number>): void;
+  /** Every event of every account, oldest first. */
+  events(): Record<string, unknown>[];
+  /**
+   * Delivers events to `url` signed with `secret`, for this process only (Airlock registers itself at each start).
+   * `enabledEvents` defaults to every type; `accounts` to 'all' (the platform's events and connected accounts').
+   */
+  addWebhookEndpoint(endpoint: {
+    url: string;
+    secret: string;
+    enabledEvents?: string[];
+    accounts?: 'platform' | 'connect' | 'all';
+  }): { id: string };
+  removeWebhookEndpoint(id: string): void;
+  /** The endpoints added in process, with their secrets (the caller's own). */
+  webhookEndpoints(): { id: string; url: string; secret: string; enabledEvents: string[] }[];
+  /** Every webhook delivery attempt, in order. */
+  deliveries(): DeliveryAttempt[];
+  /** Stripe's automation, on demand: fails a refund that succeeded (refund.updated, refund.failed, …). */
+  failRefund(id: string, reason?: string): Record<string, unknown>;
+  /** Pays a pending payout (payout.paid). */
+  payPayout(id: string): Record<string, unknown>;
+  /** Fails a pending or paid payout (payout.failed), with one of Stripe's failure codes. */
+  failPayout(id: string, failureCode?: string): Record<string, unknown>;
+  /** Makes a payout as Stripe's payout schedule does: `automatic: true`, its payout.created with `request.id: null`. */
+  automaticPayout(p: { amount: number; currency?: string; account?: string | null }): Record<string, unknown>;
+  /** Runs scheduled automation (the later failure of refunds on `tok_refundFail` charges) now. */
+  runAutomation(): number;
+  /**
+   * Test-only: processes the same request `count` times in one transaction, each with a request id of its own,
+   * as if sent one by one without an Idempotency-Key. Answers how many events were made.
+   */
+  bulk(req: BulkRequest): { count: number; events: number; last: unknown };
   close(): Promise<void>;
+}
+
+export interface BulkRequest {
+  path: string;
+  params?: Record<string, unknown>;
+  count: number;
+  method?: 'POST' | 'DELETE';
+  account?: string | null;
 }
 
 export interface SandboxOptions {
@@ -90,6 +147,10 @@ export interface SandboxOptions {
   port?: number;
   /** Default 127.0.0.1. */
   host?: string;
+  /** Webhook retry backoff and timeout. */
+  webhooks?: DeliveryOptions;
+  /** How long after a refund on a `tok_refundFail` charge it fails; default 2000 ms. */
+  refundFailureDelayMs?: number;
 }
 
 const faultsSchema = z.object({
@@ -103,6 +164,32 @@ const faultsSchema = z.object({
   pathPrefix: z.string().optional(),
 });
 
+const bulkSchema = z.object({
+  path: z.string().startsWith('/v1/'),
+  params: z.record(z.string(), z.unknown()).optional(),
+  count: z.number().int().min(1).max(100_000),
+  method: z.enum(['POST', 'DELETE']).optional(),
+  account: z.string().nullable().optional(),
+});
+
+const endpointSchema = z.object({
+  url: z.url(),
+  secret: z.string().min(1),
+  enabledEvents: z.array(z.string().min(1)).min(1).optional(),
+  accounts: z.enum(['platform', 'connect', 'all']).optional(),
+});
+
+const automaticPayoutSchema = z.object({
+  amount: z.number().int().min(1),
+  currency: z
+    .string()
+    .regex(/^[a-z]{3}$/)
+    .optional(),
+  account: z.string().nullable().optional(),
+});
+
+const AUTOMATION: EventRequest = { id: null, idempotency_key: null };
+
 // Fastify's own cap, far above the sandbox's body limit, so that a body over that limit is still read and logged.
 const HARD_BODY_LIMIT = 16 * 1024 * 1024;
 const KEY_PATTERN = /^(sk|rk)_(test|live)_\S+$/;
@@ -111,6 +198,25 @@ const NO_KEY_MESSAGE =
   "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, or we can help at https://support.stripe.com/.";
 
 type Outcome = { status: number; body: string; stored: boolean };
+
+/** What a transaction made: its stored events with the endpoints each goes to, and its raw writes. */
+interface Made {
+  events: { stored: StoredEvent; targets: WebhookEndpoint[]; object: StripeObject }[];
+  changes: Change[];
+}
+
+/** A control route's JSON body, or {} when there is none or it is not an object. */
+function jsonBody(body: unknown): Record<string, unknown> {
+  if (!isRawBody(body) || body.bytes.length === 0) return {};
+  try {
+    const parsed = JSON.parse(body.bytes.toString('utf8')) as unknown;
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : {};
+  } catch {
+    return {};
+  }
+}
 
 function apiKeyOf(header: string | undefined): string | undefined {
   if (!header) return undefined;
@@ -153,6 +259,14 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const inFlight = new Set<string>();
   let faults: SandboxFaults = {};
   let closed = false;
+  // Deliveries do not outlive the process: nothing stored as pending is still on its way.
+  store.clearPendingWebhooks();
+  const delivery = new WebhookDelivery(opts.webhooks ?? {}, (id, pending) =>
+    store.setPendingWebhooks(id, pending),
+  );
+  const ownEndpoints = new Map<string, WebhookEndpoint>();
+  const scheduled = new Map<string, { timer: NodeJS.Timeout; run: () => void }>();
+  const refundFailureDelayMs = opts.refundFailureDelayMs ?? 2000;
 
   const app = Fastify({
     logger: false,
@@ -215,6 +329,97 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     // `?account=acct_…` narrows to one account, `?account=` to the platform's own objects.
     const account = new URL(request.url, 'http://sandbox').searchParams.get('account');
     return send(reply, 200, JSON.stringify(store.all(request.params.type, account ?? undefined)));
+  });
+  app.get('/__sandbox/events', async (_request, reply) =>
+    send(reply, 200, JSON.stringify(store.allEvents())),
+  );
+  app.get('/__sandbox/deliveries', async (_request, reply) =>
+    send(reply, 200, JSON.stringify(delivery.attempts())),
+  );
+  app.post<{ Params: { id: string } }>('/__sandbox/refunds/:id/fail', async (request, reply) => {
+    const body = jsonBody(request.body);
+    const reason =
+      typeof body['failure_reason'] === 'string' ? body['failure_reason'] : 'expired_or_canceled_card';
+    if (!(REFUND_FAILURE_REASONS as readonly string[]).includes(reason)) {
+      return controlError(
+        reply,
+        new StripeApiError(
+          400,
+          'invalid_request_error',
+          `Invalid failure_reason: must be one of ${REFUND_FAILURE_REASONS.join(', ')}`,
+          { param: 'failure_reason' },
+        ),
+      );
+    }
+    try {
+      return send(
+        reply,
+        200,
+        JSON.stringify(automate(request.params.id, 'refund', (s, r) => failRefund(s, r, reason))),
+      );
+    } catch (err) {
+      return controlError(reply, err);
+    }
+  });
+  app.post<{ Params: { id: string } }>('/__sandbox/payouts/:id/pay', async (request, reply) => {
+    try {
+      return send(reply, 200, JSON.stringify(automate(request.params.id, 'payout', payPayout)));
+    } catch (err) {
+      return controlError(reply, err);
+    }
+  });
+  app.post<{ Params: { id: string } }>('/__sandbox/payouts/:id/fail', async (request, reply) => {
+    const body = jsonBody(request.body);
+    const code = typeof body['failure_code'] === 'string' ? body['failure_code'] : 'account_closed';
+    if (!(code in PAYOUT_FAILURES)) {
+      return controlError(
+        reply,
+        new StripeApiError(
+          400,
+          'invalid_request_error',
+          `Invalid failure_code: must be one of ${Object.keys(PAYOUT_FAILURES).join(', ')}`,
+          { param: 'failure_code' },
+        ),
+      );
+    }
+    try {
+      return send(
+        reply,
+        200,
+        JSON.stringify(automate(request.params.id, 'payout', (s, p) => failPayout(s, p, code))),
+      );
+    } catch (err) {
+      return controlError(reply, err);
+    }
+  });
+  app.post('/__sandbox/payouts/automatic', async (request, reply) => {
+    const parsed = automaticPayoutSchema.safeParse(jsonBody(request.body));
+    if (!parsed.success) {
+      return send(
+        reply,
+        400,
+        JSON.stringify({ error: { type: 'invalid_request_error', message: parsed.error.message } }),
+      );
+    }
+    return send(reply, 200, JSON.stringify(automaticPayout(parsed.data)));
+  });
+  app.post('/__sandbox/automation/run', async (_request, reply) =>
+    send(reply, 200, JSON.stringify({ ran: runAutomation() })),
+  );
+  app.post('/__sandbox/bulk', async (request, reply) => {
+    const parsed = bulkSchema.safeParse(jsonBody(request.body));
+    if (!parsed.success) {
+      return send(
+        reply,
+        400,
+        JSON.stringify({ error: { type: 'invalid_request_error', message: parsed.error.message } }),
+      );
+    }
+    try {
+      return send(reply, 200, JSON.stringify(bulk(parsed.data)));
+    } catch (err) {
+      return controlError(reply, err);
+    }
   });
   app.post('/__sandbox/reset', async (_request, reply) => {
     reset();
@@ -295,7 +500,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       request.raw.socket.destroy();
       return undefined;
     }
-    reply.header('request-id', newRequestId());
+    const requestId = newRequestId();
+    reply.header('request-id', requestId);
     if (idempotencyKey) reply.header('idempotency-key', idempotencyKey);
     if (fault === 'fail') {
       if (f.retryAfter !== undefined) reply.header('retry-after', String(f.retryAfter));
@@ -385,6 +591,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         { store: store.forAccount(account), params, args, method, path },
         scope,
         canonicalParams,
+        { id: requestId, idempotency_key: idempotencyKey },
       );
     } finally {
       if (scope) inFlight.delete(scope);
@@ -398,18 +605,22 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     ctx: Parameters<Handler>[0],
     scope: string | null,
     canonicalParams: string,
+    request: EventRequest,
   ): Outcome {
+    let made: Made = { events: [], changes: [] };
     try {
       // A StripeApiError keeps the writes made before it (a declined charge is still recorded); other errors roll back.
-      return store.transaction(() => {
+      const outcome = store.transaction(() => {
         let outcome: Outcome;
+        const changes: Change[] = [];
         try {
-          const result = applyExpand(ctx.store, handler(ctx), ctx.params);
+          const result = store.journaled(changes, () => applyExpand(ctx.store, handler(ctx), ctx.params));
           outcome = { status: 200, body: JSON.stringify(result), stored: true };
         } catch (err) {
           if (!(err instanceof StripeApiError)) throw err;
           outcome = { status: err.status, body: errorJson(err), stored: err.stored };
         }
+        made = record(changes, request);
         if (scope && outcome.stored) {
           store.putIdempotency(scope, {
             method: ctx.method,
@@ -422,14 +633,170 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         }
         return outcome;
       });
+      dispatch(made);
+      return outcome;
     } catch (err) {
       const message = `Sandbox internal error: ${err instanceof Error ? err.message : String(err)}`;
       return { status: 500, body: JSON.stringify({ error: { type: 'api_error', message } }), stored: false };
     }
   }
 
+  // Read from the store once and again after any endpoint changes, not on every request.
+  let endpointCache: WebhookEndpoint[] | null = null;
+
+  /** The endpoints that receive events now: those created through the API and those added in process. */
+  function liveEndpoints(): WebhookEndpoint[] {
+    if (endpointCache) return endpointCache;
+    const stored = store
+      .allWithAccount('webhook_endpoint')
+      .filter(({ object: e }) => !e['deleted'] && e['status'] === 'enabled')
+      .map(
+        ({ account, object: e }): WebhookEndpoint => ({
+          id: e.id,
+          url: e['url'] as string,
+          secret: e['secret'] as string,
+          enabledEvents: e['enabled_events'] as string[],
+          scope: e['connect'] ? 'connect' : 'self',
+          account,
+        }),
+      );
+    endpointCache = [...stored, ...ownEndpoints.values()];
+    return endpointCache;
+  }
+
+  /** Stores the events a transaction's writes make; called inside that transaction. */
+  function record(changes: Change[], request: EventRequest): Made {
+    // An endpoint made or changed in this very transaction counts from its next event on.
+    if (changes.some((c) => c.after.includes('"object":"webhook_endpoint"'))) endpointCache = null;
+    const endpoints = liveEndpoints();
+    const events: Made['events'] = [];
+    const derived = deriveEvents(changes, (fee, account) =>
+      store.all('fee_refund', account).filter((r) => r['fee'] === fee),
+    );
+    for (const { account, event } of derived) {
+      const targets = endpoints.filter((e) => endpointWants(e, event.type, account));
+      const stored = renderEvent(account, event, request, targets.length);
+      store.insertEvent(stored);
+      events.push({ stored, targets, object: event.object });
+    }
+    return { events, changes };
+  }
+
+  /** After the transaction commits: queues deliveries and schedules the automation the events call for. */
+  function dispatch(made: Made): void {
+    for (const c of made.changes) {
+      const after = JSON.parse(c.after) as StripeObject;
+      if (after.object === 'webhook_endpoint' && (after['deleted'] || after['status'] !== 'enabled')) {
+        delivery.drop(after.id);
+      }
+    }
+    for (const { stored, targets, object } of made.events) {
+      for (const endpoint of targets) {
+        delivery.enqueue(endpoint, stored.id, stored.type, () => {
+          const event = JSON.parse(stored.json) as Record<string, unknown>;
+          event['pending_webhooks'] = delivery.pendingFor(stored.id);
+          return JSON.stringify(event);
+        });
+      }
+      if (stored.type === 'refund.created') {
+        const charge = store.forAccount(stored.account || null).find(object['charge'] as string);
+        if (refundsFailLater(charge)) scheduleRefundFailure(object.id);
+      }
+    }
+  }
+
+  function scheduleRefundFailure(refundId: string): void {
+    const run = () => {
+      scheduled.delete(refundId);
+      if (closed) return;
+      try {
+        automate(refundId, 'refund', (s, refund) => failRefund(s, refund, 'expired_or_canceled_card'));
+      } catch {
+        // Already failed or canceled by a test: nothing left to do.
+      }
+    };
+    scheduled.set(refundId, { timer: setTimeout(run, refundFailureDelayMs), run });
+  }
+
+  /** Stripe's own automation on one object: its events carry `request.id: null`. */
+  function automate(
+    id: string,
+    type: string,
+    fn: (s: SandboxStore, obj: StripeObject) => StripeObject,
+  ): StripeObject {
+    const account = store.accountOf(id);
+    if (account === undefined) throw resourceMissing(type, id);
+    return automated(account || null, (scoped) => fn(scoped, scoped.get(type, id)));
+  }
+
+  function automated(account: string | null, fn: (s: SandboxStore) => StripeObject): StripeObject {
+    const scoped = store.forAccount(account);
+    let made: Made = { events: [], changes: [] };
+    const result = store.transaction(() => {
+      const changes: Change[] = [];
+      const out = store.journaled(changes, () => fn(scoped));
+      made = record(changes, AUTOMATION);
+      return out;
+    });
+    dispatch(made);
+    return result;
+  }
+
+  /** Stripe's payout schedule paying out the balance: a payout no request made (`automatic: true`). */
+  function automaticPayout(p: { amount: number; currency?: string; account?: string | null }): StripeObject {
+    return automated(p.account ?? null, (s) => {
+      const payout = createPayout(s, { amount: String(p.amount), currency: p.currency ?? 'usd' });
+      payout['automatic'] = true;
+      return s.save(payout);
+    });
+  }
+
+  function runAutomation(): number {
+    const due = [...scheduled.values()];
+    for (const task of due) {
+      clearTimeout(task.timer);
+      task.run();
+    }
+    return due.length;
+  }
+
+  function bulk(req: BulkRequest): { count: number; events: number; last: unknown } {
+    const method = req.method ?? 'POST';
+    const m = router.match(method, req.path);
+    if (!m) throw unrecognizedUrl(method, req.path);
+    const account = req.account ?? null;
+    const made: Made = { events: [], changes: [] };
+    let last: unknown;
+    store.transaction(() => {
+      for (let i = 0; i < req.count; i++) {
+        const changes: Change[] = [];
+        const ctx = {
+          store: store.forAccount(account),
+          params: { ...req.params },
+          args: m.args,
+          method,
+          path: req.path,
+        };
+        last = store.journaled(changes, () => m.handler(ctx));
+        const one = record(changes, { id: newRequestId(), idempotency_key: null });
+        made.events.push(...one.events);
+        made.changes.push(...changes);
+      }
+    });
+    dispatch(made);
+    return { count: req.count, events: made.events.length, last };
+  }
+
+  function controlError(reply: FastifyReply, err: unknown): FastifyReply {
+    if (err instanceof StripeApiError) return send(reply, err.status, errorJson(err));
+    throw err;
+  }
+
   function reset(): void {
+    for (const task of scheduled.values()) clearTimeout(task.timer);
+    scheduled.clear();
     store.reset();
+    endpointCache = null;
     log.length = 0;
     faults = {};
   }
@@ -466,8 +833,47 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     },
     reset,
     backdate: (id, times) => store.backdate(id, times),
+    events: () => store.allEvents(),
+    addWebhookEndpoint(endpoint) {
+      const e = endpointSchema.parse(endpoint);
+      const id = newId('we');
+      const scope = e.accounts === 'platform' ? 'self' : e.accounts === 'connect' ? 'connect' : 'all';
+      endpointCache = null;
+      ownEndpoints.set(id, {
+        id,
+        url: e.url,
+        secret: e.secret,
+        enabledEvents: e.enabledEvents ?? ['*'],
+        scope,
+        account: '',
+      });
+      return { id };
+    },
+    webhookEndpoints: () =>
+      [...ownEndpoints.values()].map((e) => ({
+        id: e.id,
+        url: e.url,
+        secret: e.secret,
+        enabledEvents: e.enabledEvents,
+      })),
+    removeWebhookEndpoint(id) {
+      ownEndpoints.delete(id);
+      endpointCache = null;
+      delivery.drop(id);
+    },
+    deliveries: () => delivery.attempts(),
+    failRefund: (id, reason = 'expired_or_canceled_card') =>
+      automate(id, 'refund', (s, refund) => failRefund(s, refund, reason)),
+    payPayout: (id) => automate(id, 'payout', payPayout),
+    failPayout: (id, code = 'account_closed') => automate(id, 'payout', (s, p) => failPayout(s, p, code)),
+    automaticPayout: (p) => automaticPayout(automaticPayoutSchema.parse(p)),
+    runAutomation,
+    bulk: (req) => bulk(bulkSchema.parse(req)),
     async close() {
       closed = true;
+      for (const task of scheduled.values()) clearTimeout(task.timer);
+      scheduled.clear();
+      delivery.close();
       await app.close();
       store.close();
     },

@@ -39,6 +39,16 @@ CREATE TABLE IF NOT EXISTS idempotency (
   body TEXT NOT NULL,
   created_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  created INTEGER NOT NULL,
+  account TEXT NOT NULL DEFAULT '',
+  pending_webhooks INTEGER NOT NULL DEFAULT 0,
+  json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_account_seq ON events (account, seq);
 `;
 
 /** Files written before objects were scoped to accounts get the column; their objects belong to the platform. */
@@ -50,9 +60,41 @@ function migrate(db: Database.Database): void {
   db.exec('CREATE INDEX IF NOT EXISTS objects_account_type_seq ON objects (account, type, seq)');
 }
 
+/** One write to an object, as JSON text before (null for an insert) and after. */
+export interface Change {
+  account: string;
+  id: string;
+  before: string | null;
+  after: string;
+}
+
+export interface StoredEvent {
+  id: string;
+  type: string;
+  created: number;
+  /** The connected account the event belongs to; '' for the platform. */
+  account: string;
+  pendingWebhooks: number;
+  /** The event without `pending_webhooks`, which is kept in its own column and put back when read. */
+  json: string;
+}
+
+export interface EventQuery {
+  limit: number;
+  startingAfter?: string | undefined;
+  endingBefore?: string | undefined;
+  /** Exact types, or patterns with `*` (`charge.*`), any of which matches. */
+  types?: string[];
+  created?: { gt?: number; gte?: number; lt?: number; lte?: number };
+  /** true: delivered to every endpoint (none pending); false: some delivery still pending. */
+  deliverySuccess?: boolean;
+}
+
 interface Connection {
   db: Database.Database;
   statements: Map<string, Database.Statement>;
+  /** While a request runs, every insert and save is written here, so its events can be derived. */
+  journal: Change[] | null;
 }
 
 const FIELD_NAME = /^[a-z_]+$/;
@@ -78,7 +120,7 @@ export class SandboxStore {
     }
     db.exec(SCHEMA);
     migrate(db);
-    this.conn = { db, statements: new Map() };
+    this.conn = { db, statements: new Map(), journal: null };
   }
 
   /** The same database, acting for another account (null: the platform). */
@@ -101,23 +143,133 @@ export class SandboxStore {
 
   insert<T extends StripeObject>(obj: T): T {
     const created = typeof obj['created'] === 'number' ? obj['created'] : Math.floor(Date.now() / 1000);
+    const json = JSON.stringify(obj);
     this.stmt('INSERT INTO objects (id, type, json, created, account) VALUES (?, ?, ?, ?, ?)').run(
       obj.id,
       obj.object,
-      JSON.stringify(obj),
+      json,
       created,
       this.account,
     );
+    this.conn.journal?.push({ account: this.account, id: obj.id, before: null, after: json });
     return obj;
   }
 
   save<T extends StripeObject>(obj: T): T {
-    this.stmt('UPDATE objects SET json = ? WHERE id = ? AND account = ?').run(
-      JSON.stringify(obj),
-      obj.id,
-      this.account,
-    );
+    const json = JSON.stringify(obj);
+    const journal = this.conn.journal;
+    const before = journal
+      ? (this.stmt('SELECT json FROM objects WHERE id = ? AND account = ?').get(obj.id, this.account) as
+          | { json: string }
+          | undefined)
+      : undefined;
+    this.stmt('UPDATE objects SET json = ? WHERE id = ? AND account = ?').run(json, obj.id, this.account);
+    if (journal && before)
+      journal.push({ account: this.account, id: obj.id, before: before.json, after: json });
     return obj;
+  }
+
+  /** Runs `fn` with every object write appended to `changes`, in order (kept when `fn` throws). */
+  journaled<T>(changes: Change[], fn: () => T): T {
+    const outer = this.conn.journal;
+    this.conn.journal = changes;
+    try {
+      return fn();
+    } finally {
+      this.conn.journal = outer;
+    }
+  }
+
+  /** The account an object belongs to ('' for the platform), whatever this store's account. */
+  accountOf(id: string): string | undefined {
+    const row = this.stmt('SELECT account FROM objects WHERE id = ?').get(id) as
+      | { account: string }
+      | undefined;
+    return row?.account;
+  }
+
+  /** Every object of a type with its account, oldest first. */
+  allWithAccount(type: string): { account: string; object: StripeObject }[] {
+    const rows = this.stmt('SELECT json, account FROM objects WHERE type = ? ORDER BY seq ASC').all(type) as {
+      json: string;
+      account: string;
+    }[];
+    return rows.map((r) => ({ account: r.account, object: JSON.parse(r.json) as StripeObject }));
+  }
+
+  insertEvent(e: StoredEvent): void {
+    this.stmt(
+      'INSERT INTO events (id, type, created, account, pending_webhooks, json) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(e.id, e.type, e.created, e.account, e.pendingWebhooks, e.json);
+  }
+
+  /** The event with its current `pending_webhooks`, if it belongs to this store's account. */
+  findEvent(id: string): StripeObject | undefined {
+    const row = this.stmt('SELECT json, pending_webhooks FROM events WHERE id = ? AND account = ?').get(
+      id,
+      this.account,
+    ) as { json: string; pending_webhooks: number } | undefined;
+    return row ? eventOf(row) : undefined;
+  }
+
+  /** One page of this account's events, newest first, as Stripe lists them. */
+  eventsPage(q: EventQuery): { data: StripeObject[]; hasMore: boolean } {
+    const where = ['account = ?'];
+    const args: unknown[] = [this.account];
+    if (q.types && q.types.length > 0) {
+      where.push(`(${q.types.map(() => "type LIKE ? ESCAPE '\\'").join(' OR ')})`);
+      for (const t of q.types) args.push(t.replace(/[\\%_]/g, (c) => `\\${c}`).replace(/\*/g, '%'));
+    }
+    if (q.deliverySuccess !== undefined) where.push(`pending_webhooks ${q.deliverySuccess ? '=' : '>'} 0`);
+    const ops = { gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
+    for (const [key, op] of Object.entries(ops)) {
+      const value = q.created?.[key as keyof typeof ops];
+      if (value !== undefined) {
+        where.push(`created ${op} ?`);
+        args.push(value);
+      }
+    }
+    let order = 'DESC';
+    const cursorId = q.startingAfter ?? q.endingBefore;
+    if (cursorId !== undefined) {
+      const cursor = this.stmt('SELECT seq FROM events WHERE id = ? AND account = ?').get(
+        cursorId,
+        this.account,
+      ) as { seq: number } | undefined;
+      const param = q.startingAfter !== undefined ? 'starting_after' : 'ending_before';
+      if (!cursor) throw resourceMissing('event', cursorId, param);
+      where.push(q.startingAfter !== undefined ? 'seq < ?' : 'seq > ?');
+      args.push(cursor.seq);
+      if (q.startingAfter === undefined) order = 'ASC';
+    }
+    args.push(q.limit + 1);
+    const rows = this.conn.db
+      .prepare(
+        `SELECT json, pending_webhooks FROM events WHERE ${where.join(' AND ')} ORDER BY seq ${order} LIMIT ?`,
+      )
+      .all(...args) as { json: string; pending_webhooks: number }[];
+    const hasMore = rows.length > q.limit;
+    const data = rows.slice(0, q.limit).map(eventOf);
+    if (order === 'ASC') data.reverse();
+    return { data, hasMore };
+  }
+
+  /** Every event of every account, oldest first, for tests and inspection. */
+  allEvents(): StripeObject[] {
+    const rows = this.stmt('SELECT json, pending_webhooks FROM events ORDER BY seq ASC').all() as {
+      json: string;
+      pending_webhooks: number;
+    }[];
+    return rows.map(eventOf);
+  }
+
+  setPendingWebhooks(id: string, pending: number): void {
+    this.stmt('UPDATE events SET pending_webhooks = ? WHERE id = ?').run(pending, id);
+  }
+
+  /** Deliveries live in memory: after a restart none is pending any more. */
+  clearPendingWebhooks(): void {
+    this.stmt('UPDATE events SET pending_webhooks = 0 WHERE pending_webhooks <> 0').run();
   }
 
   find(id: string): StripeObject | undefined {
@@ -220,10 +372,16 @@ export class SandboxStore {
   }
 
   reset(): void {
-    this.conn.db.exec('DELETE FROM objects; DELETE FROM idempotency;');
+    this.conn.db.exec('DELETE FROM objects; DELETE FROM idempotency; DELETE FROM events;');
   }
 
   close(): void {
     this.conn.db.close();
   }
+}
+
+function eventOf(row: { json: string; pending_webhooks: number }): StripeObject {
+  const event = JSON.parse(row.json) as StripeObject;
+  event['pending_webhooks'] = row.pending_webhooks;
+  return event;
 }

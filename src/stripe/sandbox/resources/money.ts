@@ -17,7 +17,7 @@ import { child, children, list, updateFields } from './payments.ts';
 
 const DAY = 86_400;
 
-function createPayout(store: SandboxStore, p: Params): StripeObject {
+export function createPayout(store: SandboxStore, p: Params): StripeObject {
   const amount = requireInt(p, 'amount', 1);
   const currency = requireCurrency(p);
   const base = baseObject('po', 'payout');

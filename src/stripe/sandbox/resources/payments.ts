@@ -63,6 +63,9 @@ function cardBehaviour(token: string): CardBehaviour {
       return { brand: 'visa', last4: '0259', dispute: true };
     case 'pendingRefund':
       return { brand: 'visa', last4: '7726' };
+    // Stripe's 4000 0000 0000 5126: refunds answer succeeded, then fail asynchronously.
+    case 'refundFail':
+      return { brand: 'visa', last4: '5126' };
     case 'mastercard':
       return { brand: 'mastercard', last4: '4444' };
     case 'amex':
