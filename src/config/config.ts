@@ -251,6 +251,8 @@ export const ConfigSchema = z
     policy: z.string().optional(),
     stripe_secret_key: z.string().optional(),
     stripe_api_base: z.url({ error: 'expected an absolute URL such as https://host/path' }).optional(),
+    stripe_webhook_secret: z.string().optional(),
+    stripe_webhook_path: z.string().startsWith('/').default('/stripe/webhooks'),
     /** Unset: the port after `port` (4701 beside 4700), or a free one when that is taken. 0: always a free one. */
     sandbox_port: z.coerce.number().int().min(0).max(65535).optional(),
     body_limit_bytes: z.coerce
@@ -310,6 +312,8 @@ const ENV: Record<string, string[]> = {
   AIRLOCK_POLICY: ['policy'],
   STRIPE_SECRET_KEY: ['stripe_secret_key'],
   STRIPE_API_BASE: ['stripe_api_base'],
+  STRIPE_WEBHOOK_SECRET: ['stripe_webhook_secret'],
+  AIRLOCK_STRIPE_WEBHOOK_PATH: ['stripe_webhook_path'],
   AIRLOCK_SANDBOX_PORT: ['sandbox_port'],
   AIRLOCK_LOG_LEVEL: ['log_level'],
   AIRLOCK_RATE_LIMIT_PER_MINUTE: ['rate_limit', 'per_minute'],

@@ -18,12 +18,14 @@ import { SettingsRepository } from './settings.ts';
 import { SlackRepository } from './slack.ts';
 import { GroupCommit, type WalSync } from './sqlite/group-commit.ts';
 import type { Status } from './status.ts';
+import { StripeEventsRepository } from './stripe-events.ts';
 import { VelocityReads } from './velocity.ts';
 import { Journal, VelocityMemory, VOTES_RETAINED_MS } from './velocity-memory.ts';
 
 export type { ActionPatch, ActionRow, ListActionsQuery } from './actions.ts';
 export type { ApprovalRow } from './approvals.ts';
 export { type LedgerEntry, type LedgerEventInput, type LedgerRow, ledgerHash } from './ledger.ts';
+export type { StripeEventRow } from './stripe-events.ts';
 
 /** The NOTIFY channel that carries the id of an action made dispatchable, to every instance. */
 export const ACTIONS_READY_CHANNEL = 'airlock_actions_ready';
@@ -84,6 +86,7 @@ export class Store {
   #credentials?: CredentialsRepository;
   #review?: ReviewRepository;
   #slack?: SlackRepository;
+  #stripeEvents?: StripeEventsRepository;
   #freezes?: FreezesRepository;
   #outbox?: OutboxRepository;
   #settings?: SettingsRepository;
@@ -127,6 +130,12 @@ export class Store {
   get slack(): SlackRepository {
     this.#slack ??= new SlackRepository(this.#conn);
     return this.#slack;
+  }
+
+  /** Stripe Events received, and the alerts about outside ones. */
+  get stripeEvents(): StripeEventsRepository {
+    this.#stripeEvents ??= new StripeEventsRepository(this.#conn);
+    return this.#stripeEvents;
   }
 
   /** The kill switch's freezes. */

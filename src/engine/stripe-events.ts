@@ -1,0 +1,161 @@
+// Stripe Events into Airlock: every event is stored once by its id (webhook and backfill share this path, so a
+// redelivered or backfilled event is never counted twice), and a money movement Airlock did not make is recorded
+// in the ledger as `stripe.outside` and alerted unless the policy expects it. docs/stripe-events.md.
+import { type OutsideSource, type Policy, toUsd } from '../policy/index.ts';
+import type { Store, StripeEventRow } from '../store/store.ts';
+import {
+  airlockKeyAction,
+  type EventRequest,
+  eventRequest,
+  type MoneyFacts,
+  moneyFacts,
+  type StripeEvent,
+} from '../stripe/events.ts';
+import type { Engine } from './engine.ts';
+
+export type EventOrigin = 'airlock' | OutsideSource | 'none';
+
+/** Queues the alerts about an outside event in the transaction that stores it (src/notify/outside.ts). */
+export interface OutsideAlerts {
+  enqueue(tx: Store, event: StripeEventRow, policy: Policy): Promise<void>;
+}
+
+/** Told after an outside event is committed: the metric. */
+export interface OutsideObserver {
+  outside(e: { type: string; source: OutsideSource; expected: boolean }): void;
+}
+
+export interface IngestResult {
+  id: string;
+  /** False when the event was stored before (a redelivery, or the backfill meeting a webhook's event). */
+  stored: boolean;
+  origin: EventOrigin;
+  action: string | null;
+  expected: boolean;
+}
+
+export class StripeEventIngest {
+  alerts: OutsideAlerts | null = null;
+  observer: OutsideObserver | null = null;
+
+  constructor(readonly engine: Engine) {}
+
+  async ingest(event: StripeEvent, via: 'webhook' | 'backfill'): Promise<IngestResult> {
+    const { store, clock } = this.engine;
+    const policy = this.engine.policy;
+    const money = moneyFacts(event);
+    const request = eventRequest(event);
+    const action = money ? await this.#airlocksAction(money, request) : null;
+    const origin: EventOrigin = !money
+      ? 'none'
+      : action
+        ? 'airlock'
+        : request.id === null
+          ? 'automation'
+          : 'outside';
+    const outside = origin === 'automation' || origin === 'outside';
+    const expected = outside && isExpected(policy, event.type, origin);
+    const at = clock.now().toISOString();
+    const row: StripeEventRow = {
+      id: event.id,
+      type: event.type,
+      created: event.created,
+      livemode: event.livemode ? 1 : 0,
+      object_id: money?.objectId ?? objectId(event),
+      request_id: request.id,
+      idempotency_key: request.idempotencyKey,
+      origin,
+      kind: money?.kind ?? null,
+      amount: money?.amount ?? null,
+      currency: money?.currency ?? null,
+      amount_usd:
+        money?.amount != null && money.currency
+          ? toUsd(money.amount, money.currency, policy.currencyRates)
+          : null,
+      customer: money?.customer ?? null,
+      charge: money?.charge ?? null,
+      action_id: action,
+      expected: expected ? 1 : 0,
+      via,
+      payload: JSON.stringify(event),
+      received_at: at,
+    };
+    const stored = await store.transaction(async (tx) => {
+      if (!(await tx.stripeEvents.insert(row))) return false;
+      if (outside) {
+        await tx.appendLedger({
+          actionId: null,
+          type: 'stripe.outside',
+          from: null,
+          to: null,
+          actor: 'stripe',
+          data: {
+            event: row.id,
+            type: row.type,
+            object: row.object_id,
+            amount: row.amount,
+            currency: row.currency,
+            source: origin,
+            request: row.request_id,
+            expected,
+            via,
+          },
+          at,
+        });
+        if (!expected) await this.alerts?.enqueue(tx, row, policy);
+      }
+      return true;
+    });
+    if (stored && outside) this.observer?.outside({ type: row.type, source: origin, expected });
+    return { id: row.id, stored, origin, action, expected };
+  }
+
+  /**
+   * The action an event records, when Airlock made it: the event's Idempotency-Key is the one the dispatcher sends
+   * (`airlock-<action id>`) or its object carries `metadata[airlock_action]`, and that action exists here. A
+   * completed action whose answer was another object of the same type is not this one (a key or tag copied from it).
+   */
+  async #airlocksAction(money: MoneyFacts, request: EventRequest): Promise<string | null> {
+    for (const id of new Set([airlockKeyAction(request.idempotencyKey), money.metadataAction])) {
+      if (!id) continue;
+      const action = await this.engine.store.getAction(id);
+      if (action?.mode !== 'stripe') continue;
+      const answered = answeredObject(action.response_body);
+      if (
+        answered &&
+        money.objectId &&
+        answered.object === objectType(money) &&
+        answered.id !== money.objectId
+      )
+        continue;
+      return action.id;
+    }
+    return null;
+  }
+}
+
+function isExpected(policy: Policy, type: string, source: OutsideSource): boolean {
+  return policy.outsideAirlock.expected.some(
+    (e) => e.type === type && (e.source === null || e.source === source),
+  );
+}
+
+function objectId(event: StripeEvent): string | null {
+  const id = event.data?.object['id'];
+  return typeof id === 'string' ? id : (event.related_object?.id ?? null);
+}
+
+function objectType(money: MoneyFacts): string {
+  return money.objectId?.split('_')[0] ?? '';
+}
+
+/** The id and id prefix of the object Stripe answered an action with. */
+function answeredObject(body: string | null): { id: string; object: string } | null {
+  if (!body) return null;
+  try {
+    const id = (JSON.parse(body) as { id?: unknown }).id;
+    return typeof id === 'string' ? { id, object: id.split('_')[0] ?? '' } : null;
+  } catch {
+    return null;
+  }
+}

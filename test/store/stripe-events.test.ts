@@ -1,0 +1,179 @@
+// Stripe Events stored through the one ingest path (webhook and backfill), over SQLite and PostgreSQL: each event
+// once by its id in any order; an outside money event is a ledger event (the chain still verifies) with its alerts
+// queued, unless the policy expects it; Airlock's own movements raise nothing.
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createReviewer } from '../../src/auth/credentials.ts';
+import { Engine } from '../../src/engine/engine.ts';
+import { verifyLedger } from '../../src/engine/ledger.ts';
+import { StripeEventIngest } from '../../src/engine/stripe-events.ts';
+import { newId } from '../../src/ids.ts';
+import { EmailChannel } from '../../src/notify/email.ts';
+import { OutsideAlertOutbox } from '../../src/notify/outside.ts';
+import { parsePolicy } from '../../src/policy/index.ts';
+import { parseStripeEvent } from '../../src/stripe/events.ts';
+import { actionRow } from '../helpers/action-row.ts';
+import { refundEvent } from '../helpers/stripe-events.ts';
+import { DIALECTS, openTestStore, type TestStore, unavailable } from './databases.ts';
+
+const POLICY = `
+default: review
+outside_airlock:
+  expected:
+    - { type: payout.created, source: automation }
+`;
+
+for (const dialect of DIALECTS) {
+  describe.skipIf(unavailable(dialect))(`Stripe events on ${dialect}`, () => {
+    let t: TestStore;
+    let ingest: StripeEventIngest;
+    const seen: { type: string; source: string; expected: boolean }[] = [];
+    beforeAll(async () => {
+      t = await openTestStore(dialect);
+      const engine = new Engine({ store: t.store, policy: parsePolicy(POLICY, 'policy.yaml') });
+      ingest = new StripeEventIngest(engine);
+      ingest.alerts = new OutsideAlertOutbox([
+        new EmailChannel({ host: '127.0.0.1', port: 1, secure: false, from: 'airlock@example.com' }),
+      ]);
+      ingest.observer = { outside: (e) => seen.push(e) };
+      await createReviewer(t.store, 'finance@example.com');
+    });
+    afterAll(async () => {
+      await t?.cleanup();
+    });
+
+    it('stores each event once by its id, however often and in whatever order it is delivered', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.nat({ max: 4 }), { minLength: 1, maxLength: 12 }),
+          async (deliveries) => {
+            const events = Array.from({ length: 5 }, () => refundEvent());
+            const before = await t.store.stripeEvents.count();
+            const stored = new Set<string>();
+            for (const i of deliveries) {
+              const r = await ingest.ingest(events[i]!, 'webhook');
+              expect(r.stored).toBe(!stored.has(events[i]!.id));
+              stored.add(events[i]!.id);
+            }
+            expect(await t.store.stripeEvents.count()).toBe(before + stored.size);
+          },
+        ),
+        { numRuns: 10 },
+      );
+    });
+
+    it('records an outside refund in the ledger with its source, queues its alert, and the chain verifies', async () => {
+      const e = refundEvent({ amount: 12345 });
+      seen.length = 0;
+      const r = await ingest.ingest(e, 'webhook');
+      expect(r).toMatchObject({ stored: true, origin: 'outside', action: null, expected: false });
+      const row = await t.store.stripeEvents.get(e.id);
+      expect(row).toMatchObject({ origin: 'outside', amount: 12345, currency: 'usd', amount_usd: 123.45 });
+      const alerts = await t.store.stripeEvents.alertsFor(e.id);
+      expect(alerts.map((a) => [a.channel, a.recipient])).toEqual([['email', 'finance@example.com']]);
+      expect(seen).toEqual([{ type: 'refund.created', source: 'outside', expected: false }]);
+      // Delivered again: nothing more.
+      expect((await ingest.ingest(e, 'webhook')).stored).toBe(false);
+      expect(await t.store.stripeEvents.alertsFor(e.id)).toHaveLength(1);
+      expect(seen).toHaveLength(1);
+      const report = await verifyLedger(t.store);
+      expect(report.problems).toEqual([]);
+      const events = [];
+      for (let after = 0; ; ) {
+        const page = await t.store.ledgerPage(after, 1000);
+        if (!page.length) break;
+        events.push(...page);
+        after = page[page.length - 1]!.seq;
+      }
+      const outside = events.filter((l) => l.type === 'stripe.outside' && JSON.parse(l.data).event === e.id);
+      expect(outside).toHaveLength(1);
+      expect(JSON.parse(outside[0]!.data)).toMatchObject({
+        type: 'refund.created',
+        amount: 12345,
+        currency: 'usd',
+        source: 'outside',
+        expected: false,
+      });
+    });
+
+    it("calls Stripe's own automation by its name: no request", async () => {
+      const r = await ingest.ingest(refundEvent({ requestId: null }), 'webhook');
+      expect(r.origin).toBe('automation');
+    });
+
+    it('raises nothing for a movement Airlock made, by its key or its metadata tag', async () => {
+      const action = actionRow({
+        status: 'completed',
+        response_body: JSON.stringify({ id: 're_ours1', object: 'refund' }),
+      });
+      await t.store.transaction((tx) => tx.insertAction(action));
+      seen.length = 0;
+      const byKey = await ingest.ingest(
+        refundEvent({ key: `airlock-${action.id}`, refund: 're_ours1' }),
+        'webhook',
+      );
+      const byTag = await ingest.ingest(
+        refundEvent({ requestId: null, metadata: { airlock_action: action.id }, refund: 're_ours1' }),
+        'webhook',
+      );
+      expect([byKey.origin, byTag.origin]).toEqual(['airlock', 'airlock']);
+      expect(byKey.action).toBe(action.id);
+      expect(seen).toEqual([]);
+      expect(await t.store.stripeEvents.alertsFor(byKey.id)).toEqual([]);
+    });
+
+    it("does not take a key or tag naming an unknown action, or an action of another object, for Airlock's", async () => {
+      const action = actionRow({
+        status: 'completed',
+        response_body: JSON.stringify({ id: 're_ours2', object: 'refund' }),
+      });
+      await t.store.transaction((tx) => tx.insertAction(action));
+      const forged = await ingest.ingest(refundEvent({ key: `airlock-${newId('act')}` }), 'webhook');
+      const copied = await ingest.ingest(
+        refundEvent({ key: `airlock-${action.id}`, refund: 're_other' }),
+        'webhook',
+      );
+      const tagged = await ingest.ingest(
+        refundEvent({ metadata: { airlock_action: 'act_nope' } }),
+        'webhook',
+      );
+      expect([forged.origin, copied.origin, tagged.origin]).toEqual(['outside', 'outside', 'outside']);
+    });
+
+    it('records an expected kind without alerting; the same kind from another source still alerts', async () => {
+      const payout = (requestId: string | null) =>
+        parseStripeEvent({
+          id: newId('evt'),
+          object: 'event',
+          created: Math.floor(Date.now() / 1000),
+          type: 'payout.created',
+          data: {
+            object: { id: newId('po'), object: 'payout', amount: 50000, currency: 'usd', metadata: {} },
+          },
+          request: { id: requestId, idempotency_key: null },
+        });
+      const automatic = await ingest.ingest(payout(null), 'webhook');
+      expect(automatic).toMatchObject({ origin: 'automation', expected: true });
+      expect(await t.store.stripeEvents.alertsFor(automatic.id)).toEqual([]);
+      const manual = await ingest.ingest(payout(newId('req')), 'webhook');
+      expect(manual).toMatchObject({ origin: 'outside', expected: false });
+      expect(await t.store.stripeEvents.alertsFor(manual.id)).toHaveLength(1);
+    });
+
+    it('stores an event that moves no money without an origin, and lists only outside ones', async () => {
+      const e = parseStripeEvent({
+        id: newId('evt'),
+        object: 'event',
+        created: 1,
+        type: 'charge.succeeded',
+        data: { object: { id: 'ch_x', object: 'charge', amount: 100, currency: 'usd' } },
+        request: { id: null, idempotency_key: null },
+      });
+      expect(await ingest.ingest(e, 'webhook')).toMatchObject({ stored: true, origin: 'none' });
+      const listed = await t.store.stripeEvents.listOutside(1000);
+      expect(listed.length).toBeGreaterThan(0);
+      expect(listed.every((l) => l.origin === 'outside' || l.origin === 'automation')).toBe(true);
+      expect(listed.some((l) => l.id === e.id)).toBe(false);
+    });
+  });
+}
