@@ -74,6 +74,7 @@ export class StripeEventIngest {
           : null,
       customer: money?.customer ?? null,
       charge: money?.charge ?? null,
+      account: typeof event['account'] === 'string' ? event['account'] : null,
       action_id: action,
       expected: expected ? 1 : 0,
       via,

@@ -511,6 +511,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('amount_usd', 'double precision')
           .addColumn('customer', 'text')
           .addColumn('charge', 'text')
+          .addColumn('account', 'text')
           .addColumn('action_id', 'text')
           .addColumn('expected', 'integer', (c) => c.notNull().defaultTo(0))
           .addColumn('via', 'text', (c) => c.notNull())

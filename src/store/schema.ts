@@ -302,6 +302,8 @@ export interface StripeEventsTable {
   amount_usd: number | null;
   customer: string | null;
   charge: string | null;
+  /** The connected account a Connect event is about (its `account`); null: the platform. */
+  account: string | null;
   /** Airlock's action the event is about, when it is one. */
   action_id: string | null;
   /** 1 when the policy names this kind as expected outside Airlock: recorded, not alerted. */

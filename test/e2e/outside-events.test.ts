@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyLedger } from '../../src/engine/ledger.ts';
 import { newId } from '../../src/ids.ts';
 import { type Mailbox, startMailbox } from '../helpers/smtp.ts';
-import { charge, type Stack, startStackWithPolicy, until } from '../helpers/stack.ts';
+import { charge, rejection, type Stack, startStackWithPolicy, until } from '../helpers/stack.ts';
 import { actions, ledger } from '../helpers/store-reads.ts';
 import { deliver, WEBHOOK_SECRET } from '../helpers/stripe-events.ts';
 
@@ -16,6 +16,7 @@ const POLICY = [
   'rules:',
   `  - "Allow if :read:"`,
   `  - "Allow if :kind: = 'refund.create' and :amount_in_usd: <= 500"`,
+  `  - "Review if :kind: = 'refund.create' and :account_refunds_usd_24h: + :amount_in_usd: > 5000"`,
   'outside_airlock:',
   '  expected:',
   '    - { type: payout.created, source: automation }',
@@ -143,5 +144,23 @@ describe('money moved outside Airlock', () => {
     expect(JSON.parse(recorded[0]!.data)).toMatchObject({ source: 'automation', expected: true });
     expect(await outsideMetric('payout.created', 'automation')).toBe(before + 1);
     expect(await stack.airlock.store.stripeEvents.alertsFor(event.id as string)).toEqual([]);
+  });
+
+  it('counts an outside refund towards the next decision: a refund it would have allowed is held', async () => {
+    const ch = await charge(stack, 900_000);
+    // Well inside every rule: allowed and made.
+    const first = await stack.agent.refunds.create({ charge: ch.id, amount: 40_000 });
+    expect(first.status).toBe('succeeded');
+    const outside = await stack.direct.refunds.create({ charge: ch.id, amount: 450_000 });
+    const event = eventFor('refund.created', outside, { id: newId('req'), idempotency_key: null });
+    expect((await deliver(stack.airlock.url, JSON.stringify(event))).status).toBe(200);
+    // $300 would pass on its own (and with Airlock's own refunds so far); with the outside $4,500 the account's
+    // day passes $5,000.
+    const err = await rejection(stack.agent.refunds.create({ charge: ch.id, amount: 30_000 }));
+    expect(err.code).toBe('approval_required');
+    const held = await stack.airlock.store.getAction(err.raw.airlock_action);
+    expect(JSON.parse(held!.decision).rules).toContain(
+      "Review if :kind: = 'refund.create' and :account_refunds_usd_24h: + :amount_in_usd: > 5000",
+    );
   });
 });

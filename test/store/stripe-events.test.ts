@@ -160,6 +160,36 @@ for (const dialect of DIALECTS) {
       expect(await t.store.stripeEvents.alertsFor(manual.id)).toHaveLength(1);
     });
 
+    it('counts outside refunds in the account windows (not the agent ones), by when Stripe made them', async () => {
+      const window = (scope: 'agent' | 'account', sinceS: number, untilS: number) =>
+        t.store.velocity.total({
+          scope,
+          subject: scope === 'agent' ? 'agt_none' : null,
+          account: null,
+          kinds: ['refund.create'],
+          statuses: ['completed'],
+          since: new Date(sinceS * 1000).toISOString(),
+          until: new Date(untilS * 1000).toISOString(),
+        });
+      // Far in the past, so nothing else this file stores falls in the window.
+      const at = 1_000_000_000;
+      const before = await window('account', at - 3600, at);
+      const e = { ...refundEvent({ amount: 77_700 }), created: at - 60 };
+      await ingest.ingest(e, 'backfill');
+      const ours = actionRow({ status: 'completed' });
+      await t.store.transaction((tx) => tx.insertAction(ours));
+      await ingest.ingest({ ...refundEvent({ key: `airlock-${ours.id}` }), created: at - 30 }, 'webhook');
+      expect(await window('account', at - 3600, at)).toEqual({
+        count: before.count + 1,
+        usd: before.usd + 777,
+      });
+      expect(await window('account', at - 59, at)).toEqual(before);
+      expect(await window('agent', at - 3600, at)).toEqual({ count: 0, usd: 0 });
+      // Delivered again, counted once.
+      await ingest.ingest(e, 'webhook');
+      expect((await window('account', at - 3600, at)).count).toBe(before.count + 1);
+    });
+
     it('stores an event that moves no money without an origin, and lists only outside ones', async () => {
       const e = parseStripeEvent({
         id: newId('evt'),
