@@ -59,7 +59,8 @@ export class VelocityReads {
       .where('origin', 'in', ['automation', 'outside'])
       .where('created', '>=', Math.ceil(Date.parse(q.since) / 1000))
       .where('created', '<=', Math.floor(Date.parse(q.until) / 1000));
-    query = q.kinds === 'writes' ? query.where('kind', 'is not', null) : query.where('kind', 'in', [...q.kinds]);
+    query =
+      q.kinds === 'writes' ? query.where('kind', 'is not', null) : query.where('kind', 'in', [...q.kinds]);
     if (q.scope === 'customer') query = query.where('customer', '=', q.subject);
     query = account === null ? query.where('account', 'is', null) : query.where('account', '=', account);
     const row = await query.executeTakeFirst();
