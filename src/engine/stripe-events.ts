@@ -7,6 +7,7 @@ import {
   airlockKeyAction,
   type EventRequest,
   eventRequest,
+  laterFailure,
   type MoneyFacts,
   moneyFacts,
   type StripeEvent,
@@ -108,7 +109,34 @@ export class StripeEventIngest {
       return true;
     });
     if (stored && outside) this.observer?.outside({ type: row.type, source: origin, expected });
-    return { id: row.id, stored, origin, action, expected };
+    // On every delivery, not only the first: a crash after the event was stored must not lose the update.
+    const failed = await this.#reconcileFailure(event, request);
+    return { id: row.id, stored, origin, action: action ?? failed, expected };
+  }
+
+  /**
+   * A refund or payout Airlock completed that Stripe now reports failed or cancelled moves its action to `failed`
+   * (ledger event action.failed_upstream, and its callback). Only for the very object the action made: a tag
+   * copied onto another object changes nothing.
+   */
+  async #reconcileFailure(event: StripeEvent, request: EventRequest): Promise<string | null> {
+    const failure = laterFailure(event);
+    if (!failure) return null;
+    for (const id of new Set([failure.metadataAction, airlockKeyAction(request.idempotencyKey)])) {
+      if (!id) continue;
+      const action = await this.engine.store.getAction(id);
+      if (action?.mode !== 'stripe' || answeredObject(action.response_body)?.id !== failure.objectId)
+        continue;
+      await this.engine.failedUpstream(id, {
+        event: event.id,
+        type: event.type,
+        object: failure.objectId,
+        status: failure.status,
+        reason: failure.reason,
+      });
+      return id;
+    }
+    return null;
   }
 
   /**

@@ -191,6 +191,46 @@ export function moneyFacts(e: StripeEvent): MoneyFacts | null {
   };
 }
 
+/** Events that report a refund or payout failing after it was made, and the statuses that mean it did. */
+const LATER_FAILURES: Record<string, { prefix: string; statuses: readonly string[] }> = {
+  'refund.updated': { prefix: 're_', statuses: ['failed', 'canceled'] },
+  'refund.failed': { prefix: 're_', statuses: ['failed', 'canceled'] },
+  'charge.refund.updated': { prefix: 're_', statuses: ['failed', 'canceled'] },
+  'payout.failed': { prefix: 'po_', statuses: ['failed', 'canceled'] },
+  'payout.canceled': { prefix: 'po_', statuses: ['failed', 'canceled'] },
+  'payout.updated': { prefix: 'po_', statuses: ['failed', 'canceled'] },
+};
+
+export interface LaterFailure {
+  objectId: string;
+  status: string;
+  reason: string | null;
+  metadataAction: string | null;
+}
+
+/** A refund or payout Stripe now reports failed or cancelled, or null. */
+export function laterFailure(e: StripeEvent): LaterFailure | null {
+  const rule = LATER_FAILURES[e.type];
+  const o = e.data?.object;
+  if (!rule || !o) return null;
+  const id = o['id'];
+  const status = o['status'];
+  if (typeof id !== 'string' || !id.startsWith(rule.prefix)) return null;
+  if (typeof status !== 'string' || !rule.statuses.includes(status)) return null;
+  const reason = o['failure_reason'] ?? o['failure_code'] ?? o['failure_message'];
+  const metadata = o['metadata'];
+  const tagged =
+    typeof metadata === 'object' && metadata !== null
+      ? (metadata as Record<string, unknown>)['airlock_action']
+      : null;
+  return {
+    objectId: id,
+    status,
+    reason: typeof reason === 'string' ? reason : null,
+    metadataAction: typeof tagged === 'string' ? tagged : null,
+  };
+}
+
 /** The action id in an Idempotency-Key Airlock sends (`airlock-act_…`, src/engine/dispatcher.ts), or null. */
 export function airlockKeyAction(key: string | null): string | null {
   const m = key ? /^airlock-(act_[A-Za-z0-9]{1,64})$/.exec(key) : null;
