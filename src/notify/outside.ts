@@ -9,33 +9,13 @@ import type { Policy } from '../policy/index.ts';
 import { escapeHtml, formatMoney } from '../review/html.ts';
 import { OutboxQueue, queuedColumns, type StripeAlertRow } from '../store/outbox.ts';
 import type { Store, StripeEventRow } from '../store/store.ts';
+import { stripeDashboardUrl } from '../stripe/events.ts';
 import { type Channel, Undeliverable } from './channel.ts';
 import type { EmailMessage } from './email.ts';
 import { NOTIFICATION_RETRY } from './notifier.ts';
 
 /** The channels an outside event is told through: a reviewer's Slack app DM is for holds, not for these. */
 const ALERT_CHANNELS = new Set(['email', 'slack', 'teams']);
-
-/** Where the Stripe Dashboard shows an object, by its id's prefix. */
-const DASHBOARD_PATHS: Record<string, string> = {
-  re: 'refunds',
-  pyr: 'refunds',
-  po: 'payouts',
-  tr: 'connect/transfers',
-  trr: 'connect/transfers',
-  ch: 'payments',
-  py: 'payments',
-  sub: 'subscriptions',
-  cus: 'customers',
-  fee: 'connect/application_fees',
-  fr: 'connect/application_fees',
-};
-
-export function stripeDashboardUrl(objectId: string | null, livemode: boolean): string | null {
-  if (!objectId) return null;
-  const path = DASHBOARD_PATHS[objectId.split('_')[0] ?? ''];
-  return path ? `https://dashboard.stripe.com/${livemode ? '' : 'test/'}${path}/${objectId}` : null;
-}
 
 export const SOURCE_LABELS = {
   automation: "Stripe's own automation (no API request)",

@@ -236,3 +236,24 @@ export function airlockKeyAction(key: string | null): string | null {
   const m = key ? /^airlock-(act_[A-Za-z0-9]{1,64})$/.exec(key) : null;
   return m?.[1] ?? null;
 }
+
+/** Where the Stripe Dashboard shows an object, by its id's prefix. */
+const DASHBOARD_PATHS: Record<string, string> = {
+  re: 'refunds',
+  pyr: 'refunds',
+  po: 'payouts',
+  tr: 'connect/transfers',
+  trr: 'connect/transfers',
+  ch: 'payments',
+  py: 'payments',
+  sub: 'subscriptions',
+  cus: 'customers',
+  fee: 'connect/application_fees',
+  fr: 'connect/application_fees',
+};
+
+export function stripeDashboardUrl(objectId: string | null, livemode: boolean): string | null {
+  if (!objectId) return null;
+  const path = DASHBOARD_PATHS[objectId.split('_')[0] ?? ''];
+  return path ? `https://dashboard.stripe.com/${livemode ? '' : 'test/'}${path}/${objectId}` : null;
+}
