@@ -74,7 +74,8 @@ export class StripeEventIngest {
           ? toUsd(money.amount, money.currency, policy.currencyRates)
           : null,
       customer: money?.customer ?? null,
-      charge: money?.charge ?? null,
+      // A dispute names its charge too: the risk score reads it without a look-up.
+      charge: money?.charge ?? refOf(event.data?.object['charge']),
       account: typeof event['account'] === 'string' ? event['account'] : null,
       action_id: action,
       expected: expected ? 1 : 0,
@@ -167,6 +168,12 @@ function isExpected(policy: Policy, type: string, source: OutsideSource): boolea
   return policy.outsideAirlock.expected.some(
     (e) => e.type === type && (e.source === null || e.source === source),
   );
+}
+
+function refOf(v: unknown): string | null {
+  if (typeof v === 'string' && v) return v;
+  const id = typeof v === 'object' && v !== null ? (v as { id?: unknown }).id : null;
+  return typeof id === 'string' && id ? id : null;
 }
 
 function objectId(event: StripeEvent): string | null {

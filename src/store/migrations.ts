@@ -524,6 +524,12 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .on('stripe_events')
           .columns(['origin', 'created'])
           .execute();
+        // Disputes by charge, for the risk score (no look-up).
+        await db.schema
+          .createIndex('stripe_events_charge_idx')
+          .on('stripe_events')
+          .columns(['charge', 'type'])
+          .execute();
         // Alerts about outside events, queued in the transaction that stores the event and delivered with retries.
         await db.schema
           .createTable('stripe_alerts')

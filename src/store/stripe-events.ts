@@ -54,6 +54,18 @@ export class StripeEventsRepository {
     return q.orderBy('created', 'desc').orderBy('id', 'desc').limit(limit).execute();
   }
 
+  /** Whether Stripe reported a dispute opened on this charge (charge.dispute.created). */
+  async disputed(chargeId: string): Promise<boolean> {
+    const row = await this.c.db
+      .selectFrom('stripe_events')
+      .select('id')
+      .where('charge', '=', chargeId)
+      .where('type', '=', 'charge.dispute.created')
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   /** Queues alerts; one already queued for the same event, channel and recipient is left as it is. */
   async insertAlerts(rows: StripeAlertRow[]): Promise<void> {
     if (rows.length === 0) return;

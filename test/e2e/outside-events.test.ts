@@ -163,4 +163,34 @@ describe('money moved outside Airlock', () => {
       "Review if :kind: = 'refund.create' and :account_refunds_usd_24h: + :amount_in_usd: > 5000",
     );
   });
+
+  it('adds a dispute Stripe reported on a charge to the risk of a refund on it, without a look-up', async () => {
+    const disputed = await charge(stack, 30_000);
+    const clean = await charge(stack, 30_000);
+    const dispute = eventFor(
+      'charge.dispute.created',
+      {
+        id: newId('dp'),
+        object: 'dispute',
+        charge: disputed.id,
+        amount: 30_000,
+        currency: 'usd',
+        status: 'needs_response',
+      },
+      { id: null, idempotency_key: null },
+    );
+    expect((await deliver(stack.airlock.url, JSON.stringify(dispute))).status).toBe(200);
+    // The sandbox's charges have no dispute: only the event can have put it there.
+    // Held or not (the day's velocity rule may hold them by now), each is decided and its risk recorded.
+    for (const ch of [disputed, clean])
+      await stack.agent.refunds.create({ charge: ch.id, amount: 1_000 }).catch((err) => {
+        if (err.code !== 'approval_required') throw err;
+      });
+    const factors = async (chargeId: string) => {
+      const [a] = await actions(stack.airlock.store, (r) => r.params.includes(chargeId));
+      return JSON.parse(a!.decision).risk_factors as { name: string; points: number }[];
+    };
+    expect(await factors(disputed.id)).toContainEqual({ name: 'charge_disputed', points: 20 });
+    expect((await factors(clean.id)).map((f) => f.name)).not.toContain('charge_disputed');
+  });
 });
