@@ -13,9 +13,10 @@ import { stripeDashboardUrl } from '../stripe/events.ts';
 import { type Channel, Undeliverable } from './channel.ts';
 import type { EmailMessage } from './email.ts';
 import { NOTIFICATION_RETRY } from './notifier.ts';
+import { SlackAppChannel } from './slack-app.ts';
 
-/** The channels an outside event is told through: a reviewer's Slack app DM is for holds, not for these. */
-const ALERT_CHANNELS = new Set(['email', 'slack', 'teams']);
+/** The channels an outside event is told through: every configured one (the Slack app posts to its channel). */
+const ALERT_CHANNELS = new Set(['email', 'slack', 'teams', 'slack_app']);
 
 export const SOURCE_LABELS = {
   automation: "Stripe's own automation (no API request)",
@@ -31,11 +32,13 @@ export class OutsideAlertOutbox implements OutsideAlerts {
     for (const channel of this.channels) {
       if (!ALERT_CHANNELS.has(channel.name)) continue;
       const recipients =
-        channel.name !== 'email'
-          ? ['webhook']
-          : policy.outsideAirlock.notify.length
-            ? policy.outsideAirlock.notify.map((n) => n.slice('email:'.length))
-            : (await tx.credentials.listReviewers()).map((r) => r.email);
+        channel instanceof SlackAppChannel
+          ? [channel.app.config.channel]
+          : channel.name !== 'email'
+            ? ['webhook']
+            : policy.outsideAirlock.notify.length
+              ? policy.outsideAirlock.notify.map((n) => n.slice('email:'.length))
+              : (await tx.credentials.listReviewers()).map((r) => r.email);
       for (const recipient of new Set(recipients)) {
         rows.push({
           ...queuedColumns(newId('alr'), due, event.received_at),
@@ -76,6 +79,10 @@ export function describeOutside(e: StripeEventRow, baseUrl: string): Alert {
   };
 }
 
+function slackText(a: Alert): string {
+  return `:rotating_light: *Money moved outside Airlock:* ${a.title}\n${a.lines.map((l) => `• ${l}`).join('\n')}\n${a.stripeUrl ? `<${a.stripeUrl}|Open it in Stripe> · ` : ''}<${a.airlockUrl}|Outside Airlock>`;
+}
+
 function compose(channel: string, to: string, a: Alert): unknown {
   const links = [a.stripeUrl ? `In Stripe: ${a.stripeUrl}` : null, `In Airlock: ${a.airlockUrl}`].filter(
     (l): l is string => l !== null,
@@ -88,10 +95,14 @@ function compose(channel: string, to: string, a: Alert): unknown {
         text: [`Money moved outside Airlock: ${a.title}`, '', ...a.lines, '', ...links].join('\n'),
         html: `<div style="font:14px/1.5 system-ui,sans-serif;color:#111827"><p style="font-size:18px;margin:0 0 8px"><b>Money moved outside Airlock:</b> ${escapeHtml(a.title)}</p><ul>${a.lines.map((l) => `<li>${escapeHtml(l)}</li>`).join('')}</ul>${a.stripeUrl ? `<p><a href="${escapeHtml(a.stripeUrl)}">Open it in Stripe</a></p>` : ''}<p><a href="${escapeHtml(a.airlockUrl)}">Outside Airlock in the dashboard</a></p></div>`,
       } satisfies EmailMessage;
-    case 'slack':
+    case 'slack_app':
       return {
-        text: `:rotating_light: *Money moved outside Airlock:* ${a.title}\n${a.lines.map((l) => `• ${l}`).join('\n')}\n${a.stripeUrl ? `<${a.stripeUrl}|Open it in Stripe> · ` : ''}<${a.airlockUrl}|Outside Airlock>`,
+        channel: to,
+        text: `Money moved outside Airlock: ${a.title}`,
+        blocks: [{ type: 'section', text: { type: 'mrkdwn', text: slackText(a) } }],
       };
+    case 'slack':
+      return { text: slackText(a) };
     default:
       return {
         type: 'message',
@@ -188,7 +199,13 @@ export class OutsideAlerter {
       await store.stripeEvents.setAlertPayload(a.id, payload);
     }
     try {
-      const { status } = await channel.send(JSON.parse(payload), a.id);
+      // The Slack app's own send keeps a hold's message for later updates; an alert is posted and left as it is.
+      const { status } =
+        channel instanceof SlackAppChannel
+          ? await channel.app
+              .post({ action: a.event_id, blocks: [], ...JSON.parse(payload) })
+              .then(() => ({ status: 200 }))
+          : await channel.send(JSON.parse(payload), a.id);
       return { result: 'delivered', status };
     } catch (err) {
       const status = (err as { status?: unknown }).status;

@@ -6,6 +6,7 @@ import type Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyLedger } from '../../src/engine/ledger.ts';
 import { newId } from '../../src/ids.ts';
+import { type SlackStandIn, startSlackStandIn } from '../helpers/slack.ts';
 import { type Mailbox, startMailbox } from '../helpers/smtp.ts';
 import { charge, rejection, type Stack, startStackWithPolicy, until } from '../helpers/stack.ts';
 import { actions, ledger } from '../helpers/store-reads.ts';
@@ -23,20 +24,31 @@ const POLICY = [
 ];
 
 let smtp: Mailbox;
+let slack: SlackStandIn;
 let stack: Stack;
 beforeAll(async () => {
   smtp = await startMailbox();
+  slack = await startSlackStandIn();
   stack = await startStackWithPolicy(POLICY, {
     STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
     SMTP_HOST: '127.0.0.1',
     SMTP_PORT: String(smtp.port),
     SMTP_FROM: 'Airlock <airlock@example.com>',
+    SLACK_BOT_TOKEN: 'xoxb-test-token',
+    SLACK_SIGNING_SECRET: 'slack-signing-secret-for-tests',
+    AIRLOCK_SLACK_CHANNEL: 'C0FINANCE',
+    AIRLOCK_SLACK_API_URL: slack.apiUrl,
   });
 });
 afterAll(async () => {
   await stack?.close();
   await smtp?.close();
+  await slack?.close();
 });
+
+/** Slack app posts that mention `text`. */
+const slackPosts = (text: string) =>
+  slack.callsTo('chat.postMessage').filter((c) => JSON.stringify(c.args).includes(text));
 
 /** The event Stripe sends for an object, in the Event object's shape. */
 function eventFor(
@@ -102,6 +114,10 @@ describe('money moved outside Airlock', () => {
     expect(mail.text).toContain(`https://dashboard.stripe.com/test/refunds/${refund.id}`);
     expect(mail.text).toContain(`${stack.airlock.url}/review/outside`);
     expect(mail.text).toContain('outside Airlock (a raw key, the Dashboard or a script)');
+    // And in the Slack app's channel.
+    const post = await until(() => slackPosts(refund.id)[0]);
+    expect(post.args['channel']).toBe('C0FINANCE');
+    expect(JSON.stringify(post.args)).toContain('$314.15');
 
     // Stripe delivers it again: still one of everything.
     expect((await deliver(stack.airlock.url, JSON.stringify(event))).body.duplicate).toBe(true);
@@ -132,6 +148,7 @@ describe('money moved outside Airlock', () => {
     expect(await stack.airlock.store.stripeEvents.alertsFor(event.id as string)).toEqual([]);
     expect(await outsideMetric('refund.created', 'outside')).toBe(metricBefore);
     expect(smtp.inbox.length).toBe(mailsBefore);
+    expect(slackPosts(refund.id)).toEqual([]);
   });
 
   it('records an expected automatic payout without alerting', async () => {
