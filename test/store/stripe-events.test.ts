@@ -190,6 +190,30 @@ for (const dialect of DIALECTS) {
       expect((await window('account', at - 3600, at)).count).toBe(before.count + 1);
     });
 
+    it('knows a charge is disputed from its charge.dispute.created event alone', async () => {
+      expect(await t.store.stripeEvents.disputed('ch_disputed_store')).toBe(false);
+      await ingest.ingest(
+        parseStripeEvent({
+          id: newId('evt'),
+          object: 'event',
+          created: 1,
+          type: 'charge.dispute.created',
+          data: { object: { id: newId('dp'), object: 'dispute', charge: 'ch_disputed_store', amount: 500 } },
+          request: { id: null, idempotency_key: null },
+        }),
+        'webhook',
+      );
+      expect(await t.store.stripeEvents.disputed('ch_disputed_store')).toBe(true);
+      expect(await t.store.stripeEvents.disputed('ch_other_store')).toBe(false);
+    });
+
+    it('keeps one backfill cursor, replaced on each write', async () => {
+      expect(await t.store.stripeEvents.backfillCursor()).toBeNull();
+      await t.store.stripeEvents.setBackfillCursor('{"after":"evt_1"}');
+      await t.store.stripeEvents.setBackfillCursor('{"after":"evt_2"}');
+      expect(await t.store.stripeEvents.backfillCursor()).toBe('{"after":"evt_2"}');
+    });
+
     it('stores an event that moves no money without an origin, and lists only outside ones', async () => {
       const e = parseStripeEvent({
         id: newId('evt'),
