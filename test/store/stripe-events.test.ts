@@ -190,6 +190,34 @@ for (const dialect of DIALECTS) {
       expect((await window('account', at - 3600, at)).count).toBe(before.count + 1);
     });
 
+    it('stores an event once when two instances receive it at the same time', async () => {
+      const other = await t.openAnother();
+      const engineB = new Engine({ store: other, policy: parsePolicy(POLICY, 'policy.yaml') });
+      const b = new StripeEventIngest(engineB);
+      const events = Array.from({ length: 20 }, () => refundEvent());
+      const results = await Promise.all(
+        events.flatMap((e) => [
+          ingest.ingest(e, 'webhook'),
+          b.ingest(e, 'webhook'),
+          ingest.ingest(e, 'backfill'),
+        ]),
+      );
+      for (const e of events) expect(results.filter((r) => r.id === e.id && r.stored)).toHaveLength(1);
+      await t.store.ledger.sealPending();
+      const ids = new Set(events.map((e) => e.id));
+      const recorded = [];
+      for (let after = 0; ; ) {
+        const page = await t.store.ledgerPage(after, 1000);
+        if (!page.length) break;
+        recorded.push(
+          ...page.filter((l) => l.type === 'stripe.outside' && ids.has(JSON.parse(l.data).event)),
+        );
+        after = page[page.length - 1]!.seq;
+      }
+      expect(recorded).toHaveLength(events.length);
+      expect((await verifyLedger(t.store)).problems).toEqual([]);
+    });
+
     it('knows a charge is disputed from its charge.dispute.created event alone', async () => {
       expect(await t.store.stripeEvents.disputed('ch_disputed_store')).toBe(false);
       await ingest.ingest(
