@@ -4,6 +4,8 @@
 // receiver. A redelivery changes nothing more; an event about another refund carrying the action's tag changes
 // nothing at all.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createReviewer } from '../../src/auth/credentials.ts';
+import { hashPassword } from '../../src/auth/password.ts';
 import { verifyLedger } from '../../src/engine/ledger.ts';
 import { newId } from '../../src/ids.ts';
 import { SIGNATURE_HEADER, verifyWebhook } from '../../src/sdk/webhooks.ts';
@@ -12,6 +14,7 @@ import { type Receiver, startReceiver } from '../helpers/receiver.ts';
 import { charge, type Stack, startStackWithPolicy, until } from '../helpers/stack.ts';
 import { ledger } from '../helpers/store-reads.ts';
 import { deliver, WEBHOOK_SECRET } from '../helpers/stripe-events.ts';
+import { FormClient, PASSWORD } from '../review/helpers.ts';
 
 const CALLBACK_SECRET = 'airlock_test_callback_secret';
 
@@ -86,6 +89,17 @@ describe('a refund that completed and then failed upstream', () => {
     expect(receipt.body).toMatchObject({ id: action.id, status: 'failed' });
     expect(receipt.body.last_error).toContain(`${refund.id} failed after it completed`);
     expect(receipt.body.last_error).toContain('expired_or_canceled_card');
+    // The dashboard's receipt, as a reviewer opens it.
+    await createReviewer(stack.airlock.store, 'auditor@example.com', {
+      passwordHash: await hashPassword(PASSWORD),
+    });
+    const browser = new FormClient(stack.airlock.url);
+    expect(await browser.logIn('auditor@example.com')).toBe(303);
+    const page = await browser.request(`/review/actions/${action.id}`);
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('<span class="badge s-failed">failed</span>');
+    expect(page.text).toContain('action.failed_upstream');
+    expect(page.text).toContain(`${refund.id} failed after it completed`);
 
     const events = await ledger(stack.airlock.store, (e) => e.action_id === action.id);
     const failed = events.filter((e) => e.type === 'action.failed_upstream');
