@@ -130,4 +130,59 @@ describe('a refund that completed and then failed upstream', () => {
     expect(callbacks.body.status).toBe('failed');
     expect(receiver.received.filter((r) => JSON.parse(r.body).type === 'action.failed')).toHaveLength(1);
   });
+
+  it('moves a completed payout that Stripe later reports failed to failed, once', async () => {
+    const params = { amount: '7000', currency: 'usd' };
+    const { action } = await stack.airlock.engine.submit({
+      agent: null,
+      method: 'POST',
+      path: '/v1/payouts',
+      params,
+      stripeAccount: null,
+      stripeVersion: null,
+      idempotencyKey: null,
+      classification: classify({ method: 'POST', path: '/v1/payouts', params }),
+      callbackUrl: `${receiver.url}/payouts`,
+    });
+    const done = await stack.airlock.engine.waitFor(action.id, (s) => s === 'completed', 10_000);
+    const payout = JSON.parse(done.response_body!) as { id: string };
+    expect(payout.id).toMatch(/^po_/);
+    const event = {
+      id: newId('evt'),
+      object: 'event',
+      created: Math.floor(Date.now() / 1000),
+      type: 'payout.failed',
+      data: {
+        object: {
+          id: payout.id,
+          object: 'payout',
+          amount: 7000,
+          currency: 'usd',
+          status: 'failed',
+          failure_code: 'account_closed',
+          metadata: { airlock_action: action.id },
+        },
+      },
+      request: { id: null, idempotency_key: null },
+    };
+    expect((await deliver(stack.airlock.url, JSON.stringify(event))).status).toBe(200);
+    expect((await deliver(stack.airlock.url, JSON.stringify(event))).body.duplicate).toBe(true);
+    const row = await stack.airlock.store.getAction(action.id);
+    expect(row?.status).toBe('failed');
+    expect(row?.last_error).toContain('account_closed');
+    const failed = await ledger(
+      stack.airlock.store,
+      (e) => e.action_id === action.id && e.type === 'action.failed_upstream',
+    );
+    expect(failed).toHaveLength(1);
+    const callback = await until(() =>
+      receiver.received.find((r) => r.url === '/payouts' && JSON.parse(r.body).type === 'action.failed'),
+    );
+    expect(
+      verifyWebhook(callback.body, callback.headers[SIGNATURE_HEADER], CALLBACK_SECRET).data.object,
+    ).toMatchObject({
+      id: action.id,
+      status: 'failed',
+    });
+  });
 });
