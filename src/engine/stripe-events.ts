@@ -14,6 +14,9 @@ import {
 } from '../stripe/events.ts';
 import type { Engine } from './engine.ts';
 
+/** Statuses of an action whose request went to Stripe (failed: an error answer, or a later failure). */
+const SENT = new Set(['pending', 'completed', 'failed']);
+
 export type EventOrigin = 'airlock' | OutsideSource | 'none';
 
 /** Queues the alerts about an outside event in the transaction that stores it (src/notify/outside.ts). */
@@ -149,8 +152,11 @@ export class StripeEventIngest {
     for (const id of new Set([airlockKeyAction(request.idempotencyKey), money.metadataAction])) {
       if (!id) continue;
       const action = await this.engine.store.getAction(id);
-      if (action?.mode !== 'stripe') continue;
+      // Only an action Airlock sent can have made it: a held, rejected or blocked one's key, reused by a raw-key
+      // caller, must not hide the movement.
+      if (action?.mode !== 'stripe' || !SENT.has(action.status)) continue;
       const answered = answeredObject(action.response_body);
+      if (action.status === 'failed' && answered?.id !== money.objectId) continue;
       if (
         answered &&
         money.objectId &&

@@ -137,7 +137,14 @@ for (const dialect of DIALECTS) {
         refundEvent({ metadata: { airlock_action: 'act_nope' } }),
         'webhook',
       );
-      expect([forged.origin, copied.origin, tagged.origin]).toEqual(['outside', 'outside', 'outside']);
+      // The key of an action that was never sent (rejected, held, blocked), reused with a raw key.
+      const unsent: string[] = [];
+      for (const status of ['rejected', 'awaiting_approval', 'blocked'] as const) {
+        const row = actionRow({ status });
+        await t.store.transaction((tx) => tx.insertAction(row));
+        unsent.push((await ingest.ingest(refundEvent({ key: `airlock-${row.id}` }), 'webhook')).origin);
+      }
+      expect([forged.origin, copied.origin, tagged.origin, ...unsent]).toEqual(Array(6).fill('outside'));
     });
 
     it('records an expected kind without alerting; the same kind from another source still alerts', async () => {
