@@ -25,7 +25,7 @@ module.exports = {
     forbid('mcp-not-to-http', '^src/mcp/', '^src/http/', 'MCP and HTTP are sibling surfaces.'),
     forbid('review-not-to-http', '^src/review/', '^src/http/', 'The dashboard and the HTTP API are sibling surfaces.'),
     forbid('product-not-to-harness', '^src/', '^(harness|test|bench)/', 'Product code never imports a harness, a test or a benchmark.'),
-    forbid('no-dev-deps-in-product', '^src/', '^node_modules/(stripe|vitest|fast-check|playwright-core|autocannon)/', 'Dev-only packages (the official stripe client among them) stay out of the product.'),
+    forbid('no-dev-deps-in-product', '^src/', '^node_modules/(vitest|fast-check|playwright-core|autocannon)/', 'Dev-only packages stay out of the product.'),
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

@@ -11,12 +11,14 @@ import { Dispatcher } from './engine/dispatcher.ts';
 import { Engine } from './engine/engine.ts';
 import { Gateway } from './engine/gateway.ts';
 import { policyResolvers } from './engine/resolvers/index.ts';
+import { StripeEventIngest } from './engine/stripe-events.ts';
 import { buildApp } from './http/app.ts';
 import { registerMetricsRoute, startMetricsServer } from './metrics/http.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { CustomerNoticeOutbox } from './notify/customer.ts';
 import { configuredChannels, customerNotices, Notifier } from './notify/notifier.ts';
 import { HoldOutbox } from './notify/outbox.ts';
+import { OutsideAlerter, OutsideAlertOutbox } from './notify/outside.ts';
 import { SlackApp } from './notify/slack-app.ts';
 import { CallbackSender, callbackSecret } from './outbound/callbacks.ts';
 import { OutboundHttp } from './outbound/http.ts';
@@ -45,6 +47,8 @@ export interface RunningAirlock {
   metrics: Metrics | null;
   /** Where Prometheus scrapes, on the main port or the private metrics port; null when disabled. */
   metricsUrl: string | null;
+  /** Stripe Events in: the webhook route and `airlock stripe backfill` both store through it. */
+  stripeEvents: StripeEventIngest;
   /** Signs digests of the ledger head; null when no signing key is configured, and in workers other than 1. */
   ledger: LedgerSigner | null;
   /** Reads the policy file again, as SIGHUP does. */
@@ -187,6 +191,7 @@ export async function startAirlock(
     resolvers: policyResolvers(lookups),
   });
   await engine.keepHistoryInMemory();
+  const stripeEvents = new StripeEventIngest(engine);
   // Stores the running version's text and swaps in valid edits of the file (and on SIGHUP).
   const reloader = new PolicyReloader({ file: config.policy, holder: engine, store, log });
   await reloader.start();
@@ -249,6 +254,11 @@ export async function startAirlock(
       },
       slack: config.slack ? new SlackApp(config.slack) : null,
     },
+    stripeEvents: {
+      ingest: stripeEvents,
+      secret: config.stripe_webhook_secret ?? null,
+      path: config.stripe_webhook_path,
+    },
   });
   const separateMetrics = metrics !== null && config.metrics.port !== undefined;
   if (metrics && !separateMetrics) registerMetricsRoute(app, metrics, config.metrics.path);
@@ -257,6 +267,15 @@ export async function startAirlock(
   // Holds queue their reviewers' messages from the first request on; they are sent once the URL is known.
   const channels = configuredChannels(config, undefined, store);
   engine.notifications = new HoldOutbox(channels);
+  // Money moved outside Airlock is alerted through the same channels (docs/stripe-events.md).
+  stripeEvents.alerts = new OutsideAlertOutbox(channels);
+  let alerter: OutsideAlerter | null = null;
+  stripeEvents.observer = {
+    outside(e) {
+      metrics?.outside(e);
+      if (!e.expected) alerter?.wake();
+    },
+  };
   // Customers hear how their action ended, when the operator asks for it (docs/review.md, "Customer notices").
   const notices = customerNotices(config, lookups);
   engine.outcomeNotifications = notices ? new CustomerNoticeOutbox(notices.settings) : null;
@@ -300,6 +319,12 @@ export async function startAirlock(
     linkTtlMs: config.review.link_ttl_ms,
     notices,
   }).start();
+  alerter = new OutsideAlerter({
+    store,
+    log,
+    channels,
+    baseUrl: (config.public_url ?? url).replace(/\/+$/, ''),
+  }).start();
 
   let closed = false;
   return {
@@ -315,6 +340,7 @@ export async function startAirlock(
     stripeWebhookSecret: config.stripe_webhook_secret ?? null,
     metrics,
     metricsUrl,
+    stripeEvents,
     ledger,
     reloadPolicy: () => reloader.reload('api'),
     async close() {
@@ -324,6 +350,7 @@ export async function startAirlock(
       await metricsServer?.app.close();
       metrics?.close();
       await notifier.stop();
+      await alerter?.stop();
       await reloader.close();
       await dispatcher.stop();
       await callbacks.stop();

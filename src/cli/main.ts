@@ -29,6 +29,7 @@ import type { Store } from '../store/store.ts';
 import { registerFreezeCommands, registerRevoke } from './freeze.ts';
 import { registerInitCommand } from './init.ts';
 import { registerPolicyCommands } from './policy.ts';
+import { registerStripeCommands } from './stripe.ts';
 
 const program = new Command()
   .name('airlock')
@@ -369,6 +370,7 @@ program
   });
 
 registerPolicyCommands(program, config);
+registerStripeCommands(program, config);
 registerInitCommand(program);
 registerFreezeCommands(program, keys, withStore);
 

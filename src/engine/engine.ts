@@ -248,6 +248,14 @@ export class Engine {
     return this.#dispatch.fail(id, owner, code, body, error);
   }
 
+  /** A completed action whose object Stripe later reported failed or cancelled; false when it was not completed. */
+  failedUpstream(
+    id: string,
+    e: { event: string; type: string; object: string; status: string; reason: string | null },
+  ): Promise<boolean> {
+    return this.#dispatch.failedUpstream(id, e);
+  }
+
   scheduleRetry(id: string, owner: string, error: string, retryAt: Date): Promise<void> {
     return this.#dispatch.scheduleRetry(id, owner, error, retryAt);
   }

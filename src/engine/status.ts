@@ -57,7 +57,9 @@ const FACTS = {
     inFlight: true,
     review: 'approved',
   },
-  completed: { next: [], ends: 'always', counted: true, inFlight: false, review: null },
+  // Stripe may report later that a completed refund or payout failed (docs/stripe-events.md): the one way out of an
+  // ended action, taken only on a signed event about the very object the action made.
+  completed: { next: ['failed'], ends: 'always', counted: true, inFlight: false, review: null },
   failed: { next: [], ends: 'always', counted: false, inFlight: false, review: null },
 } as const satisfies Record<Status, StatusFacts>;
 
@@ -95,7 +97,10 @@ export function canTransition(from: Status, to: Status): boolean {
   return facts(from).next.includes(to);
 }
 
-/** Terminal statuses never change again. `approved` is terminal only for decide-only actions. */
+/**
+ * Terminal statuses never change again, but for `completed` → `failed` when Stripe reports that the money did not
+ * move after all. `approved` is terminal only for decide-only actions.
+ */
 export function isTerminal(status: Status): boolean {
   return facts(status).ends === 'always';
 }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Dispatcher } from '../engine/dispatcher.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { Gateway } from '../engine/gateway.ts';
+import type { StripeEventIngest } from '../engine/stripe-events.ts';
 import { AirlockError, httpStatus } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { MCP_PATH, registerMcp } from '../mcp/http.ts';
@@ -21,6 +22,7 @@ import { isInternal, sendError, toAirlockError } from './errors.ts';
 import { registerIndexPage } from './index-page.ts';
 import { registerProxy } from './proxy.ts';
 import { RateLimiter } from './rate-limit.ts';
+import { registerStripeWebhooks } from './stripe-webhooks.ts';
 
 export interface AppDeps {
   engine: Engine;
@@ -36,6 +38,8 @@ export interface AppDeps {
   review?: Partial<DashboardOptions>;
   /** Per agent key; the default is DEFAULT_RATE_LIMIT_PER_MINUTE. */
   rateLimitPerMinute?: number;
+  /** Stripe's webhook deliveries (docs/stripe-events.md); absent in tests that build an app without them. */
+  stripeEvents?: { ingest: StripeEventIngest; secret: string | null; path: string } | null;
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
@@ -159,6 +163,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerCheqpoint(app, api);
   registerSafeFetch(app, api);
   registerAdminApi(app, { engine: deps.engine });
+  if (deps.stripeEvents)
+    registerStripeWebhooks(app, { ...deps.stripeEvents, log: deps.log, bodyLimitBytes: deps.bodyLimitBytes });
   app.register(registerAxiru, { log: deps.log });
   registerMcp(app, deps.engine, deps.log);
   registerDashboard(app, deps);

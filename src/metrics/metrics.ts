@@ -39,6 +39,7 @@ export class Metrics implements DispatchObserver, CallbackObserver {
   readonly upstreamResponses: Counter<'mode' | 'code'>;
   readonly callbacks: Counter<'result'>;
   readonly settled: Counter<'status'>;
+  readonly outsideEvents: Counter<'type' | 'source'>;
   readonly #onDecided: (d: ActionDecided) => void;
   readonly #onChange: (c: ActionChange) => void;
   readonly #render: () => Promise<{ contentType: string; body: string }>;
@@ -93,6 +94,11 @@ export class Metrics implements DispatchObserver, CallbackObserver {
       'airlock_actions_settled_total',
       'Actions this instance saw reach a final status (completed, failed, blocked, rejected, expired, cancelled, approved for decide-only)',
       ['status'],
+    );
+    this.outsideEvents = counter(
+      'airlock_outside_events_total',
+      'Stripe money events Airlock did not make, by event type and source (automation: Stripe itself; outside: a raw key, the Dashboard or a script)',
+      ['type', 'source'],
     );
     const store = engine.store;
     new Gauge({
@@ -162,6 +168,11 @@ export class Metrics implements DispatchObserver, CallbackObserver {
     this.dispatchDuration.observe({ mode: a.mode, result: a.result }, a.ms / 1000);
     if (a.status !== null) this.upstreamResponses.inc({ mode: a.mode, code: String(a.status) });
     if (a.result !== 'ok') this.dispatchErrors.inc({ mode: a.mode, reason: a.result });
+  }
+
+  /** A Stripe money event Airlock did not make was stored (src/engine/stripe-events.ts). */
+  outside(e: { type: string; source: string }): void {
+    this.outsideEvents.inc({ type: e.type, source: e.source });
   }
 
   delivery(d: CallbackOutcome): void {

@@ -30,6 +30,8 @@ export type {
   CompiledRule,
   EvalInput,
   Outcome,
+  OutsideAirlock,
+  OutsideSource,
   Policy,
   PolicyDecision,
   PolicyMode,

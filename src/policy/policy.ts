@@ -11,6 +11,7 @@ import {
   type YAMLMap,
 } from 'yaml';
 import { sha256Hex } from '../ids.ts';
+import { isMoneyEvent, MONEY_EVENTS } from '../stripe/overlay.ts';
 import { parseDuration } from '../time.ts';
 import { type AttributeRegistry, KNOWN_ATTRIBUTES, WEEKDAYS } from './attributes.ts';
 import { DEFAULT_CURRENCY_RATES } from './currency.ts';
@@ -23,6 +24,8 @@ import type {
   CompiledRule,
   CustomerNotice,
   Outcome,
+  OutsideAirlock,
+  OutsideSource,
   Policy,
   PolicyMode,
   RuleOptions,
@@ -44,6 +47,7 @@ const TOP_KEYS = [
   'currency_rates',
   'lists',
   'rules',
+  'outside_airlock',
 ] as const;
 /**
  * A rule's `name:` is what reviewers read on the receipt and in notifications ("Large refund, new customer"), and
@@ -51,6 +55,8 @@ const TOP_KEYS = [
  */
 const RULE_NAME = /^[\p{L}\p{N}_.-](?:[\p{L}\p{N} _.,'&()/$%+#-]*[\p{L}\p{N}_.)%-])?$/u;
 
+const OUTSIDE_KEYS = ['expected', 'notify'] as const;
+const OUTSIDE_SOURCES: readonly OutsideSource[] = ['automation', 'outside'];
 const RULE_KEYS = [
   'rule',
   'name',
@@ -250,7 +256,45 @@ class Loader {
         : { ...DEFAULT_CURRENCY_RATES },
       defaultExpiresInMs: this.defaultExpiresMs,
       referencedAttributes: referenced,
+      outsideAirlock: sections.outside_airlock
+        ? this.outsideAirlock(sections.outside_airlock)
+        : { expected: [], notify: [] },
     };
+  }
+
+  /** `outside_airlock: { expected: [payout.created, { type: refund.created, source: automation }], notify: [...] }` */
+  private outsideAirlock(node: ParsedNode | null): OutsideAirlock {
+    const shape = '{ expected: [payout.created, …], notify: [email:finance@example.com] }';
+    if (!isMap(node)) this.fail(node, 'outside_airlock is not a mapping', shape);
+    const keys = this.keyed(node, OUTSIDE_KEYS, 'an outside_airlock key');
+    const expected: OutsideAirlock['expected'] = [];
+    const typeExpected = `a Stripe money event: ${Object.keys(MONEY_EVENTS).join(', ')}`;
+    const eventType = (n: ParsedNode | null) => {
+      const type = this.string(n, typeExpected);
+      if (!isMoneyEvent(type)) this.fail(n, `'${type}' is not an event Airlock watches`, typeExpected);
+      return type;
+    };
+    if (keys.expected) {
+      if (!isSeq(keys.expected))
+        this.fail(keys.expected, 'expected is not a list', 'a list such as [payout.created]');
+      for (const item of keys.expected.items as (ParsedNode | null)[]) {
+        if (isMap(item)) {
+          const entry = this.keyed(item, ['type', 'source'] as const, 'an expected event key');
+          if (!entry.type) this.fail(item, 'no type', '{ type: payout.created, source: automation }');
+          expected.push({
+            type: eventType(entry.type),
+            source: entry.source ? this.oneOf(entry.source, OUTSIDE_SOURCES, 'source') : null,
+          });
+        } else expected.push({ type: eventType(item), source: null });
+      }
+    }
+    const notify = keys.notify ? this.strings(keys.notify, 'a list such as [email:finance@example.com]') : [];
+    for (const [i, n] of notify.entries())
+      if (!/^email:[^@\s]+@[^@\s]+$/.test(n)) {
+        const at = isSeq(keys.notify) ? (keys.notify.items[i] as ParsedNode) : keys.notify;
+        this.fail(at ?? null, `invalid recipient '${n}'`, 'email:name@example.com');
+      }
+    return { expected, notify };
   }
 
   /** The values of a mapping by key, refusing keys not in `allowed`. */

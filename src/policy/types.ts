@@ -74,6 +74,18 @@ export interface Policy {
   defaultExpiresInMs: number;
   /** Every :attr: any rule uses, so the caller computes (or looks up upstream) only what is needed. */
   referencedAttributes: ReadonlySet<string>;
+  /** Money movements made outside Airlock: which are expected (recorded, not alerted) and who hears of the rest. */
+  outsideAirlock: OutsideAirlock;
+}
+
+/** Where an outside event came from: Stripe's own automation (no request), or a request Airlock did not make. */
+export type OutsideSource = 'automation' | 'outside';
+
+export interface OutsideAirlock {
+  /** Event types expected outside Airlock, each from any source or from one only. */
+  expected: { type: string; source: OutsideSource | null }[];
+  /** `email:` addresses for the alerts; empty: every reviewer. */
+  notify: string[];
 }
 
 export interface PolicyDecision {

@@ -13,6 +13,7 @@ import { registerEvents } from './routes/events.ts';
 import { registerFreeze } from './routes/freeze.ts';
 import { registerLinks } from './routes/links.ts';
 import { registerLogin } from './routes/login.ts';
+import { registerOutside } from './routes/outside.ts';
 import { registerQueue } from './routes/queue.ts';
 import { registerRefunds } from './routes/refunds.ts';
 import { registerSlack } from './routes/slack.ts';
@@ -72,6 +73,7 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
   registerActions(app, ctx);
   registerDecide(app, ctx);
   registerRefunds(app, ctx);
+  registerOutside(app, ctx);
   registerFreeze(app, ctx);
   registerLinks(app, ctx);
   if (opts.slack) registerSlack(app, ctx, opts.slack, opts.publicUrl);

@@ -523,6 +523,77 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         }
       },
     },
+    '0018_stripe_events': {
+      async up(db: Kysely<unknown>) {
+        // Every Stripe Event received (webhook or backfill), once by its id whatever the order or the number of
+        // deliveries. `origin` says who made the movement: airlock, automation (Stripe's own), outside, or none for
+        // an event that moves no money. Amount and currency are read from the event's object, never looked up.
+        await db.schema
+          .createTable('stripe_events')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('created', 'bigint', (c) => c.notNull())
+          .addColumn('livemode', 'integer', (c) => c.notNull())
+          .addColumn('object_id', 'text')
+          .addColumn('request_id', 'text')
+          .addColumn('idempotency_key', 'text')
+          .addColumn('origin', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text')
+          .addColumn('amount', 'bigint')
+          .addColumn('currency', 'text')
+          .addColumn('amount_usd', 'double precision')
+          .addColumn('customer', 'text')
+          .addColumn('charge', 'text')
+          .addColumn('account', 'text')
+          .addColumn('action_id', 'text')
+          .addColumn('expected', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('via', 'text', (c) => c.notNull())
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .addColumn('received_at', 'text', (c) => c.notNull())
+          .execute();
+        // The Outside Airlock view and the velocity windows read outside events by time.
+        await db.schema
+          .createIndex('stripe_events_origin_idx')
+          .on('stripe_events')
+          .columns(['origin', 'created'])
+          .execute();
+        // Velocity windows sum outside events by kind, account and time: covering, so no table row is read.
+        await db.schema
+          .createIndex('stripe_events_velocity_idx')
+          .on('stripe_events')
+          .columns(['kind', 'account', 'created', 'origin', 'customer', 'amount_usd'])
+          .execute();
+        // Disputes by charge, for the risk score (no look-up).
+        await db.schema
+          .createIndex('stripe_events_charge_idx')
+          .on('stripe_events')
+          .columns(['charge', 'type'])
+          .execute();
+        // Alerts about outside events, queued in the transaction that stores the event and delivered with retries.
+        await db.schema
+          .createTable('stripe_alerts')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('event_id', 'text', (c) => c.notNull().references('stripe_events.id'))
+          .addColumn('channel', 'text', (c) => c.notNull())
+          .addColumn('recipient', 'text', (c) => c.notNull())
+          .addColumn('payload', 'text')
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', 'text', (c) => c.notNull())
+          .addColumn('delivered_at', 'text')
+          .addColumn('gave_up_at', 'text')
+          .addColumn('last_status', 'integer')
+          .addColumn('last_error', 'text')
+          .addColumn('lease_until', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addUniqueConstraint('stripe_alerts_once_uq', ['event_id', 'channel', 'recipient'])
+          .execute();
+        await db.schema
+          .createIndex('stripe_alerts_due_idx')
+          .on('stripe_alerts')
+          .columns(['delivered_at', 'next_attempt_at'])
+          .execute();
+      },
+    },
   };
 }
 

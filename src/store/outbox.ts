@@ -1,6 +1,6 @@
 import type { ExpressionBuilder, Kysely, Selectable } from 'kysely';
 import type { Connection } from './connection.ts';
-import type { CallbacksTable, NotificationsTable, OutboxColumns } from './schema.ts';
+import type { CallbacksTable, NotificationsTable, OutboxColumns, StripeAlertsTable } from './schema.ts';
 
 export type { OutboxColumns } from './schema.ts';
 
@@ -25,12 +25,14 @@ export function queuedColumns(id: string, due: string, at: string): OutboxColumn
 interface OutboxTables {
   callbacks: CallbacksTable;
   notifications: NotificationsTable;
+  stripe_alerts: StripeAlertsTable;
 }
 
 export type OutboxName = keyof OutboxTables;
 export type OutboxRow<T extends OutboxName> = Selectable<OutboxTables[T]> & OutboxColumns;
 export type CallbackRow = OutboxRow<'callbacks'>;
 export type NotificationRow = OutboxRow<'notifications'>;
+export type StripeAlertRow = OutboxRow<'stripe_alerts'>;
 
 /** Narrows a queue to the rows this instance can deliver: `column` in `values`. */
 export interface OutboxFilter<T extends OutboxName> {

@@ -290,4 +290,45 @@ export interface Database {
   slack_users: SlackUsersTable;
   slack_messages: SlackMessagesTable;
   reminders: RemindersTable;
+  stripe_events: StripeEventsTable;
+  stripe_alerts: StripeAlertsTable;
+}
+
+/** Stripe Events received (migration 0018_stripe_events). */
+export interface StripeEventsTable {
+  id: string;
+  type: string;
+  /** Stripe's `created`, Unix seconds. */
+  created: number;
+  livemode: number;
+  object_id: string | null;
+  request_id: string | null;
+  idempotency_key: string | null;
+  /** airlock, automation, outside, or none (an event that moves no money). */
+  origin: string;
+  kind: string | null;
+  amount: number | null;
+  currency: string | null;
+  /** At the policy's currency rates when received: what velocity windows add up. */
+  amount_usd: number | null;
+  customer: string | null;
+  charge: string | null;
+  /** The connected account a Connect event is about (its `account`); null: the platform. */
+  account: string | null;
+  /** Airlock's action the event is about, when it is one. */
+  action_id: string | null;
+  /** 1 when the policy names this kind as expected outside Airlock: recorded, not alerted. */
+  expected: number;
+  /** webhook or backfill. */
+  via: string;
+  payload: string;
+  received_at: string;
+}
+
+/** Alerts about outside events, one per channel and recipient. */
+export interface StripeAlertsTable extends OutboxColumns {
+  event_id: string;
+  channel: string;
+  recipient: string;
+  payload: string | null;
 }

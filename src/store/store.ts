@@ -19,6 +19,7 @@ import { SettingsRepository } from './settings.ts';
 import { SlackRepository } from './slack.ts';
 import { GroupCommit, type WalSync } from './sqlite/group-commit.ts';
 import type { Status } from './status.ts';
+import { StripeEventsRepository } from './stripe-events.ts';
 import { VelocityReads } from './velocity.ts';
 import { Journal, VelocityMemory, VOTES_RETAINED_MS } from './velocity-memory.ts';
 
@@ -26,6 +27,7 @@ export type { ActionPatch, ActionRow, CustomerActionRow, ListActionsQuery } from
 export type { ApprovalRow } from './approvals.ts';
 export { type LedgerEntry, type LedgerEventInput, type LedgerRow, ledgerHash } from './ledger.ts';
 export type { ReminderKind, ReminderRow } from './reminders.ts';
+export type { StripeEventRow } from './stripe-events.ts';
 
 /** The NOTIFY channel that carries the id of an action made dispatchable, to every instance. */
 export const ACTIONS_READY_CHANNEL = 'airlock_actions_ready';
@@ -87,6 +89,7 @@ export class Store {
   #review?: ReviewRepository;
   #slack?: SlackRepository;
   #reminders?: RemindersRepository;
+  #stripeEvents?: StripeEventsRepository;
   #freezes?: FreezesRepository;
   #outbox?: OutboxRepository;
   #settings?: SettingsRepository;
@@ -136,6 +139,12 @@ export class Store {
   get reminders(): RemindersRepository {
     this.#reminders ??= new RemindersRepository(this.#conn);
     return this.#reminders;
+  }
+
+  /** Stripe Events received, and the alerts about outside ones. */
+  get stripeEvents(): StripeEventsRepository {
+    this.#stripeEvents ??= new StripeEventsRepository(this.#conn);
+    return this.#stripeEvents;
   }
 
   /** The kill switch's freezes. */

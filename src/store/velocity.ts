@@ -39,6 +39,35 @@ export class VelocityReads {
    * when they are current, in O(log n) of the subject's history; else one index range scan.
    */
   async total(q: VelocityQuery): Promise<VelocityTotal> {
+    const own = await this.#own(q);
+    // Money moved outside Airlock has no agent, so it counts in the customer and account windows only.
+    if (q.scope === 'agent') return own;
+    const outside = await this.#outside(q);
+    if (outside.count === 0) return own;
+    return { count: own.count + outside.count, usd: Math.round((own.usd + outside.usd) * 100) / 100 };
+  }
+
+  /**
+   * Money events Airlock did not make (stripe_events, origin automation or outside) inside the window, by when Stripe
+   * says they happened: a refund made with a raw key weighs on the next decision like one made through Airlock.
+   */
+  async #outside(q: VelocityQuery): Promise<VelocityTotal> {
+    const account = q.account ?? null;
+    let query = this.c.db
+      .selectFrom('stripe_events')
+      .select((eb) => [eb.fn.countAll().as('n'), eb.fn.sum('amount_usd').as('usd')])
+      .where('origin', 'in', ['automation', 'outside'])
+      .where('created', '>=', Math.ceil(Date.parse(q.since) / 1000))
+      .where('created', '<=', Math.floor(Date.parse(q.until) / 1000));
+    query =
+      q.kinds === 'writes' ? query.where('kind', 'is not', null) : query.where('kind', 'in', [...q.kinds]);
+    if (q.scope === 'customer') query = query.where('customer', '=', q.subject);
+    query = account === null ? query.where('account', 'is', null) : query.where('account', '=', account);
+    const row = await query.executeTakeFirst();
+    return { count: Number(row?.n ?? 0), usd: Math.round(Number(row?.usd ?? 0) * 100) / 100 };
+  }
+
+  async #own(q: VelocityQuery): Promise<VelocityTotal> {
     const memory = await currentMemory(this.c);
     const until = Date.parse(q.until);
     memory?.prune(until);

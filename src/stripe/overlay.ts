@@ -221,3 +221,27 @@ export const LEGACY: Readonly<Record<string, Semantics & { like: string; kind: s
     money: 'concedes the disputed amount',
   },
 };
+
+/**
+ * Stripe events that record money moving (or a customer's standing changing for good), with the action kind that
+ * would have made them through Airlock. One that Airlock did not make is an outside event (docs/stripe-events.md).
+ * Each names the creation of the movement only, so one refund is one event however many updates follow.
+ */
+export const MONEY_EVENTS = {
+  'refund.created': 'refund.create',
+  'payout.created': 'payout.create',
+  'transfer.created': 'transfer.create',
+  'transfer.reversed': 'transfer_reversal.create',
+  'charge.captured': 'charge.capture',
+  'customer.subscription.deleted': 'subscription.cancel',
+  'customer.deleted': 'customer.delete',
+  'application_fee.refunded': 'application_fee_refund.create',
+  'v2.money_management.outbound_payment.created': 'v2.outbound_payment.create',
+  'v2.money_management.outbound_transfer.created': 'v2.outbound_transfer.create',
+} as const satisfies Record<string, string>;
+
+export type MoneyEventType = keyof typeof MONEY_EVENTS;
+
+export function isMoneyEvent(type: string): type is MoneyEventType {
+  return Object.hasOwn(MONEY_EVENTS, type);
+}

@@ -259,6 +259,15 @@ const MATRIX: {
     expect: Object.fromEntries(KINDS.map((k) => [k, 401])) as Record<Kind, number>,
   },
   { route: 'dashboard kill switch', method: 'GET', path: () => '/review/freeze', expect: DASHBOARD_PAGE },
+  { route: 'dashboard outside', method: 'GET', path: () => '/review/outside', expect: DASHBOARD_PAGE },
+  {
+    // Stripe's deliveries carry a signature, never a bearer credential; without a secret the endpoint is off.
+    route: 'stripe webhooks',
+    method: 'POST',
+    path: () => '/stripe/webhooks',
+    body: { id: 'evt_matrix', type: 'refund.created', created: 1 },
+    expect: Object.fromEntries(KINDS.map((k) => [k, 503])) as Record<Kind, number>,
+  },
   {
     route: 'dashboard freeze',
     method: 'POST',

@@ -38,6 +38,8 @@ export class RiskResolver implements AttributeResolver {
       reviews = await reviewVotes(ctx.store, agentId, new Date(ctx.now.getTime() - WEEK_MS).toISOString());
     }
     const failed = a['lookups_failed'];
+    // A dispute Stripe reported by webhook counts without a look-up (and when the look-up is not made or failed).
+    const disputedByEvent = c.charge ? await ctx.store.stripeEvents.disputed(c.charge) : false;
     const input: RiskInput = {
       kind: c.kind,
       read: false,
@@ -47,7 +49,8 @@ export class RiskResolver implements AttributeResolver {
       agentKindUsd1h: agentKind?.usd ?? null,
       agentKindCount1h: agentKind?.count ?? null,
       chargeAgeDays: num(a['charge_age_days']),
-      chargeDisputed: typeof a['charge_disputed'] === 'boolean' ? a['charge_disputed'] : null,
+      chargeDisputed:
+        disputedByEvent || (typeof a['charge_disputed'] === 'boolean' ? a['charge_disputed'] : null),
       customerAgeDays: num(a['customer_age_days']),
       agentReviews: reviews,
       failedLookups: Array.isArray(failed) ? failed : a['lookup_failed'] === true ? ['upstream'] : [],

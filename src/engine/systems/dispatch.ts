@@ -163,6 +163,33 @@ export class DispatchSystem {
     announce(this.r, id, 'failed');
   }
 
+  /**
+   * Stripe reported, after the action completed, that what it made failed or was cancelled (a refund that bounced, a
+   * payout returned). Guarded like every transition: false when the action is not `completed` (already failed, or
+   * never completed), so a redelivered event changes nothing.
+   */
+  async failedUpstream(
+    id: string,
+    e: { event: string; type: string; object: string; status: string; reason: string | null },
+  ): Promise<boolean> {
+    const at = this.r.clock.now().toISOString();
+    const error = `Stripe reported ${e.object} ${e.status} after it completed (${e.type}, ${e.event}${e.reason ? `: ${e.reason}` : ''})`;
+    const moved = await this.r.store.transaction(async (tx) => {
+      const row = await tx.getAction(id);
+      if (row?.status !== 'completed') return false;
+      await transition(this.r, tx, id, 'completed', 'failed', {
+        type: 'action.failed_upstream',
+        actor: 'stripe',
+        data: { event: e.event, event_type: e.type, object: e.object, status: e.status, reason: e.reason },
+        at,
+        patch: { last_error: error },
+      });
+      return true;
+    });
+    if (moved) announce(this.r, id, 'failed');
+    return moved;
+  }
+
   /** Gives the lease back with a time for the next attempt; the action stays `pending`. */
   async scheduleRetry(id: string, owner: string, error: string, retryAt: Date): Promise<void> {
     const at = this.r.clock.now().toISOString();

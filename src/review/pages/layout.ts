@@ -22,6 +22,7 @@ export function layout(
           <a href="/review">Queue</a>
           <a href="/review/actions">All actions</a>
           <a href="/review/overview">Overview</a>
+          <a href="/review/outside" id="nav-outside">Outside Airlock</a>
           <a href="/review/refund">Request a refund</a>
           ${isAdmin(session.reviewer) ? html`<a href="/review/freeze" id="nav-freeze">Kill switch</a>` : ''}
         </span>
