@@ -295,10 +295,11 @@ export async function startAirlock(
         })
       : null;
   const metricsUrl = metrics ? (metricsServer?.url ?? `${url}${config.metrics.path}`) : null;
+  let sandboxWebhook: string | null = null;
   if (sandbox && config.stripe_webhook_secret) {
     // The sandbox sends Airlock the events of everything it does, signed, as Stripe would (docs/sandbox.md).
     const webhookUrl = `http://127.0.0.1:${port}${config.stripe_webhook_path}`;
-    sandbox.addWebhookEndpoint({ url: webhookUrl, secret: config.stripe_webhook_secret });
+    sandboxWebhook = sandbox.addWebhookEndpoint({ url: webhookUrl, secret: config.stripe_webhook_secret }).id;
     log.info({ url: webhookUrl }, 'the built-in Stripe sandbox sends its events here');
   }
   log.info(
@@ -346,6 +347,8 @@ export async function startAirlock(
     async close() {
       if (closed) return;
       closed = true;
+      // The sandbox stops sending first: a delivery still under way would keep this server's close waiting.
+      if (sandbox && sandboxWebhook) sandbox.removeWebhookEndpoint(sandboxWebhook);
       await app.close();
       await metricsServer?.app.close();
       metrics?.close();

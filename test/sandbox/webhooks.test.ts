@@ -275,6 +275,27 @@ describe('signed delivery', () => {
   });
 });
 
+describe('removing an endpoint', () => {
+  it('aborts the delivery under way, so the endpoint server can close', async () => {
+    // A timeout no test waits for: only the removal can end this attempt.
+    const sb = await startSandbox({ webhooks: { timeoutMs: 600_000 } });
+    const client = new Stripe('sk_test_hooks', { host: '127.0.0.1', port: sb.port, protocol: 'http' });
+    try {
+      receiver.respond = () => null;
+      const added = sb.addWebhookEndpoint({ url: `${receiver.url}/hook`, secret: SECRET });
+      await client.customers.create({});
+      await until(() => receiver.received.length > 0, 'the delivery reached the endpoint');
+      expect(sb.deliveries()).toEqual([]);
+      sb.removeWebhookEndpoint(added.id);
+      const ended = await until(() => sb.deliveries()[0], 'the attempt ended');
+      expect(ended).toMatchObject({ status: null, ok: false, error: 'endpoint removed' });
+    } finally {
+      receiver.respond = () => ({ status: 200, body: {} });
+      await sb.close();
+    }
+  });
+});
+
 describe('later failures', () => {
   it('fails a refund on a tok_refundFail charge after it succeeded: refund.updated, refund.failed, charge.refund.updated', async () => {
     endpoint = sandbox.addWebhookEndpoint({ url: `${receiver.url}/hook`, secret: SECRET });

@@ -73,6 +73,8 @@ interface Lane {
   endpoint: WebhookEndpoint;
   queue: Queued[];
   running: boolean;
+  /** The attempt under way, aborted when the endpoint is dropped. */
+  inflight: AbortController | null;
 }
 
 /**
@@ -104,7 +106,7 @@ export class WebhookDelivery {
     if (this.closed) return;
     let lane = this.lanes.get(endpoint.id);
     if (!lane) {
-      lane = { endpoint, queue: [], running: false };
+      lane = { endpoint, queue: [], running: false, inflight: null };
       this.lanes.set(endpoint.id, lane);
     }
     lane.endpoint = endpoint;
@@ -122,6 +124,8 @@ export class WebhookDelivery {
     if (!lane) return;
     for (const item of lane.queue.splice(0)) this.settle(item.eventId);
     this.lanes.delete(endpointId);
+    // Else a delivery under way finishes on a kept-alive connection, which holds a closing endpoint server open.
+    lane.inflight?.abort();
   }
 
   pendingFor(eventId: string): number {
@@ -151,7 +155,7 @@ export class WebhookDelivery {
       const item = lane.queue[0];
       if (!item) break;
       item.attempts++;
-      const ok = await this.attempt(lane.endpoint, item);
+      const ok = await this.attempt(lane, item);
       if (this.closed || this.lanes.get(lane.endpoint.id) !== lane) break;
       if (ok) {
         lane.queue.shift();
@@ -164,11 +168,13 @@ export class WebhookDelivery {
     lane.running = false;
   }
 
-  private async attempt(endpoint: WebhookEndpoint, item: Queued): Promise<boolean> {
+  private async attempt(lane: Lane, item: Queued): Promise<boolean> {
+    const { endpoint } = lane;
     const body = item.render();
     const timestamp = Math.floor(Date.now() / 1000);
     const controller = new AbortController();
     this.controllers.add(controller);
+    lane.inflight = controller;
     const timer = setTimeout(() => controller.abort(), this.timeoutMs);
     let status: number | null = null;
     let error: string | null = null;
@@ -186,10 +192,17 @@ export class WebhookDelivery {
       status = res.status;
       await res.arrayBuffer().catch(() => undefined);
     } catch (err) {
-      error = controller.signal.aborted ? 'timed out' : err instanceof Error ? err.message : String(err);
+      error = !controller.signal.aborted
+        ? err instanceof Error
+          ? err.message
+          : String(err)
+        : this.lanes.get(endpoint.id) === lane
+          ? 'timed out'
+          : 'endpoint removed';
     } finally {
       clearTimeout(timer);
       this.controllers.delete(controller);
+      lane.inflight = null;
     }
     const ok = status !== null && status >= 200 && status < 300;
     // An endpoint that never answers is retried for as long as the process runs: keep the newest attempts only.
