@@ -1,19 +1,19 @@
-// Issue 18, reconciliation: a refund Airlock completed that Stripe later reports failed (a signed refund.failed
-// event about that very refund) moves the action to failed through the engine, with a ledger event
-// action.failed_upstream, the receipt showing failed and why, and its callback delivered, signed, to a real local
-// receiver. A redelivery changes nothing more; an event about another refund carrying the action's tag changes
-// nothing at all.
+// Issue 18, reconciliation, with the built-in sandbox sending its own signed events: a refund Airlock completed on
+// Stripe's refund-fail test card (`tok_refundFail`), which the sandbox then fails (refund.updated,
+// charge.refund.updated, refund.failed, `request.id` null), moves the action to failed through the engine, with one
+// ledger event action.failed_upstream, the receipt showing failed and why, and one callback delivered, signed, to a
+// real local receiver. A raw-key refund carrying the action's tag that fails too changes nothing. A payout Airlock
+// completed that the sandbox fails (payout.failed) moves to failed once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReviewer } from '../../src/auth/credentials.ts';
 import { hashPassword } from '../../src/auth/password.ts';
 import { verifyLedger } from '../../src/engine/ledger.ts';
-import { newId } from '../../src/ids.ts';
 import { SIGNATURE_HEADER, verifyWebhook } from '../../src/sdk/webhooks.ts';
 import { classify } from '../../src/stripe/classify.ts';
 import { type Receiver, startReceiver } from '../helpers/receiver.ts';
-import { charge, type Stack, startStackWithPolicy, until } from '../helpers/stack.ts';
-import { ledger } from '../helpers/store-reads.ts';
-import { deliver, WEBHOOK_SECRET } from '../helpers/stripe-events.ts';
+import { about, receivedFromSandbox } from '../helpers/sandbox-events.ts';
+import { type Stack, startStackWithPolicy, until } from '../helpers/stack.ts';
+import { actions, ledger } from '../helpers/store-reads.ts';
 import { FormClient, PASSWORD } from '../review/helpers.ts';
 
 const CALLBACK_SECRET = 'airlock_test_callback_secret';
@@ -22,46 +22,39 @@ let stack: Stack;
 let receiver: Receiver;
 beforeAll(async () => {
   receiver = await startReceiver();
-  stack = await startStackWithPolicy(['default: allow'], {
-    STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
-    AIRLOCK_CALLBACK_SECRET: CALLBACK_SECRET,
-    AIRLOCK_CALLBACK_ALLOW_PRIVATE: 'true',
-    AIRLOCK_CALLBACK_POLL_MS: '50',
-  });
+  stack = await startStackWithPolicy(
+    ['default: allow'],
+    {
+      AIRLOCK_CALLBACK_SECRET: CALLBACK_SECRET,
+      AIRLOCK_CALLBACK_ALLOW_PRIVATE: 'true',
+      AIRLOCK_CALLBACK_POLL_MS: '50',
+    },
+    { builtInSandbox: true },
+  );
 });
 afterAll(async () => {
   await stack?.close();
   await receiver?.close();
 });
 
-function failedEvent(refund: { id: string; amount: number }, actionId: string) {
-  return {
-    id: newId('evt'),
-    object: 'event',
-    created: Math.floor(Date.now() / 1000),
-    livemode: false,
-    type: 'refund.failed',
-    data: {
-      object: {
-        id: refund.id,
-        object: 'refund',
-        amount: refund.amount,
-        currency: 'usd',
-        status: 'failed',
-        failure_reason: 'expired_or_canceled_card',
-        metadata: { airlock_action: actionId },
-      },
-      previous_attributes: { status: 'succeeded' },
-    },
-    // Stripe's own doing: no request.
-    request: { id: null, idempotency_key: null },
-  };
+/** The three events the sandbox sends when a refund fails, once Airlock has stored each. */
+async function refundFailureReceived(refundId: string) {
+  for (const type of ['refund.updated', 'charge.refund.updated', 'refund.failed'])
+    await receivedFromSandbox(stack, type, (o) => o['id'] === refundId && o['status'] === 'failed');
 }
 
-describe('a refund that completed and then failed upstream', () => {
-  it('shows failed on the receipt, with its ledger event and its callback delivered', async () => {
-    const ch = await charge(stack, 10_000);
+const callbacksOf = (path: string, type: string) =>
+  receiver.received.filter((r) => r.url === path && JSON.parse(r.body).type === type);
+
+describe('a refund that completed and then failed upstream, as the sandbox reports it', () => {
+  it('shows failed on the receipt, with one ledger event and its callback delivered', async () => {
+    const ch = await stack.direct.charges.create({
+      amount: 10_000,
+      currency: 'usd',
+      source: 'tok_refundFail',
+    });
     const params = { charge: ch.id, amount: '2500' };
+    // The engine's own submission: the proxy and the actions API give a Stripe action no callback URL.
     const { action } = await stack.airlock.engine.submit({
       agent: null,
       method: 'POST',
@@ -74,16 +67,28 @@ describe('a refund that completed and then failed upstream', () => {
       callbackUrl: `${receiver.url}/airlock`,
     });
     const done = await stack.airlock.engine.waitFor(action.id, (s) => s === 'completed', 10_000);
-    const refund = JSON.parse(done.response_body!) as { id: string; amount: number };
-    await until(() => receiver.received.find((r) => JSON.parse(r.body).type === 'action.completed'));
+    const refund = JSON.parse(done.response_body!) as { id: string; status: string };
+    expect(refund.status).toBe('succeeded');
+    await until(() => callbacksOf('/airlock', 'action.completed')[0]);
 
-    // The action's tag on another refund: not this action's object, so nothing happens.
-    const copied = failedEvent({ id: newId('re'), amount: 2500 }, action.id);
-    expect((await deliver(stack.airlock.url, JSON.stringify(copied))).status).toBe(200);
-    expect((await stack.airlock.store.getAction(action.id))?.status).toBe('completed');
+    // The action's tag copied onto a raw-key refund on another refund-fail charge: it fails too, about another
+    // object, so it must change nothing of the action (and is itself money moved outside Airlock).
+    const other = await stack.direct.charges.create({
+      amount: 10_000,
+      currency: 'usd',
+      source: 'tok_refundFail',
+    });
+    const copied = await stack.direct.refunds.create({
+      charge: other.id,
+      amount: 2500,
+      metadata: { airlock_action: action.id },
+    });
+    expect((await receivedFromSandbox(stack, 'refund.created', about(copied.id))).row.origin).toBe('outside');
 
-    const event = failedEvent(refund, action.id);
-    expect((await deliver(stack.airlock.url, JSON.stringify(event))).status).toBe(200);
+    // Stripe's automation, now rather than in 2 s: both refunds fail.
+    expect(stack.sandbox.runAutomation()).toBe(2);
+    await refundFailureReceived(copied.id);
+    await refundFailureReceived(refund.id);
 
     const receipt = await stack.api(`/api/actions/${action.id}`);
     expect(receipt.body).toMatchObject({ id: action.id, status: 'failed' });
@@ -101,37 +106,40 @@ describe('a refund that completed and then failed upstream', () => {
     expect(page.text).toContain('action.failed_upstream');
     expect(page.text).toContain(`${refund.id} failed after it completed`);
 
-    const events = await ledger(stack.airlock.store, (e) => e.action_id === action.id);
-    const failed = events.filter((e) => e.type === 'action.failed_upstream');
+    // Three events reported the one failure: one ledger event, about the action's own refund.
+    const failed = await ledger(
+      stack.airlock.store,
+      (e) => e.action_id === action.id && e.type === 'action.failed_upstream',
+    );
     expect(failed).toHaveLength(1);
     expect(failed[0]).toMatchObject({ from_status: 'completed', to_status: 'failed', actor: 'stripe' });
-    expect(JSON.parse(failed[0]!.data)).toMatchObject({
-      event: event.id,
-      object: refund.id,
-      status: 'failed',
-    });
+    expect(JSON.parse(failed[0]!.data)).toMatchObject({ object: refund.id, status: 'failed' });
     expect((await verifyLedger(stack.airlock.store)).problems).toEqual([]);
 
-    const callback = await until(() =>
-      receiver.received.find((r) => JSON.parse(r.body).type === 'action.failed'),
-    );
+    const callback = await until(() => callbacksOf('/airlock', 'action.failed')[0]);
     const verified = verifyWebhook(callback.body, callback.headers[SIGNATURE_HEADER], CALLBACK_SECRET);
     expect(verified.data.object).toMatchObject({ id: action.id, status: 'failed' });
-
-    // Stripe delivers it again, and sends refund.updated too: still one failure, one callback.
-    await deliver(stack.airlock.url, JSON.stringify(event));
-    await deliver(stack.airlock.url, JSON.stringify({ ...event, id: newId('evt'), type: 'refund.updated' }));
-    expect(
-      (await ledger(stack.airlock.store, (e) => e.action_id === action.id)).filter(
-        (e) => e.type === 'action.failed_upstream',
-      ),
-    ).toHaveLength(1);
-    const callbacks = await stack.api(`/api/actions/${action.id}`);
-    expect(callbacks.body.status).toBe('failed');
-    expect(receiver.received.filter((r) => JSON.parse(r.body).type === 'action.failed')).toHaveLength(1);
+    expect(callbacksOf('/airlock', 'action.failed')).toHaveLength(1);
   });
 
-  it('moves a completed payout that Stripe later reports failed to failed, once', async () => {
+  it('fails a refund an agent made through the proxy with the official client', async () => {
+    const ch = await stack.direct.charges.create({
+      amount: 8_000,
+      currency: 'usd',
+      source: 'tok_refundFail',
+    });
+    const refund = await stack.agent.refunds.create({ charge: ch.id, amount: 3_000 });
+    expect(refund.status).toBe('succeeded');
+    const [action] = await actions(stack.airlock.store, (a) => a.response_body?.includes(refund.id) ?? false);
+    expect(action?.status).toBe('completed');
+    expect(stack.sandbox.runAutomation()).toBe(1);
+    await refundFailureReceived(refund.id);
+    const receipt = await stack.api(`/api/actions/${action!.id}`);
+    expect(receipt.body).toMatchObject({ status: 'failed' });
+    expect(receipt.body.last_error).toContain(`${refund.id} failed after it completed`);
+  });
+
+  it('moves a completed payout that the sandbox then fails to failed, once', async () => {
     const params = { amount: '7000', currency: 'usd' };
     const { action } = await stack.airlock.engine.submit({
       agent: null,
@@ -147,26 +155,9 @@ describe('a refund that completed and then failed upstream', () => {
     const done = await stack.airlock.engine.waitFor(action.id, (s) => s === 'completed', 10_000);
     const payout = JSON.parse(done.response_body!) as { id: string };
     expect(payout.id).toMatch(/^po_/);
-    const event = {
-      id: newId('evt'),
-      object: 'event',
-      created: Math.floor(Date.now() / 1000),
-      type: 'payout.failed',
-      data: {
-        object: {
-          id: payout.id,
-          object: 'payout',
-          amount: 7000,
-          currency: 'usd',
-          status: 'failed',
-          failure_code: 'account_closed',
-          metadata: { airlock_action: action.id },
-        },
-      },
-      request: { id: null, idempotency_key: null },
-    };
-    expect((await deliver(stack.airlock.url, JSON.stringify(event))).status).toBe(200);
-    expect((await deliver(stack.airlock.url, JSON.stringify(event))).body.duplicate).toBe(true);
+    stack.sandbox.failPayout(payout.id);
+    for (const type of ['payout.updated', 'payout.failed'])
+      await receivedFromSandbox(stack, type, (o) => o['id'] === payout.id && o['status'] === 'failed');
     const row = await stack.airlock.store.getAction(action.id);
     expect(row?.status).toBe('failed');
     expect(row?.last_error).toContain('account_closed');
@@ -175,14 +166,10 @@ describe('a refund that completed and then failed upstream', () => {
       (e) => e.action_id === action.id && e.type === 'action.failed_upstream',
     );
     expect(failed).toHaveLength(1);
-    const callback = await until(() =>
-      receiver.received.find((r) => r.url === '/payouts' && JSON.parse(r.body).type === 'action.failed'),
-    );
+    const callback = await until(() => callbacksOf('/payouts', 'action.failed')[0]);
     expect(
       verifyWebhook(callback.body, callback.headers[SIGNATURE_HEADER], CALLBACK_SECRET).data.object,
-    ).toMatchObject({
-      id: action.id,
-      status: 'failed',
-    });
+    ).toMatchObject({ id: action.id, status: 'failed' });
+    expect(callbacksOf('/payouts', 'action.failed')).toHaveLength(1);
   });
 });

@@ -1,16 +1,17 @@
-// Issue 18, bypass detection, end to end: a refund made on the sandbox with a raw key (not through Airlock), reported
-// by a signed Stripe event, is a `stripe.outside` ledger event, an email to the reviewers through a real SMTP server
-// and a count in airlock_outside_events_total; a refund made through Airlock raises none of them; a kind the policy
-// expects is recorded and not alerted.
+// Issue 18, bypass detection, end to end with the built-in sandbox sending its own signed events to Airlock's
+// webhook route (nothing here is built or signed by the test): a refund made on the sandbox with a raw key (the
+// official client pointed at the sandbox, not at Airlock) is a `stripe.outside` ledger event, an email to the
+// reviewers through a real SMTP server, a Slack post and a count in airlock_outside_events_total, and it counts
+// toward the next decision's velocity; a refund made through Airlock raises none of them; a kind the policy expects
+// is recorded and not alerted. Forged, stale and replayed deliveries: test/integrity/stripe-webhooks.test.ts.
 import type Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyLedger } from '../../src/engine/ledger.ts';
-import { newId } from '../../src/ids.ts';
+import { about, receivedFromSandbox, sandboxEvents } from '../helpers/sandbox-events.ts';
 import { type SlackStandIn, startSlackStandIn } from '../helpers/slack.ts';
 import { type Mailbox, startMailbox } from '../helpers/smtp.ts';
 import { charge, rejection, type Stack, startStackWithPolicy, until } from '../helpers/stack.ts';
 import { actions, ledger } from '../helpers/store-reads.ts';
-import { deliver, WEBHOOK_SECRET } from '../helpers/stripe-events.ts';
 
 const POLICY = [
   'default: review',
@@ -29,16 +30,20 @@ let stack: Stack;
 beforeAll(async () => {
   smtp = await startMailbox();
   slack = await startSlackStandIn();
-  stack = await startStackWithPolicy(POLICY, {
-    STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
-    SMTP_HOST: '127.0.0.1',
-    SMTP_PORT: String(smtp.port),
-    SMTP_FROM: 'Airlock <airlock@example.com>',
-    SLACK_BOT_TOKEN: 'xoxb-test-token',
-    SLACK_SIGNING_SECRET: 'slack-signing-secret-for-tests',
-    AIRLOCK_SLACK_CHANNEL: 'C0FINANCE',
-    AIRLOCK_SLACK_API_URL: slack.apiUrl,
-  });
+  // No STRIPE_WEBHOOK_SECRET: Airlock generates one and registers its route on the sandbox it starts.
+  stack = await startStackWithPolicy(
+    POLICY,
+    {
+      SMTP_HOST: '127.0.0.1',
+      SMTP_PORT: String(smtp.port),
+      SMTP_FROM: 'Airlock <airlock@example.com>',
+      SLACK_BOT_TOKEN: 'xoxb-test-token',
+      SLACK_SIGNING_SECRET: 'slack-signing-secret-for-tests',
+      AIRLOCK_SLACK_CHANNEL: 'C0FINANCE',
+      AIRLOCK_SLACK_API_URL: slack.apiUrl,
+    },
+    { builtInSandbox: true },
+  );
 });
 afterAll(async () => {
   await stack?.close();
@@ -49,25 +54,6 @@ afterAll(async () => {
 /** Slack app posts that mention `text`. */
 const slackPosts = (text: string) =>
   slack.callsTo('chat.postMessage').filter((c) => JSON.stringify(c.args).includes(text));
-
-/** The event Stripe sends for an object, in the Event object's shape. */
-function eventFor(
-  type: string,
-  object: object,
-  request: { id: string | null; idempotency_key: string | null },
-): Record<string, unknown> {
-  return {
-    id: newId('evt'),
-    object: 'event',
-    api_version: '2025-01-27.acacia',
-    created: Math.floor(Date.now() / 1000),
-    livemode: false,
-    pending_webhooks: 1,
-    type,
-    data: { object },
-    request,
-  };
-}
 
 async function outsideMetric(type: string, source: string): Promise<number> {
   const text = await (await fetch(stack.airlock.metricsUrl!)).text();
@@ -83,17 +69,21 @@ async function outsideLedger(eventId: string) {
   );
 }
 
-describe('money moved outside Airlock', () => {
-  it('alerts a refund made with a raw key: ledger, email with amount and link, metric', async () => {
+/** Every stripe.outside ledger event, and the object each names. */
+async function allOutside() {
+  return (await ledger(stack.airlock.store)).filter((e) => e.type === 'stripe.outside');
+}
+
+describe('money moved outside Airlock, as the sandbox reports it', () => {
+  it('alerts a refund made on the sandbox with a raw key: ledger, email with amount and link, Slack, metric', async () => {
+    const before = await outsideMetric('refund.created', 'outside');
     const ch = await charge(stack, 90_000);
     // Straight to the sandbox with a raw key: Airlock never sees the request.
     const refund: Stripe.Refund = await stack.direct.refunds.create({ charge: ch.id, amount: 31_415 });
-    const event = eventFor('refund.created', refund, { id: newId('req'), idempotency_key: 'script-run-7' });
-    const before = await outsideMetric('refund.created', 'outside');
-    const res = await deliver(stack.airlock.url, JSON.stringify(event));
-    expect(res.status).toBe(200);
+    const { event, row } = await receivedFromSandbox(stack, 'refund.created', about(refund.id));
+    expect(row).toMatchObject({ origin: 'outside', via: 'webhook', request_id: event.request.id });
 
-    const recorded = await outsideLedger(event.id as string);
+    const recorded = await outsideLedger(event.id);
     expect(recorded).toHaveLength(1);
     expect(JSON.parse(recorded[0]!.data)).toMatchObject({
       type: 'refund.created',
@@ -101,6 +91,7 @@ describe('money moved outside Airlock', () => {
       amount: 31_415,
       currency: 'usd',
       source: 'outside',
+      via: 'webhook',
     });
     expect((await verifyLedger(stack.airlock.store)).problems).toEqual([]);
     expect(await outsideMetric('refund.created', 'outside')).toBe(before + 1);
@@ -114,18 +105,21 @@ describe('money moved outside Airlock', () => {
     expect(mail.text).toContain(`https://dashboard.stripe.com/test/refunds/${refund.id}`);
     expect(mail.text).toContain(`${stack.airlock.url}/review/outside`);
     expect(mail.text).toContain('outside Airlock (a raw key, the Dashboard or a script)');
-    // And in the Slack app's channel.
     const post = await until(() => slackPosts(refund.id)[0]);
     expect(post.args['channel']).toBe('C0FINANCE');
     expect(JSON.stringify(post.args)).toContain('$314.15');
 
-    // Stripe delivers it again: still one of everything.
-    expect((await deliver(stack.airlock.url, JSON.stringify(event))).body.duplicate).toBe(true);
-    expect(await outsideLedger(event.id as string)).toHaveLength(1);
+    // The sandbox reports the same refund on the charge too (charge.refunded): stored, not a second movement.
+    const onCharge = await receivedFromSandbox(stack, 'charge.refunded', about(ch.id));
+    expect(onCharge.row.origin).toBe('none');
+    expect((await allOutside()).filter((e) => JSON.parse(e.data).object === refund.id)).toHaveLength(1);
     expect(await outsideMetric('refund.created', 'outside')).toBe(before + 1);
+    expect(smtp.inbox.filter((m) => m.text?.includes(refund.id))).toHaveLength(1);
   });
 
   it('raises nothing for a refund made through Airlock', async () => {
+    const metricBefore = await outsideMetric('refund.created', 'outside');
+    const outsideBefore = (await allOutside()).length;
     const ch = await charge(stack, 20_000);
     const refund = await stack.agent.refunds.create({ charge: ch.id, amount: 5_000 });
     const [action] = await actions(
@@ -133,46 +127,43 @@ describe('money moved outside Airlock', () => {
       (a) => a.kind === 'refund.create' && (a.response_body?.includes(refund.id) ?? false),
     );
     expect(action?.status).toBe('completed');
-    // As Stripe reports it: the dispatcher's Idempotency-Key, and the object tagged with the action.
-    const event = eventFor(
-      'refund.created',
-      { ...refund, metadata: { ...refund.metadata, airlock_action: action!.id } },
-      { id: newId('req'), idempotency_key: `airlock-${action!.id}` },
-    );
-    const mailsBefore = smtp.inbox.length;
-    const metricBefore = await outsideMetric('refund.created', 'outside');
-    const res = await deliver(stack.airlock.url, JSON.stringify(event));
-    expect(res.status).toBe(200);
-    expect((await stack.airlock.store.stripeEvents.get(event.id as string))?.origin).toBe('airlock');
-    expect(await outsideLedger(event.id as string)).toEqual([]);
-    expect(await stack.airlock.store.stripeEvents.alertsFor(event.id as string)).toEqual([]);
+    // Every event the sandbox made for it, stored from its deliveries before anything is asserted.
+    const created = await receivedFromSandbox(stack, 'refund.created', about(refund.id));
+    expect(created.event.request.idempotency_key).toBe(`airlock-${action!.id}`);
+    expect(created.row).toMatchObject({ origin: 'airlock', action_id: action!.id, via: 'webhook' });
+    const onCharge = await receivedFromSandbox(stack, 'charge.refunded', about(ch.id));
+    for (const id of [created.event.id, onCharge.event.id]) {
+      expect(await outsideLedger(id)).toEqual([]);
+      expect(await stack.airlock.store.stripeEvents.alertsFor(id)).toEqual([]);
+    }
+    expect((await allOutside()).length).toBe(outsideBefore);
     expect(await outsideMetric('refund.created', 'outside')).toBe(metricBefore);
-    expect(smtp.inbox.length).toBe(mailsBefore);
+    expect(smtp.inbox.filter((m) => m.text?.includes(refund.id))).toEqual([]);
     expect(slackPosts(refund.id)).toEqual([]);
   });
 
-  it('records an expected automatic payout without alerting', async () => {
-    const payout = { id: newId('po'), object: 'payout', amount: 250_000, currency: 'usd', metadata: {} };
-    const event = eventFor('payout.created', payout, { id: null, idempotency_key: null });
+  it('records an automatic payout the policy expects without alerting', async () => {
     const before = await outsideMetric('payout.created', 'automation');
-    expect((await deliver(stack.airlock.url, JSON.stringify(event))).status).toBe(200);
-    const recorded = await outsideLedger(event.id as string);
+    const payout = stack.sandbox.automaticPayout({ amount: 250_000 });
+    const { event, row } = await receivedFromSandbox(stack, 'payout.created', about(payout['id'] as string));
+    expect(event.request).toEqual({ id: null, idempotency_key: null });
+    expect(row.origin).toBe('automation');
+    const recorded = await outsideLedger(event.id);
     expect(recorded).toHaveLength(1);
     expect(JSON.parse(recorded[0]!.data)).toMatchObject({ source: 'automation', expected: true });
     expect(await outsideMetric('payout.created', 'automation')).toBe(before + 1);
-    expect(await stack.airlock.store.stripeEvents.alertsFor(event.id as string)).toEqual([]);
+    expect(await stack.airlock.store.stripeEvents.alertsFor(event.id)).toEqual([]);
   });
 
-  it('counts an outside refund towards the next decision: a refund it would have allowed is held', async () => {
+  it('counts a raw-key refund toward the next decision: a refund it would have allowed is held', async () => {
     const ch = await charge(stack, 900_000);
     // Well inside every rule: allowed and made.
     const first = await stack.agent.refunds.create({ charge: ch.id, amount: 40_000 });
     expect(first.status).toBe('succeeded');
     const outside = await stack.direct.refunds.create({ charge: ch.id, amount: 450_000 });
-    const event = eventFor('refund.created', outside, { id: newId('req'), idempotency_key: null });
-    expect((await deliver(stack.airlock.url, JSON.stringify(event))).status).toBe(200);
-    // $300 would pass on its own (and with Airlock's own refunds so far); with the outside $4,500 the account's
-    // day passes $5,000.
+    await receivedFromSandbox(stack, 'refund.created', about(outside.id));
+    // $300 would pass on its own and with every refund so far but this one ($314.15 + $50 + $400 + $300); with
+    // the outside $4,500 the account's day passes $5,000.
     const err = await rejection(stack.agent.refunds.create({ charge: ch.id, amount: 30_000 }));
     expect(err.code).toBe('approval_required');
     const held = await stack.airlock.store.getAction(err.raw.airlock_action);
@@ -181,24 +172,16 @@ describe('money moved outside Airlock', () => {
     );
   });
 
-  it('adds a dispute Stripe reported on a charge to the risk of a refund on it, without a look-up', async () => {
-    const disputed = await charge(stack, 30_000);
+  it('adds a dispute the sandbox reported on a charge to the risk of a refund on it, without a look-up', async () => {
+    const disputed = await stack.direct.charges.create({
+      amount: 30_000,
+      currency: 'usd',
+      source: 'tok_createDispute',
+    });
     const clean = await charge(stack, 30_000);
-    const dispute = eventFor(
-      'charge.dispute.created',
-      {
-        id: newId('dp'),
-        object: 'dispute',
-        charge: disputed.id,
-        amount: 30_000,
-        currency: 'usd',
-        status: 'needs_response',
-      },
-      { id: null, idempotency_key: null },
-    );
-    expect((await deliver(stack.airlock.url, JSON.stringify(dispute))).status).toBe(200);
-    // The sandbox's charges have no dispute: only the event can have put it there.
-    // Held or not (the day's velocity rule may hold them by now), each is decided and its risk recorded.
+    await receivedFromSandbox(stack, 'charge.dispute.created', (o) => o['charge'] === disputed.id);
+    expect(sandboxEvents(stack, 'charge.dispute.created', (o) => o['charge'] === clean.id)).toEqual([]);
+    // Held or not (the day's velocity rule holds them by now), each is decided and its risk recorded.
     for (const ch of [disputed, clean])
       await stack.agent.refunds.create({ charge: ch.id, amount: 1_000 }).catch((err) => {
         if (err.code !== 'approval_required') throw err;

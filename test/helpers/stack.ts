@@ -43,11 +43,20 @@ export async function startStack(env: Record<string, string> = {}, clock?: Clock
 export async function startStackWithPolicy(
   policy: readonly string[],
   env: Record<string, string> = {},
+  opts: StackOptions = {},
 ): Promise<Stack> {
   const dir = tempDir();
   const file = join(dir, 'policy.yaml');
   writeFileSync(file, policy.join('\n'));
-  return startStackIn(dir, { AIRLOCK_POLICY: file, ...env });
+  return startStackIn(dir, { AIRLOCK_POLICY: file, ...env }, undefined, opts);
+}
+
+export interface StackOptions {
+  /**
+   * Airlock starts its built-in sandbox itself (no STRIPE_API_BASE), which registers Airlock's webhook route and
+   * sends it a signed event for everything it does, as in `npm start` with no key (docs/sandbox.md).
+   */
+  builtInSandbox?: boolean;
 }
 
 /**
@@ -74,13 +83,18 @@ export const ACTIONS_ROUTES = [
   { method: 'GET', path: '/orders/:id', kind: 'order.lookup' },
 ] as const;
 
-async function startStackIn(dir: string, env: Record<string, string>, clock?: Clock): Promise<Stack> {
-  const sandbox = await startSandbox();
+async function startStackIn(
+  dir: string,
+  env: Record<string, string>,
+  clock?: Clock,
+  opts: StackOptions = {},
+): Promise<Stack> {
+  const own = opts.builtInSandbox ? null : await startSandbox();
   const config = loadConfig(
     {
       PORT: '0',
       AIRLOCK_DATA: join(dir, 'airlock.db'),
-      STRIPE_API_BASE: sandbox.url,
+      ...(own ? { STRIPE_API_BASE: own.url } : { AIRLOCK_SANDBOX_PORT: '0' }),
       AIRLOCK_DISPATCH_BACKOFF_MS: '10',
       AIRLOCK_DISPATCH_MAX_BACKOFF_MS: '50',
       AIRLOCK_DISPATCH_MAX_ATTEMPTS: '4',
@@ -93,6 +107,7 @@ async function startStackIn(dir: string, env: Record<string, string>, clock?: Cl
     undefined,
   );
   const airlock = await startAirlock(config, pino({ level: 'silent' }), clock ? { clock } : {});
+  const sandbox = own ?? airlock.sandbox!;
   const { key } = await createAgentKey(airlock.store, 'support-bot');
   const { token } = await createReviewer(airlock.store, 'finance@example.com');
   const api: Stack['api'] = async (path, init = {}) => {
@@ -117,8 +132,8 @@ async function startStackIn(dir: string, env: Record<string, string>, clock?: Cl
     reviewerToken: token,
     api,
     async close() {
-      await airlock.close();
-      await sandbox.close();
+      await airlock.close(); // closes the built-in sandbox with it
+      await own?.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -131,6 +146,17 @@ export async function rejection(p: Promise<unknown>): Promise<any> {
     throw new Error(`expected a rejection, got ${JSON.stringify(value)}`);
   } catch (err) {
     return err;
+  }
+}
+
+/** As `until`, for a check that must await (a store read). */
+export async function eventually<T>(fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
