@@ -1,9 +1,15 @@
 // The dashboard's Outside Airlock view: outside money events from signed Stripe webhooks, newest first, with time,
 // type, amount, source and a link to the object in Stripe; nothing Airlock made and no event that moves no money.
+// The first test sends hand-made events because it sets their `created` times (the order); the second has the
+// built-in sandbox send its own events for a raw-key refund and a refund made through Airlock.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createReviewer } from '../../src/auth/credentials.ts';
+import { hashPassword } from '../../src/auth/password.ts';
 import { newId } from '../../src/ids.ts';
+import { about, receivedFromSandbox } from '../helpers/sandbox-events.ts';
+import { charge, startStackWithPolicy } from '../helpers/stack.ts';
 import { deliver, refundEvent, WEBHOOK_SECRET } from '../helpers/stripe-events.ts';
-import { FormClient, type ReviewStack, startReviewStack } from './helpers.ts';
+import { FormClient, PASSWORD, type ReviewStack, startReviewStack } from './helpers.ts';
 
 let stack: ReviewStack;
 beforeAll(async () => {
@@ -52,5 +58,29 @@ describe('Outside Airlock', () => {
     expect(page.text).not.toContain('ch_page_quiet');
     // Newest first.
     expect(page.text.indexOf('po_page_auto')).toBeLessThan(page.text.indexOf('re_page_older'));
+  });
+
+  it('lists a raw-key refund the sandbox reported, and not a refund made through Airlock', async () => {
+    const loop = await startStackWithPolicy(['default: allow'], {}, { builtInSandbox: true });
+    try {
+      const ch = await charge(loop, 50_000);
+      const outside = await loop.direct.refunds.create({ charge: ch.id, amount: 2_718 });
+      const own = await loop.agent.refunds.create({ charge: ch.id, amount: 1_414 });
+      await receivedFromSandbox(loop, 'refund.created', about(outside.id));
+      expect((await receivedFromSandbox(loop, 'refund.created', about(own.id))).row.origin).toBe('airlock');
+
+      await createReviewer(loop.airlock.store, 'dana@example.com', {
+        passwordHash: await hashPassword(PASSWORD),
+      });
+      const client = new FormClient(loop.airlock.url);
+      expect(await client.logIn('dana@example.com')).toBe(303);
+      const page = await client.request('/review/outside');
+      expect(page.status).toBe(200);
+      expect(page.text).toContain(`href="https://dashboard.stripe.com/test/refunds/${outside.id}"`);
+      expect(page.text).toContain('$27.18');
+      expect(page.text).not.toContain(own.id);
+    } finally {
+      await loop.close();
+    }
   });
 });
