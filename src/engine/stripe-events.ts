@@ -33,6 +33,8 @@ export interface IngestResult {
   id: string;
   /** False when the event was stored before (a redelivery, or the backfill meeting a webhook's event). */
   stored: boolean;
+  /** True when a webhook delivery was signed no later than one already accepted: a replay, which changed nothing. */
+  replayed: boolean;
   origin: EventOrigin;
   action: string | null;
   expected: boolean;
@@ -44,7 +46,8 @@ export class StripeEventIngest {
 
   constructor(readonly engine: Engine) {}
 
-  async ingest(event: StripeEvent, via: 'webhook' | 'backfill'): Promise<IngestResult> {
+  /** `signedAt`: a webhook delivery's Stripe-Signature time, by which a replayed delivery is told from Stripe's redelivery. */
+  async ingest(event: StripeEvent, via: 'webhook' | 'backfill', signedAt?: number): Promise<IngestResult> {
     const { store, clock } = this.engine;
     const policy = this.engine.policy;
     const money = moneyFacts(event);
@@ -85,9 +88,14 @@ export class StripeEventIngest {
       via,
       payload: JSON.stringify(event),
       received_at: at,
+      signed_at: signedAt ?? null,
     };
-    const stored = await store.transaction(async (tx) => {
-      if (!(await tx.stripeEvents.insert(row))) return false;
+    const landed = await store.transaction(async (tx): Promise<'stored' | 'again' | 'replayed'> => {
+      if (!(await tx.stripeEvents.insert(row))) {
+        if (signedAt === undefined || (await tx.stripeEvents.acceptRedelivery(row.id, signedAt)))
+          return 'again';
+        return 'replayed';
+      }
       if (outside) {
         await tx.appendLedger({
           actionId: null,
@@ -110,12 +118,15 @@ export class StripeEventIngest {
         });
         if (!expected) await this.alerts?.enqueue(tx, row, policy);
       }
-      return true;
+      return 'stored';
     });
+    if (landed === 'replayed')
+      return { id: row.id, stored: false, replayed: true, origin, action: null, expected };
+    const stored = landed === 'stored';
     if (stored && outside) this.observer?.outside({ type: row.type, source: origin, expected });
     // On every delivery, not only the first: a crash after the event was stored must not lose the update.
     const failed = await this.#reconcileFailure(event, request);
-    return { id: row.id, stored, origin, action: action ?? failed, expected };
+    return { id: row.id, stored, replayed: false, origin, action: action ?? failed, expected };
   }
 
   /**

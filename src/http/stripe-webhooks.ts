@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { StripeEventIngest } from '../engine/stripe-events.ts';
-import { EventRefused, verifyStripeEvent } from '../stripe/events.ts';
+import { EventRefused, signatureTime, verifyStripeEvent } from '../stripe/events.ts';
 
 export interface StripeWebhookOptions {
   ingest: StripeEventIngest;
@@ -14,8 +14,9 @@ export interface StripeWebhookOptions {
 
 /**
  * Stripe's webhook deliveries. The signature is checked over the body's exact bytes with the official client's
- * verifier (five minutes' tolerance) before anything is read, and a refused delivery stores nothing. A delivery
- * of an event already stored answers 200 and changes nothing, so Stripe stops retrying it.
+ * verifier (five minutes' tolerance) before anything is read, and a refused delivery stores nothing. A redelivery
+ * of an event already stored (Stripe signs each one anew) answers 200 and changes nothing, so Stripe stops retrying
+ * it; a delivery signed no later than one already accepted is a replay of a captured request and gets a 400.
  */
 export function registerStripeWebhooks(app: FastifyInstance, opts: StripeWebhookOptions): void {
   app.register(async (scope) => {
@@ -50,7 +51,18 @@ export function registerStripeWebhooks(app: FastifyInstance, opts: StripeWebhook
         opts.log.warn({ code: err.code, request_id: request.id }, `refused a Stripe webhook: ${err.message}`);
         return reply.code(400).send(error(err.code, err.message));
       }
-      const result = await opts.ingest.ingest(event, 'webhook');
+      const result = await opts.ingest.ingest(event, 'webhook', signatureTime(header as string) ?? undefined);
+      if (result.replayed) {
+        opts.log.warn({ event: result.id, request_id: request.id }, 'refused a replayed Stripe webhook');
+        return reply
+          .code(400)
+          .send(
+            error(
+              'stripe_event_replayed',
+              `This delivery of ${result.id} was signed no later than one already received: a replay, so nothing was changed. Stripe signs each redelivery anew.`,
+            ),
+          );
+      }
       return reply.code(200).send({ received: true, id: result.id, duplicate: !result.stored });
     });
   });

@@ -550,6 +550,9 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('via', 'text', (c) => c.notNull())
           .addColumn('payload', 'text', (c) => c.notNull())
           .addColumn('received_at', 'text', (c) => c.notNull())
+          // The newest accepted delivery's Stripe-Signature time: Stripe signs each redelivery anew, so a delivery
+          // signed no later than this one is a replay of a captured request.
+          .addColumn('signed_at', 'bigint')
           .execute();
         // The Outside Airlock view and the velocity windows read outside events by time.
         await db.schema

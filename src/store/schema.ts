@@ -323,6 +323,8 @@ export interface StripeEventsTable {
   via: string;
   payload: string;
   received_at: string;
+  /** The newest accepted webhook delivery's signature time (Unix seconds); null for a backfilled event. */
+  signed_at: number | null;
 }
 
 /** Alerts about outside events, one per channel and recipient. */

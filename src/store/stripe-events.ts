@@ -23,6 +23,20 @@ export class StripeEventsRepository {
     return Number(res.numInsertedOrUpdatedRows ?? 0) === 1;
   }
 
+  /**
+   * Accepts a further delivery of a stored event only if it was signed after every delivery accepted before: true
+   * when it was, false for a replay. Conditional, so two copies of one delivery cannot both pass.
+   */
+  async acceptRedelivery(id: string, signedAt: number): Promise<boolean> {
+    const res = await this.c.db
+      .updateTable('stripe_events')
+      .set({ signed_at: signedAt })
+      .where('id', '=', id)
+      .where((eb) => eb.or([eb('signed_at', 'is', null), eb('signed_at', '<', signedAt)]))
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows ?? 0) === 1;
+  }
+
   async get(id: string): Promise<StripeEventRow | undefined> {
     return this.c.db.selectFrom('stripe_events').selectAll().where('id', '=', id).executeTakeFirst();
   }

@@ -88,13 +88,19 @@ export function verifyStripeEvent(
   }
   // Stripe's verifier lets a timestamp from the future through; one further ahead than the tolerance is refused too,
   // so a signature can never be held back and replayed later.
-  const t = /(?:^|,)t=(\d+)/.exec(header)?.[1];
-  if (t === undefined || Number(t) * 1000 - nowMs > SIGNATURE_TOLERANCE_S * 1000)
+  const t = signatureTime(header);
+  if (t === null || t * 1000 - nowMs > SIGNATURE_TOLERANCE_S * 1000)
     throw new EventRefused(
       'stripe_signature_stale',
       `The Stripe-Signature timestamp is more than ${SIGNATURE_TOLERANCE_S} s from now`,
     );
   return parseStripeEvent(JSON.parse(raw));
+}
+
+/** The `t=` of a Stripe-Signature header, Unix seconds; null when it has none. */
+export function signatureTime(header: string): number | null {
+  const t = /(?:^|,)\s*t=(\d+)/.exec(header)?.[1];
+  return t === undefined ? null : Number(t);
 }
 
 /** Reads an Event object (from a verified webhook or the list endpoint); throws EventRefused when it is not one. */

@@ -1,6 +1,7 @@
 // Stripe's webhook signature as a class of attack, through the real server: any change to the signed body or to the
 // Stripe-Signature header, a signature from another secret, none at all, or one older than the tolerance, gets a
-// specific 400 and stores nothing; a replayed delivery of a stored event answers 200 and changes nothing.
+// specific 400 and stores nothing; a replay (a delivery signed no later than one already accepted) gets a 400 and
+// Stripe's own redelivery, signed anew, a 200, and neither changes anything.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIGNATURE_TOLERANCE_S } from '../../src/stripe/events.ts';
@@ -33,17 +34,44 @@ function changeOne(s: string, at: number, to: string): string {
 }
 
 describe('Stripe webhook deliveries', () => {
-  it('stores a correctly signed event, and a replay of it answers 200 and changes nothing', async () => {
+  it("stores a correctly signed event; its exact replay gets a 400, Stripe's re-signed redelivery a 200, and neither changes anything", async () => {
     const body = JSON.stringify(refundEvent());
-    const first = await deliver(stack.airlock.url, body);
+    const sig = signatureFor(body, { timestamp: nowS() - 20 });
+    const first = await deliver(stack.airlock.url, body, sig);
     expect(first).toMatchObject({ status: 200, body: { received: true, duplicate: false } });
     const before = await state();
-    // The same delivery again, and the same event with a fresh signature (Stripe's redelivery).
-    expect((await deliver(stack.airlock.url, body)).body.duplicate).toBe(true);
+    expect(await deliver(stack.airlock.url, body, sig)).toMatchObject({
+      status: 400,
+      body: { error: { code: 'stripe_event_replayed' } },
+    });
     expect(
-      (await deliver(stack.airlock.url, body, signatureFor(body, { timestamp: nowS() - 10 }))).status,
-    ).toBe(200);
+      await deliver(stack.airlock.url, body, signatureFor(body, { timestamp: nowS() - 10 })),
+    ).toMatchObject({
+      status: 200,
+      body: { duplicate: true },
+    });
     expect(await state()).toEqual(before);
+  });
+
+  it('refuses a delivery signed no later than one already accepted for the event, and accepts one signed after (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: -100, max: 100 }), async (offset) => {
+        const body = JSON.stringify(refundEvent());
+        const t0 = nowS() - 150;
+        expect((await deliver(stack.airlock.url, body, signatureFor(body, { timestamp: t0 }))).status).toBe(
+          200,
+        );
+        const before = await state();
+        const again = await deliver(stack.airlock.url, body, signatureFor(body, { timestamp: t0 + offset }));
+        if (offset <= 0) {
+          expect(again).toMatchObject({ status: 400, body: { error: { code: 'stripe_event_replayed' } } });
+        } else {
+          expect(again).toMatchObject({ status: 200, body: { duplicate: true } });
+        }
+        expect(await state()).toEqual(before);
+      }),
+      { numRuns: 40 },
+    );
   });
 
   it('refuses any change to the signed body, and stores nothing', async () => {
