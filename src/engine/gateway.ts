@@ -30,6 +30,8 @@ export interface StripeCall {
   waitSeconds: number;
   /** The agent's stated reason (Airlock-Reason): stored on the action for reviewers, never forwarded. */
   reason?: string | null;
+  /** Where the action's outcome is POSTed (Airlock-Callback), already checked; never forwarded. */
+  callbackUrl?: string | null;
   /** The HTTP request id, carried into the ledger. */
   requestId?: string | null;
 }
@@ -78,6 +80,7 @@ export class Gateway {
       classification,
       requestId: call.requestId ?? null,
       details: call.reason ? { reason: call.reason } : null,
+      callbackUrl: call.callbackUrl ?? null,
     };
 
     // Reads the policy allows go straight through; they are logged, not held in the action store.

@@ -20,6 +20,7 @@ import { actionFacts, matchRoute } from '../outbound/routes.ts';
 import type { ActionRow } from '../store/store.ts';
 import { type Classification, statedFacts } from '../stripe/classify.ts';
 import type { Params } from '../stripe/params.ts';
+import { checkCallbackParam } from './callback-param.ts';
 import { openApiDocument } from './openapi.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import {
@@ -186,17 +187,8 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): ApiHandlers {
     return engine.get(row.id);
   }
 
-  async function checkCallback(url: string | undefined, param: string): Promise<void> {
-    if (url === undefined) return;
-    if (!deps.callbacks) throw new AirlockError('parameter_invalid', 'Callbacks are not enabled', { param });
-    try {
-      await deps.callbacks.check(url);
-    } catch (err) {
-      if (err instanceof AirlockError)
-        throw new AirlockError(err.code, err.message.replace(/^url/, param), { param });
-      throw err;
-    }
-  }
+  const checkCallback = (url: string | undefined, param: string) =>
+    checkCallbackParam(deps.callbacks, url, param);
 
   app.get('/api/openapi.json', async () => openApiDocument());
 

@@ -5,9 +5,11 @@ import { type Engine, MAX_REASON_LENGTH } from '../engine/engine.ts';
 import { type Gateway, MAX_WAIT_SECONDS } from '../engine/gateway.ts';
 import { assertNever, isStatus } from '../engine/status.ts';
 import { AirlockError } from '../errors.ts';
+import type { CallbackSender } from '../outbound/callbacks.ts';
 import type { ActionRow } from '../store/store.ts';
 import { isValidStripePath } from '../stripe/classify.ts';
 import { type Params, parseQuery } from '../stripe/params.ts';
+import { checkCallbackParam } from './callback-param.ts';
 import { sendError } from './errors.ts';
 import type { RateLimiter } from './rate-limit.ts';
 
@@ -15,6 +17,7 @@ export interface ProxyDeps {
   engine: Engine;
   gateway: Gateway;
   limiter?: RateLimiter;
+  callbacks?: CallbackSender | null;
 }
 
 export function registerProxy(app: FastifyInstance, deps: ProxyDeps): void {
@@ -28,6 +31,16 @@ export function registerProxy(app: FastifyInstance, deps: ProxyDeps): void {
     if (!isValidStripePath(path) || (method !== 'GET' && method !== 'POST' && method !== 'DELETE')) {
       throw new AirlockError('unknown_path', `Unrecognized request URL (${method}: ${path}).`);
     }
+    const waitSeconds = parseWait(header(request, 'airlock-wait'));
+    const reason = parseReason(header(request, 'airlock-reason'));
+    // Checked before anything is recorded, as the actions API checks `callback`; an empty header is a bad URL.
+    const callbackUrl = rawHeader(request, 'airlock-callback');
+    await checkCallbackParam(deps.callbacks ?? null, callbackUrl, 'Airlock-Callback').catch((err) => {
+      // Stripe's clients read any refused header as a 400 invalid_request_error, a private address included.
+      if (err instanceof AirlockError && err.code !== 'parameter_invalid')
+        throw new AirlockError('parameter_invalid', err.message, { param: 'Airlock-Callback' });
+      throw err;
+    });
     const outcome = await deps.gateway.stripe({
       agent,
       method,
@@ -38,8 +51,9 @@ export function registerProxy(app: FastifyInstance, deps: ProxyDeps): void {
       stripeContext: header(request, 'stripe-context'),
       stripeVersion: header(request, 'stripe-version'),
       idempotencyKey: header(request, 'idempotency-key'),
-      waitSeconds: parseWait(header(request, 'airlock-wait')),
-      reason: parseReason(header(request, 'airlock-reason')),
+      waitSeconds,
+      reason,
+      callbackUrl: callbackUrl ?? null,
       requestId: request.id,
     });
     if (outcome.type === 'read') {
@@ -114,6 +128,11 @@ function paramsOf(method: string, rawQuery: string, body: unknown): Params {
     throw new AirlockError('malformed_body', 'The request body must be a set of parameters');
   }
   return body as Params;
+}
+
+function rawHeader(request: FastifyRequest, name: string): string | undefined {
+  const v = request.headers[name];
+  return Array.isArray(v) ? v[0] : v;
 }
 
 function header(request: FastifyRequest, name: string): string | null {

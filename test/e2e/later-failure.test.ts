@@ -1,15 +1,15 @@
-// Issue 18, reconciliation, with the built-in sandbox sending its own signed events: a refund Airlock completed on
-// Stripe's refund-fail test card (`tok_refundFail`), which the sandbox then fails (refund.updated,
-// charge.refund.updated, refund.failed, `request.id` null), moves the action to failed through the engine, with one
-// ledger event action.failed_upstream, the receipt showing failed and why, and one callback delivered, signed, to a
-// real local receiver. A raw-key refund carrying the action's tag that fails too changes nothing. A payout Airlock
-// completed that the sandbox fails (payout.failed) moves to failed once.
+// Issue 18, reconciliation, with the built-in sandbox sending its own signed events: a refund an agent made with the
+// official `stripe` client through Airlock's proxy, naming its callback with Airlock-Callback, on Stripe's
+// refund-fail test card (`tok_refundFail`). It completes (action.completed called back), then the sandbox fails it
+// (refund.updated, charge.refund.updated, refund.failed, `request.id` null): the engine moves the action to failed
+// with one ledger event action.failed_upstream, the receipt shows failed and why, and one action.failed callback is
+// delivered, signed, to a real local receiver. A raw-key refund carrying the action's tag that fails too changes
+// nothing. A payout made the same way that the sandbox fails (payout.failed) moves to failed once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReviewer } from '../../src/auth/credentials.ts';
 import { hashPassword } from '../../src/auth/password.ts';
 import { verifyLedger } from '../../src/engine/ledger.ts';
 import { SIGNATURE_HEADER, verifyWebhook } from '../../src/sdk/webhooks.ts';
-import { classify } from '../../src/stripe/classify.ts';
 import { type Receiver, startReceiver } from '../helpers/receiver.ts';
 import { about, receivedFromSandbox } from '../helpers/sandbox-events.ts';
 import { type Stack, startStackWithPolicy, until } from '../helpers/stack.ts';
@@ -53,23 +53,19 @@ describe('a refund that completed and then failed upstream, as the sandbox repor
       currency: 'usd',
       source: 'tok_refundFail',
     });
-    const params = { charge: ch.id, amount: '2500' };
-    // The engine's own submission: the proxy and the actions API give a Stripe action no callback URL.
-    const { action } = await stack.airlock.engine.submit({
-      agent: null,
-      method: 'POST',
-      path: '/v1/refunds',
-      params,
-      stripeAccount: null,
-      stripeVersion: null,
-      idempotencyKey: null,
-      classification: { ...classify({ method: 'POST', path: '/v1/refunds', params }), currency: 'usd' },
-      callbackUrl: `${receiver.url}/airlock`,
-    });
-    const done = await stack.airlock.engine.waitFor(action.id, (s) => s === 'completed', 10_000);
+    // The agent's own call: the official client through Airlock's proxy, naming its callback in a header.
+    const made = await stack.agent.refunds.create(
+      { charge: ch.id, amount: 2500 },
+      { headers: { 'Airlock-Callback': `${receiver.url}/airlock` } },
+    );
+    expect(made.status).toBe('succeeded');
+    const completed = await until(() => callbacksOf('/airlock', 'action.completed')[0]);
+    const action = verifyWebhook(completed.body, completed.headers[SIGNATURE_HEADER], CALLBACK_SECRET).data
+      .object as { id: string; status: string };
+    expect(action.status).toBe('completed');
+    const done = await stack.airlock.engine.get(action.id);
     const refund = JSON.parse(done.response_body!) as { id: string; status: string };
-    expect(refund.status).toBe('succeeded');
-    await until(() => callbacksOf('/airlock', 'action.completed')[0]);
+    expect(refund.id).toBe(made.id);
 
     // The action's tag copied onto a raw-key refund on another refund-fail charge: it fails too, about another
     // object, so it must change nothing of the action (and is itself money moved outside Airlock).
@@ -122,7 +118,7 @@ describe('a refund that completed and then failed upstream, as the sandbox repor
     expect(callbacksOf('/airlock', 'action.failed')).toHaveLength(1);
   });
 
-  it('fails a refund an agent made through the proxy with the official client', async () => {
+  it('fails a refund an agent made through the proxy with no callback', async () => {
     const ch = await stack.direct.charges.create({
       amount: 8_000,
       currency: 'usd',
@@ -140,36 +136,29 @@ describe('a refund that completed and then failed upstream, as the sandbox repor
   });
 
   it('moves a completed payout that the sandbox then fails to failed, once', async () => {
-    const params = { amount: '7000', currency: 'usd' };
-    const { action } = await stack.airlock.engine.submit({
-      agent: null,
-      method: 'POST',
-      path: '/v1/payouts',
-      params,
-      stripeAccount: null,
-      stripeVersion: null,
-      idempotencyKey: null,
-      classification: classify({ method: 'POST', path: '/v1/payouts', params }),
-      callbackUrl: `${receiver.url}/payouts`,
-    });
-    const done = await stack.airlock.engine.waitFor(action.id, (s) => s === 'completed', 10_000);
-    const payout = JSON.parse(done.response_body!) as { id: string };
+    const made = await stack.agent.payouts.create(
+      { amount: 7000, currency: 'usd' },
+      { headers: { 'Airlock-Callback': `${receiver.url}/payouts` } },
+    );
+    const [action] = await actions(stack.airlock.store, (a) => a.response_body?.includes(made.id) ?? false);
+    expect(action?.status).toBe('completed');
+    const payout = JSON.parse(action!.response_body!) as { id: string };
     expect(payout.id).toMatch(/^po_/);
     stack.sandbox.failPayout(payout.id);
     for (const type of ['payout.updated', 'payout.failed'])
       await receivedFromSandbox(stack, type, (o) => o['id'] === payout.id && o['status'] === 'failed');
-    const row = await stack.airlock.store.getAction(action.id);
+    const row = await stack.airlock.store.getAction(action!.id);
     expect(row?.status).toBe('failed');
     expect(row?.last_error).toContain('account_closed');
     const failed = await ledger(
       stack.airlock.store,
-      (e) => e.action_id === action.id && e.type === 'action.failed_upstream',
+      (e) => e.action_id === action!.id && e.type === 'action.failed_upstream',
     );
     expect(failed).toHaveLength(1);
     const callback = await until(() => callbacksOf('/payouts', 'action.failed')[0]);
     expect(
       verifyWebhook(callback.body, callback.headers[SIGNATURE_HEADER], CALLBACK_SECRET).data.object,
-    ).toMatchObject({ id: action.id, status: 'failed' });
+    ).toMatchObject({ id: action!.id, status: 'failed' });
     expect(callbacksOf('/payouts', 'action.failed')).toHaveLength(1);
   });
 });

@@ -1,11 +1,10 @@
 // Context to decide in five seconds (issue 19, section 5): the receipt shows who is being refunded, the charge and
 // what is already refunded, the agent's stated reason, the rule by name, and the customer's earlier refunds and
 // disputes through Airlock and at Stripe. Real Airlock, real SQLite, the Stripe sandbox behind a recording hop.
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rejection } from '../helpers/stack.ts';
+import { type Recorder, startRecorder } from '../helpers/upstream-recorder.ts';
 import {
   agentKeyOf,
   holdWithReason,
@@ -17,46 +16,6 @@ import {
   startContextStack,
 } from './context-seed.ts';
 import { FormClient, type ReviewStack } from './helpers.ts';
-
-/** Forwards every request to `target` and keeps the headers and path each one arrived with. */
-interface Recorder {
-  url: string;
-  target: string;
-  seen: { method: string; path: string; headers: IncomingHttpHeaders }[];
-  close(): Promise<void>;
-}
-
-async function startRecorder(): Promise<Recorder> {
-  const r: Recorder = { url: '', target: '', seen: [], close: async () => {} };
-  const server: Server = createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    r.seen.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers });
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers))
-      if (typeof v === 'string' && k !== 'host') headers[k] = v;
-    let up: Response;
-    try {
-      up = await fetch(`${r.target}${req.url}`, {
-        method: req.method ?? 'GET',
-        headers,
-        body: chunks.length ? Buffer.concat(chunks) : undefined,
-      });
-    } catch {
-      res.destroy(); // the upstream dropped the connection: so does this hop
-      return;
-    }
-    const out: Record<string, string> = {};
-    up.headers.forEach((v, k) => {
-      if (k !== 'content-length' && k !== 'transfer-encoding' && k !== 'content-encoding') out[k] = v;
-    });
-    res.writeHead(up.status, out).end(Buffer.from(await up.arrayBuffer()));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  r.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  r.close = () => new Promise((resolve) => server.close(() => resolve()));
-  return r;
-}
 
 let upstream: Recorder;
 let stack: ReviewStack;
