@@ -275,17 +275,22 @@ export class Notifier {
 }
 
 /** Sends a stored message; a failure is tried again unless the channel says no retry can help. */
+/** A channel's refusal as an outbox attempt: an Undeliverable is permanent, anything else is retried. */
+export function failedAttempt(err: unknown): Attempt {
+  const status = (err as { status?: unknown }).status;
+  return {
+    result: 'failed',
+    status: typeof status === 'number' ? status : null,
+    error: (err instanceof Error ? err.message : String(err)).slice(0, 500),
+    permanent: err instanceof Undeliverable,
+  };
+}
+
 async function sendWith(channel: Pick<Channel, 'send'>, payload: string, id: string): Promise<Attempt> {
   try {
     const { status } = await channel.send(JSON.parse(payload), id);
     return { result: 'delivered', status };
   } catch (err) {
-    const status = (err as { status?: unknown }).status;
-    return {
-      result: 'failed',
-      status: typeof status === 'number' ? status : null,
-      error: (err instanceof Error ? err.message : String(err)).slice(0, 500),
-      permanent: err instanceof Undeliverable,
-    };
+    return failedAttempt(err);
   }
 }

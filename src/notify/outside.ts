@@ -10,10 +10,11 @@ import { escapeHtml, formatMoney } from '../review/html.ts';
 import { OutboxQueue, queuedColumns, type StripeAlertRow } from '../store/outbox.ts';
 import type { Store, StripeEventRow } from '../store/store.ts';
 import { stripeDashboardUrl } from '../stripe/events.ts';
-import { type Channel, Undeliverable } from './channel.ts';
+import type { Channel } from './channel.ts';
 import type { EmailMessage } from './email.ts';
-import { NOTIFICATION_RETRY } from './notifier.ts';
+import { failedAttempt, NOTIFICATION_RETRY } from './notifier.ts';
 import { SlackAppChannel } from './slack-app.ts';
+import { adaptiveCardMessage } from './teams.ts';
 
 /** The channels an outside event is told through: every configured one (the Slack app posts to its channel). */
 const ALERT_CHANNELS = new Set(['email', 'slack', 'teams', 'slack_app']);
@@ -83,7 +84,8 @@ function slackText(a: Alert): string {
   return `:rotating_light: *Money moved outside Airlock:* ${a.title}\n${a.lines.map((l) => `• ${l}`).join('\n')}\n${a.stripeUrl ? `<${a.stripeUrl}|Open it in Stripe> · ` : ''}<${a.airlockUrl}|Outside Airlock>`;
 }
 
-function compose(channel: string, to: string, a: Alert): unknown {
+/** The alert as `channel` sends it (email, slack_app, slack, or Teams for any other), composed once and stored. */
+export function composeAlert(channel: string, to: string, a: Alert): unknown {
   const links = [a.stripeUrl ? `In Stripe: ${a.stripeUrl}` : null, `In Airlock: ${a.airlockUrl}`].filter(
     (l): l is string => l !== null,
   );
@@ -104,35 +106,23 @@ function compose(channel: string, to: string, a: Alert): unknown {
     case 'slack':
       return { text: slackText(a) };
     default:
-      return {
-        type: 'message',
-        attachments: [
+      return adaptiveCardMessage(
+        [
           {
-            contentType: 'application/vnd.microsoft.card.adaptive',
-            contentUrl: null,
-            content: {
-              $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
-              type: 'AdaptiveCard',
-              version: '1.4',
-              body: [
-                {
-                  type: 'TextBlock',
-                  text: `Money moved outside Airlock: ${a.title}`,
-                  weight: 'Bolder',
-                  wrap: true,
-                },
-                ...a.lines.map((t) => ({ type: 'TextBlock', text: t, wrap: true })),
-              ],
-              actions: [
-                ...(a.stripeUrl
-                  ? [{ type: 'Action.OpenUrl', title: 'Open it in Stripe', url: a.stripeUrl }]
-                  : []),
-                { type: 'Action.OpenUrl', title: 'Outside Airlock', url: a.airlockUrl },
-              ],
-            },
+            type: 'TextBlock',
+            text: `Money moved outside Airlock: ${a.title}`,
+            weight: 'Bolder',
+            wrap: true,
           },
+          ...a.lines.map((t) => ({ type: 'TextBlock' as const, text: t, wrap: true as const })),
         ],
-      };
+        [
+          ...(a.stripeUrl
+            ? [{ type: 'Action.OpenUrl' as const, title: 'Open it in Stripe', url: a.stripeUrl }]
+            : []),
+          { type: 'Action.OpenUrl', title: 'Outside Airlock', url: a.airlockUrl },
+        ],
+      );
   }
 }
 
@@ -195,7 +185,9 @@ export class OutsideAlerter {
     if (payload === null) {
       const event = await store.stripeEvents.get(a.event_id);
       if (!event) return { result: 'skipped', reason: 'not sent: the event is gone' };
-      payload = JSON.stringify(compose(a.channel, a.recipient, describeOutside(event, this.options.baseUrl)));
+      payload = JSON.stringify(
+        composeAlert(a.channel, a.recipient, describeOutside(event, this.options.baseUrl)),
+      );
       await store.stripeEvents.setAlertPayload(a.id, payload);
     }
     try {
@@ -208,13 +200,7 @@ export class OutsideAlerter {
           : await channel.send(JSON.parse(payload), a.id);
       return { result: 'delivered', status };
     } catch (err) {
-      const status = (err as { status?: unknown }).status;
-      return {
-        result: 'failed',
-        status: typeof status === 'number' ? status : null,
-        error: (err instanceof Error ? err.message : String(err)).slice(0, 500),
-        permanent: err instanceof Undeliverable,
-      };
+      return failedAttempt(err);
     }
   }
 }

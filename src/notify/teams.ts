@@ -1,7 +1,7 @@
 import { type Addressee, type Channel, Undeliverable } from './channel.ts';
 import type { Summary } from './summary.ts';
 
-/** The parts of an Adaptive Card (schema 1.4) that a hold needs. */
+/** The parts of an Adaptive Card (schema 1.4) that a hold and an alert need. */
 interface AdaptiveCard {
   $schema: 'http://adaptivecards.io/schemas/adaptive-card.json';
   type: 'AdaptiveCard';
@@ -36,6 +36,21 @@ function fact(line: string): { title: string; value: string } | null {
 export function teamsMessage(s: Summary): TeamsMessage {
   const facts = s.lines.map(fact);
   const text = s.lines.filter((_, i) => facts[i] === null);
+  return adaptiveCardMessage(
+    [
+      { type: 'TextBlock', text: `${s.headline}: ${s.title}`, weight: 'Bolder', size: 'Medium', wrap: true },
+      ...text.map((t) => ({ type: 'TextBlock' as const, text: t, wrap: true as const })),
+      { type: 'FactSet', facts: facts.filter((f): f is { title: string; value: string } => f !== null) },
+    ],
+    [{ type: 'Action.OpenUrl', title: 'Open the receipt to decide', url: s.receiptUrl }],
+  );
+}
+
+/** A message whose one attachment is an Adaptive Card of `body` and `actions`. */
+export function adaptiveCardMessage(
+  body: AdaptiveCard['body'],
+  actions: AdaptiveCard['actions'],
+): TeamsMessage {
   return {
     type: 'message',
     attachments: [
@@ -46,21 +61,8 @@ export function teamsMessage(s: Summary): TeamsMessage {
           $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
           type: 'AdaptiveCard',
           version: '1.4',
-          body: [
-            {
-              type: 'TextBlock',
-              text: `${s.headline}: ${s.title}`,
-              weight: 'Bolder',
-              size: 'Medium',
-              wrap: true,
-            },
-            ...text.map((t) => ({ type: 'TextBlock' as const, text: t, wrap: true as const })),
-            {
-              type: 'FactSet',
-              facts: facts.filter((f): f is { title: string; value: string } => f !== null),
-            },
-          ],
-          actions: [{ type: 'Action.OpenUrl', title: 'Open the receipt to decide', url: s.receiptUrl }],
+          body,
+          actions,
         },
       },
     ],
