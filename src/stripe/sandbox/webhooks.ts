@@ -1,14 +1,5 @@
-import { createHmac, randomBytes } from 'node:crypto';
-
-/**
- * Stripe's `Stripe-Signature`: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" keyed with the whsec_ secret>`.
- * The official `stripe` package is a dev dependency and stays out of product code (lint:layers), so this is the
- * scheme written out; test/sandbox/webhooks.test.ts checks it matches the package's own header byte for byte.
- */
-export function signPayload(payload: string, secret: string, timestamp: number): string {
-  const v1 = createHmac('sha256', secret).update(`${timestamp}.${payload}`, 'utf8').digest('hex');
-  return `t=${timestamp},v1=${v1}`;
-}
+import { randomBytes } from 'node:crypto';
+import Stripe from 'stripe';
 
 /** A fresh endpoint secret in Stripe's form. */
 export function newWebhookSecret(): string {
@@ -184,7 +175,12 @@ export class WebhookDelivery {
         headers: {
           'content-type': 'application/json; charset=utf-8',
           'user-agent': 'Stripe/1.0 (+https://stripe.com/docs/webhooks)',
-          'stripe-signature': signPayload(body, endpoint.secret, timestamp),
+          // Stripe's own scheme, from the official package: t=<unix seconds>,v1=<HMAC-SHA256 of "t.body">.
+          'stripe-signature': Stripe.webhooks.generateTestHeaderString({
+            payload: body,
+            secret: endpoint.secret,
+            timestamp,
+          }),
         },
         body,
         signal: controller.signal,
