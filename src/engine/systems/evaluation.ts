@@ -125,10 +125,20 @@ export class EvaluationSystem {
         ? classify({ method: action.method, path: action.path, params })
         : { ...statedFacts(action.kind, amount, action.currency, { customer: action.customer }) };
     const sub = await this.resubmission(action, params, classification);
-    // A generic action keeps the facts its route derived; a Stripe call is completed from Stripe again.
-    if (action.mode !== 'stripe') sub.completed = classification;
+    // A generic action keeps the facts its route derived, and its caller's claims, which can only make the decision
+    // stricter; a Stripe call is completed from Stripe again.
+    if (action.mode !== 'stripe') {
+      sub.completed = classification;
+      sub.declared = declaredClaims(action);
+    }
     return this.evaluate(sub, this.r.store, { excludeId: action.id });
   }
+}
+
+/** What a generic action's caller claimed about it (kind, amount, currency), kept in its details. */
+export function declaredClaims(action: ActionRow): Submission['declared'] {
+  if (!action.details) return null;
+  return (JSON.parse(action.details) as { declared?: Submission['declared'] }).declared ?? null;
 }
 
 const HOUR_MS = 3_600_000;

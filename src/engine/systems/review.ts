@@ -22,7 +22,7 @@ import {
   type StoredDecision,
   type Submission,
 } from '../types.ts';
-import type { EvaluationSystem } from './evaluation.ts';
+import { declaredClaims, type EvaluationSystem } from './evaluation.ts';
 
 /** One reviewer's standing vote, and the version of the request it was given to. */
 export interface Vote {
@@ -306,7 +306,7 @@ export class ReviewSystem {
     // The route's facts are the facts: nothing is looked up for a generic call. The caller's claims still count, as
     // they did when it was first decided: they can only make the decision stricter.
     sub.completed = classification;
-    sub.declared = routeDetails(action).declared ?? null;
+    sub.declared = declaredClaims(action);
     const evaluation = await this.evaluation.evaluate(sub, this.r.store, { excludeId: action.id });
     if (evaluation.decision.outcome === 'block') {
       throw new AirlockError(
@@ -611,15 +611,9 @@ function checkLowerAmount(action: ActionRow, amount: number): void {
   }
 }
 
-/** What a generic action keeps of how it was valued: the route its facts were read by, and the caller's claims. */
-function routeDetails(action: ActionRow): { route?: Route; declared?: Submission['declared'] } {
-  return action.details
-    ? (JSON.parse(action.details) as { route?: Route; declared?: Submission['declared'] })
-    : {};
-}
-
 function routeOf(action: ActionRow): Route | null {
-  const route = routeDetails(action).route;
+  // A generic action keeps in its details the route its facts were read by.
+  const route = action.details ? (JSON.parse(action.details) as { route?: Route }).route : undefined;
   return route && route.kind === action.kind ? route : null;
 }
 
