@@ -335,6 +335,10 @@ export class Store {
             await tx.velocity.votes(new Date(from.votes).toISOString()),
             version,
             from,
+            {
+              events: await tx.velocity.outsideRows(new Date(from.actions).toISOString()),
+              disputed: await tx.velocity.disputedCharges(),
+            },
           );
           // Should this batch roll back, the rows read from its earlier jobs are gone: build again.
           tx.#conn.journal?.record(() => memory.stale());

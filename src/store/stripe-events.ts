@@ -2,6 +2,7 @@ import type { Selectable } from 'kysely';
 import type { Connection } from './connection.ts';
 import type { StripeAlertRow } from './outbox.ts';
 import type { StripeEventsTable } from './schema.ts';
+import { currentMemory } from './velocity-memory.ts';
 
 // Stripe Events received and the alerts about outside ones (migration 0018_stripe_events).
 
@@ -20,7 +21,9 @@ export class StripeEventsRepository {
       .values(row)
       .onConflict((oc) => oc.column('id').doNothing())
       .executeTakeFirst();
-    return Number(res.numInsertedOrUpdatedRows ?? 0) === 1;
+    const stored = Number(res.numInsertedOrUpdatedRows ?? 0) === 1;
+    if (stored) this.c.velocity?.eventStored(row, this.c.journal ?? null);
+    return stored;
   }
 
   /**
@@ -70,6 +73,8 @@ export class StripeEventsRepository {
 
   /** Whether Stripe reported a dispute opened on this charge (charge.dispute.created). */
   async disputed(chargeId: string): Promise<boolean> {
+    const memory = await currentMemory(this.c);
+    if (memory) return memory.disputed.has(chargeId);
     const row = await this.c.db
       .selectFrom('stripe_events')
       .select('id')

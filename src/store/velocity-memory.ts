@@ -35,8 +35,11 @@ export class Journal {
  * are rebuilt before they answer again. Until then the caller reads the database.
  */
 export class VelocityMemory {
+  /** Airlock's actions, and the money Stripe reported moving outside Airlock (no agent; customer and account). */
   actions = new VelocityIndex();
   votes = new VoteIndex();
+  /** Charges Stripe reported a dispute on (charge.dispute.created): the risk score reads them without a query. */
+  disputed = new Set<string>();
   /** data_version when the aggregates were last known to hold every commit; null: not built yet. */
   version: number | null = null;
   #pruned = 0;
@@ -75,9 +78,12 @@ export class VelocityMemory {
     votes: readonly VoteRow[],
     version: number | null,
     from: { actions: number; votes: number },
+    outside: { events: readonly OutsideRow[]; disputed: readonly string[] } = { events: [], disputed: [] },
   ): void {
     const index = new VelocityIndex();
     for (const a of actions) index.add(indexed(a, this.counted));
+    for (const e of outside.events) index.add(outsideEntry(e));
+    this.disputed = new Set(outside.disputed);
     const voteIndex = new VoteIndex();
     for (const v of votes) voteIndex.add(vote(v));
     this.actions = index;
@@ -123,6 +129,24 @@ export class VelocityMemory {
     journal?.record(() => index.setCents(id, before));
   }
 
+  /** A Stripe event stored: money moved outside Airlock counts in its windows, a dispute in the risk score. */
+  eventStored(
+    row: OutsideRow & { type: string; origin: string; charge: string | null },
+    journal: Journal | null,
+  ): void {
+    if (row.type === 'charge.dispute.created' && row.charge !== null && !this.disputed.has(row.charge)) {
+      const disputed = this.disputed;
+      const charge = row.charge;
+      disputed.add(charge);
+      journal?.record(() => disputed.delete(charge));
+    }
+    if (!countsOutside(row)) return;
+    const index = this.actions;
+    if (index.has(row.id)) return;
+    index.add(outsideEntry(row));
+    journal?.record(() => index.remove(row.id));
+  }
+
   voted(row: VoteRow, journal: Journal | null): void {
     const votes = this.votes;
     votes.add(vote(row));
@@ -147,6 +171,23 @@ export interface VelocityRow {
   customer: string | null;
   on_account: string | null;
   status: string;
+}
+
+/** A stored Stripe event's columns the windows count: money moved by automation or outside Airlock. */
+export interface OutsideRow {
+  id: string;
+  /** Stripe's `created`, Unix seconds. */
+  created: number;
+  origin: string;
+  kind: string | null;
+  amount_usd: number | null;
+  customer: string | null;
+  account: string | null;
+}
+
+/** Whether an event counts in the customer and account windows: money Airlock did not move, of a known kind. */
+export function countsOutside(e: { origin: string; kind: string | null }): boolean {
+  return (e.origin === 'automation' || e.origin === 'outside') && e.kind !== null;
 }
 
 /** A vote row's columns the aggregates count. */
@@ -196,6 +237,22 @@ function indexed(a: VelocityRow, counted: ReadonlySet<Status>): IndexedAction {
     customer: a.customer,
     onAccount: a.on_account,
     counted: counted.has(a.status as Status),
+  };
+}
+
+// Outside money has no agent and no read; it always counts. Its time is Stripe's, as the SQL window reads it.
+function outsideEntry(e: OutsideRow): IndexedAction {
+  return {
+    id: e.id,
+    at: Number(e.created) * 1000,
+    usdCents:
+      e.amount_usd === null || e.amount_usd === undefined ? null : Math.round(Number(e.amount_usd) * 100),
+    kind: e.kind ?? '',
+    read: false,
+    agentId: null,
+    customer: e.customer,
+    onAccount: e.account,
+    counted: true,
   };
 }
 

@@ -1,7 +1,7 @@
 import type { ApprovalsRepository } from './approvals.ts';
 import { type Connection, shaped } from './connection.ts';
 import type { Status } from './status.ts';
-import { currentMemory, type VelocityRow, type VoteRow } from './velocity-memory.ts';
+import { currentMemory, type OutsideRow, type VelocityRow, type VoteRow } from './velocity-memory.ts';
 
 /** One sliding-window total: which actions, over which time range. Times are ISO 8601 UTC strings. */
 export interface VelocityQuery {
@@ -35,11 +35,26 @@ export class VelocityReads {
   constructor(readonly c: Connection) {}
 
   /**
-   * Count and USD sum of the actions that count towards a window (in `q.statuses`): from the in-memory aggregates
-   * when they are current, in O(log n) of the subject's history; else one index range scan.
+   * Count and USD sum of what counts towards a window (actions in `q.statuses`, and for customer and account
+   * windows the money Stripe reported moving outside Airlock): from the in-memory aggregates when they are current,
+   * in O(log n) of the subject's history; else from the database.
    */
   async total(q: VelocityQuery): Promise<VelocityTotal> {
-    const own = await this.#own(q);
+    const memory = await currentMemory(this.c);
+    const until = Date.parse(q.until);
+    memory?.prune(until);
+    if (memory?.answers(q.statuses) && Date.parse(q.since) >= memory.actionsFrom) {
+      return memory.actions.total({
+        scope: q.scope,
+        subject: q.subject,
+        account: q.account ?? null,
+        kinds: q.kinds === 'writes' ? 'writes' : [...new Set(q.kinds)],
+        since: Date.parse(q.since),
+        until,
+        excludeId: q.excludeId ?? null,
+      });
+    }
+    const own = await this.#scan(q);
     // Money moved outside Airlock has no agent, so it counts in the customer and account windows only.
     if (q.scope === 'agent') return own;
     const outside = await this.#outside(q);
@@ -67,22 +82,26 @@ export class VelocityReads {
     return { count: Number(row?.n ?? 0), usd: Math.round(Number(row?.usd ?? 0) * 100) / 100 };
   }
 
-  async #own(q: VelocityQuery): Promise<VelocityTotal> {
-    const memory = await currentMemory(this.c);
-    const until = Date.parse(q.until);
-    memory?.prune(until);
-    if (memory?.answers(q.statuses) && Date.parse(q.since) >= memory.actionsFrom) {
-      return memory.actions.total({
-        scope: q.scope,
-        subject: q.subject,
-        account: q.account ?? null,
-        kinds: q.kinds === 'writes' ? 'writes' : [...new Set(q.kinds)],
-        since: Date.parse(q.since),
-        until,
-        excludeId: q.excludeId ?? null,
-      });
-    }
-    return this.#scan(q);
+  /** Outside money events created (Stripe's time) since `since`: the aggregates' rebuild. */
+  async outsideRows(since: string): Promise<OutsideRow[]> {
+    return this.c.db
+      .selectFrom('stripe_events')
+      .select(['id', 'created', 'origin', 'kind', 'amount_usd', 'customer', 'account'])
+      .where('origin', 'in', ['automation', 'outside'])
+      .where('kind', 'is not', null)
+      .where('created', '>=', Math.ceil(Date.parse(since) / 1000))
+      .execute();
+  }
+
+  /** Every charge Stripe reported a dispute on: the aggregates' rebuild. */
+  async disputedCharges(): Promise<string[]> {
+    const rows = await this.c.db
+      .selectFrom('stripe_events')
+      .select('charge')
+      .where('type', '=', 'charge.dispute.created')
+      .where('charge', 'is not', null)
+      .execute();
+    return rows.map((r) => r.charge!);
   }
 
   /** Every action created since `since`, with what the aggregates need: their rebuild. */

@@ -7,6 +7,7 @@ import { COUNTED_STATUSES } from '../../src/engine/status.ts';
 import { openSqliteStore } from '../../src/store/sqlite/open.ts';
 import type { Status } from '../../src/store/status.ts';
 import type { ActionRow, Store } from '../../src/store/store.ts';
+import type { StripeEventRow } from '../../src/store/stripe-events.ts';
 import type { VelocityQuery } from '../../src/store/velocity.ts';
 import { actionRow } from '../helpers/action-row.ts';
 import { rng } from '../helpers/random.ts';
@@ -45,6 +46,43 @@ function row(id: string, at: number, pick: <T>(xs: readonly T[]) => T, random: (
   });
 }
 
+const CHARGES = ['ch_1', 'ch_2', 'ch_3'];
+
+/** A Stripe event as the ingest stores it: money moved outside Airlock, by automation, by Airlock, or none. */
+function event(
+  id: string,
+  at: number,
+  pick: <T>(xs: readonly T[]) => T,
+  random: () => number,
+): StripeEventRow {
+  const origin = pick(['outside', 'automation', 'airlock', 'none']);
+  const dispute = random() < 0.15;
+  return {
+    id,
+    type: dispute ? 'charge.dispute.created' : 'refund.created',
+    // Stripe's seconds: the windows must read the same edge either way.
+    created: Math.floor(at / 1000),
+    livemode: 0,
+    object_id: null,
+    request_id: null,
+    idempotency_key: null,
+    origin,
+    kind: origin === 'none' || random() < 0.1 ? null : pick(KINDS.filter((k) => k !== 'stripe.read')),
+    amount: 100,
+    currency: 'usd',
+    amount_usd: random() < 0.1 ? null : Math.round(random() * 100_000) / 100,
+    customer: pick(CUSTOMERS),
+    charge: pick([...CHARGES, null]),
+    account: pick(ACCOUNTS),
+    action_id: null,
+    expected: 0,
+    via: 'webhook',
+    payload: '{}',
+    received_at: new Date(NOW).toISOString(),
+    signed_at: null,
+  };
+}
+
 async function pair(retainedMs = 90 * 86_400_000): Promise<{ memory: Store; scan: Store }> {
   const file = join(tempDir(), 'velocity.db');
   const memory = await openSqliteStore(file);
@@ -55,7 +93,7 @@ async function pair(retainedMs = 90 * 86_400_000): Promise<{ memory: Store; scan
 }
 
 describe('in-memory velocity aggregates', () => {
-  it('give the same totals as a scan of the rows, through commits, moves, re-valuations, rolled-back jobs, other processes and a widened retention', async () => {
+  it('give the same totals as a scan of the rows and of outside Stripe events, and the same disputes, through commits, moves, re-valuations, rolled-back jobs, other processes and a widened retention', async () => {
     for (let seed = 1; seed <= 12; seed++) {
       const random = rng(seed);
       const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
@@ -92,6 +130,10 @@ describe('in-memory velocity aggregates', () => {
                   await tx.insertAction(
                     row(id, NOW - Math.floor(random() * 100 * 86_400_000 * random() ** 3), pick, random),
                   );
+                  if (random() < 0.3) {
+                    const at = NOW - Math.floor(random() * 100 * 86_400_000 * random() ** 3);
+                    await tx.stripeEvents.insert(event(`evt_${seed}_${n}`, at, pick, random));
+                  }
                   const other = ids.length > 0 ? pick(ids) : null;
                   const current = other ? await tx.getAction(other) : undefined;
                   const to = current ? MOVES[current.status as Status] : undefined;
@@ -119,6 +161,15 @@ describe('in-memory velocity aggregates', () => {
           const current = await scan.getAction(pick(ids));
           const to = current ? MOVES[current.status as Status] : undefined;
           if (current && to) await scan.transitionAction(current.id, current.status as Status, pick(to), {});
+        } else if (roll < 0.7) {
+          // Another process stores a Stripe event (the backfill CLI).
+          const at = NOW - Math.floor(random() * 100 * 86_400_000 * random() ** 3);
+          await scan.stripeEvents.insert(event(`evt_${seed}_cli_${++n}`, at, pick, random));
+        }
+        for (const charge of CHARGES) {
+          expect(await memory.stripeEvents.disputed(charge), charge).toBe(
+            await scan.stripeEvents.disputed(charge),
+          );
         }
         for (const q of queries()) {
           expect(await memory.velocity.total(q), JSON.stringify(q)).toEqual(await scan.velocity.total(q));
