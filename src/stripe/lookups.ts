@@ -256,16 +256,7 @@ export class StripeLookups implements FactSource {
     const key = `${path}?${query}`;
     const hit = memo?.get(key);
     if (hit) return hit;
-    const value = this.upstream
-      .send({
-        method: 'GET',
-        path,
-        params: {},
-        rawQuery: query,
-        stripeAccount: scope.stripeAccount,
-        stripeContext: scope.stripeContext,
-        stripeVersion: LOOKUP_STRIPE_VERSION,
-      })
+    const value = lookupGet(this.upstream, path, query, scope)
       .then((res) =>
         res.status === 200 && res.body && typeof res.body === 'object' ? (res.body as StripeObject) : null,
       )
@@ -273,6 +264,26 @@ export class StripeLookups implements FactSource {
     memo?.set(key, value);
     return value;
   }
+}
+
+/** A look-up: a GET with the upstream key, on the account in scope, at the Stripe version look-ups are read at. */
+function lookupGet(
+  upstream: Pick<StripeUpstream, 'send'>,
+  path: string,
+  query: string,
+  scope: AccountScope,
+  timeoutMs?: number,
+) {
+  return upstream.send({
+    method: 'GET',
+    path,
+    params: {},
+    rawQuery: query,
+    stripeAccount: scope.stripeAccount,
+    stripeContext: scope.stripeContext,
+    stripeVersion: LOOKUP_STRIPE_VERSION,
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+  });
 }
 
 function num(v: unknown): number {
@@ -481,17 +492,7 @@ export class ContextLookups {
     const timeout = new Promise<Fetched<StripeObject>>((resolve) => {
       timer = setTimeout(() => resolve({ ok: false, error: `no answer within ${timeoutMs} ms` }), timeoutMs);
     });
-    const call = this.upstream
-      .send({
-        method: 'GET',
-        path,
-        params: {},
-        rawQuery: query,
-        stripeAccount: scope.stripeAccount,
-        stripeContext: scope.stripeContext,
-        stripeVersion: LOOKUP_STRIPE_VERSION,
-        timeoutMs,
-      })
+    const call = lookupGet(this.upstream, path, query, scope, timeoutMs)
       .then((res): Fetched<StripeObject> => {
         if (res.status === 200 && res.body && typeof res.body === 'object')
           return { ok: true, value: res.body as StripeObject };
