@@ -4,9 +4,11 @@
 // and through one instance on SQLite; alternating within each round, medians over rounds. Besides req/s and
 // latency it reports CPU per request of each process group (Airlock's processes from /proc/<pid>/stat, and every
 // `postgres` process on the machine) and the statements PostgreSQL's active backends were running, sampled from
-// pg_stat_activity during each run.
+// pg_stat_activity during each run. Then, in the same rounds, fixed-rate runs (`--rates`, requests a second) through
+// each single-port target: the latency a steady load sees, and whether the rate is sustained.
 //
-// Usage: npm run bench:scale [-- --rounds 3 --seconds 10 --connections 32 --agents 8 --no-processes --no-workers]
+// Usage: npm run bench:scale [-- --rounds 3 --seconds 10 --connections 32 --agents 8 --rates 50,100
+//                                 --no-processes --no-workers]
 //        AIRLOCK_BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/test) is where a fresh database is made.
 
 import { execFileSync } from 'node:child_process';
@@ -35,6 +37,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     connections: { type: 'string', default: '32' },
     agents: { type: 'string', default: '8' },
+    rates: { type: 'string', default: '50,100' },
     'no-processes': { type: 'boolean', default: false },
     'no-workers': { type: 'boolean', default: false },
   },
@@ -43,6 +46,10 @@ const ROUNDS = Number(values.rounds);
 const SECONDS = Number(values.seconds);
 const CONNECTIONS = Number(values.connections);
 const AGENTS = Math.max(1, Number(values.agents));
+const RATES = values.rates
+  .split(',')
+  .map(Number)
+  .filter((r) => r > 0);
 const PG_ADMIN_URL = process.env['AIRLOCK_BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 const POLICY = join(ROOT, 'bench', 'policy.yaml');
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
@@ -176,15 +183,48 @@ async function refundOnce(url: string, key: string): Promise<void> {
     throw new Error(`${url}: a $1 refund did not go through: ${res.statusCode} ${JSON.stringify(body)}`);
 }
 
-function spec(g: Group, seconds: number): LoadSpec {
+function spec(g: Group, seconds: number, rate?: number): LoadSpec {
   return {
     url: g.urls[0]!,
-    ...(g.urls.length > 1 ? { urls: g.urls } : {}),
+    ...(g.urls.length > 1 && rate === undefined ? { urls: g.urls } : {}),
     scenario: 'refund',
     key: g.key,
     connections: CONNECTIONS,
     seconds,
-    tag: `scale-${g.name}`,
+    ...(rate === undefined ? {} : { rate }),
+    tag: `scale-${g.name}${rate === undefined ? '' : `-rate${rate}`}`,
+  };
+}
+
+interface RateReport {
+  name: string;
+  label: string;
+  rate: number;
+  rounds: { rps: number; p50: number; p99: number; sustained: boolean | null; errors: number }[];
+  rps: number;
+  p50: number;
+  p99: number;
+  /** Sustained in every round. */
+  sustained: boolean;
+}
+
+function rateReport(g: Group, rate: number, runs: LoadResult[]): RateReport {
+  const rounds = runs.map((r) => ({
+    rps: r.rps,
+    p50: r.p50,
+    p99: r.p99,
+    sustained: r.sustained,
+    errors: r.errors,
+  }));
+  return {
+    name: g.name,
+    label: g.label,
+    rate,
+    rounds,
+    rps: median(rounds.map((r) => r.rps)),
+    p50: median(rounds.map((r) => r.p50)),
+    p99: median(rounds.map((r) => r.p99)),
+    sustained: rounds.every((r) => r.sustained === true),
   };
 }
 
@@ -286,7 +326,7 @@ function report(g: Group, runs: Run[]): GroupReport {
   };
 }
 
-function markdownOf(reports: GroupReport[], meta: Record<string, unknown>): string {
+function markdownOf(reports: GroupReport[], rates: RateReport[], meta: Record<string, unknown>): string {
   const one = reports.find((r) => r.name === 'pg-1');
   const sqlite = reports.find((r) => r.name === 'sqlite-1');
   const f = (n: number, d = 0) => n.toFixed(d);
@@ -313,6 +353,19 @@ function markdownOf(reports: GroupReport[], meta: Record<string, unknown>): stri
         `- ${r.label}: CPU per request ${ratio <= 2 ? 'within' : 'NOT within'} 2× of SQLite's (${f(ratio, 2)}×).`,
       );
     }
+  }
+  if (rates.length > 0) {
+    lines.push(
+      '',
+      'Fixed rates (one port each; medians of the rounds; sustained: at least 95% of the rate answered in time, every round):',
+      '',
+      '| target | rate asked | req/s | p50 ms | p99 ms | sustained | errors |',
+      '|---|--:|--:|--:|--:|---|--:|',
+    );
+    for (const r of rates)
+      lines.push(
+        `| ${r.label} | ${r.rate} | ${f(r.rps)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${r.sustained ? 'yes' : 'no'} | ${r.rounds.reduce((a, x) => a + x.errors, 0)} |`,
+      );
   }
   for (const r of reports.filter((x) => x.store === 'postgres')) {
     lines.push(
@@ -392,6 +445,7 @@ async function main(): Promise<void> {
       await runLoad(spec(g, 2));
     }
     const runs = new Map<string, Run[]>(groups.map((g) => [g.name, []]));
+    const rateRuns = new Map<string, LoadResult[]>();
     for (let round = 1; round <= ROUNDS; round++) {
       // Alternate the order too, so a drift of the machine does not always favour the same target.
       const order = round % 2 === 1 ? groups : [...groups].reverse();
@@ -402,9 +456,24 @@ async function main(): Promise<void> {
           `round ${round}/${ROUNDS} ${g.label.padEnd(38)} ${Math.round(r.load.rps).toString().padStart(6)} req/s  p50 ${r.load.p50.toFixed(2)}  p99 ${r.load.p99.toFixed(2)} ms  Airlock ${(r.airlockCpuMs / Math.max(1, r.ok)).toFixed(2)}  PG ${(r.postgresCpuMs / Math.max(1, r.ok)).toFixed(2)} CPU ms/req${r.load.errors ? `  ${r.load.errors} errors ${JSON.stringify(r.load.statuses)}` : ''}`,
         );
       }
+      for (const rate of RATES) {
+        for (const g of order) {
+          if (g.urls.length > 1) continue;
+          const r = await runLoad(spec(g, SECONDS, rate));
+          const key = `${g.name}|${rate}`;
+          rateRuns.set(key, [...(rateRuns.get(key) ?? []), r]);
+          log(
+            `round ${round}/${ROUNDS} rate ${String(rate).padEnd(5)} ${g.label.padEnd(33)} ${Math.round(r.rps).toString().padStart(6)} req/s  p50 ${r.p50.toFixed(2)}  p99 ${r.p99.toFixed(2)} ms${r.sustained === false ? '  (rate not sustained)' : ''}${r.errors ? `  ${r.errors} errors` : ''}`,
+          );
+        }
+      }
     }
     const reports = groups.map((g) => report(g, runs.get(g.name)!));
+    const rates = groups
+      .filter((g) => g.urls.length === 1)
+      .flatMap((g) => RATES.map((rate) => rateReport(g, rate, rateRuns.get(`${g.name}|${rate}`)!)));
     const meta = {
+      rates: RATES,
       rounds: ROUNDS,
       seconds: SECONDS,
       connections: CONNECTIONS,
@@ -418,13 +487,13 @@ async function main(): Promise<void> {
         ?.server_version,
       at: new Date().toISOString(),
     };
-    const table = markdownOf(reports, meta);
+    const table = markdownOf(reports, rates, meta);
     const resultsDir = join(ROOT, 'bench', 'results');
     mkdirSync(resultsDir, { recursive: true });
     const stamp = meta.at.replace(/[:.]/g, '-');
     writeFileSync(
       join(resultsDir, `scale-${stamp}.json`),
-      `${JSON.stringify({ ...meta, groups: reports }, null, 2)}\n`,
+      `${JSON.stringify({ ...meta, groups: reports, rates }, null, 2)}\n`,
     );
     writeFileSync(join(resultsDir, 'scale-latest.md'), table);
     process.stdout.write(`\n${table}`);
