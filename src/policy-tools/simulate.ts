@@ -1,5 +1,6 @@
 import type { AttributeResolver, StoredDecision, Submission } from '../engine/engine.ts';
 import type { ResolveContext } from '../engine/resolvers/velocity.ts';
+import { declaredClaims } from '../engine/systems/evaluation.ts';
 import { baseAttributes } from '../policy/attributes.ts';
 import { decide } from '../policy/evaluate.ts';
 import type { AttrValue, Outcome, Policy, PolicyDecision } from '../policy/types.ts';
@@ -80,6 +81,8 @@ export async function redecide(
       // The account the call acted on, as the live decision saw it.
       stripe_account: row.on_account ?? row.stripe_account,
       stripe_context: row.stripe_context ?? null,
+      // A generic call's caller claims count as they did live: they can only make the decision stricter.
+      declared: row.mode === 'stripe' ? null : declaredClaims(row),
       customer: classification.customer,
       charge: classification.charge,
       destination: classification.destination,

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli } from '../helpers/process.ts';
 import { type Stack, startStackWithPolicy } from '../helpers/stack.ts';
 
 const BASE = ['default: review', 'rules:', `  - "Allow if :read:"`];
@@ -104,5 +105,33 @@ describe('a held generic call approved after a policy that blocks on its claims 
     const final = (await stack.api(`/api/actions/${held.body.id}?wait=10`)).body;
     expect(final.status).toBe('completed');
     expect(received).toContain(`airlock-${held.body.id}`);
+  });
+});
+
+describe('airlock policy simulate', () => {
+  it("re-decides stored generic calls with their callers' claims", async () => {
+    await loadPolicy(BASE);
+    const payout = await stack.api('/api/actions', {
+      method: 'POST',
+      token: stack.agentKey,
+      body: { url: `${host}/v1/anything`, body: { n: 1 }, kind: 'payout.create', amount: 5, currency: 'usd' },
+    });
+    expect(payout.body.status).toBe('awaiting_approval');
+    const stored = (await stack.airlock.store.listActions({ limit: 500 })).rows.filter((a) => a.read === 0);
+    const claimingPayout = stored.filter(
+      (a) => a.details !== null && JSON.parse(a.details).declared?.kind === 'payout.create',
+    );
+    const file = join(stack.dir, 'block-payout-claims.yaml');
+    writeFileSync(file, [...BASE, `  - "Block if :declared_kind: = 'payout.create'"`].join('\n'));
+    const r = await cli(['policy', 'simulate', '--policy', file, '--since', '1d', '--json'], {
+      AIRLOCK_DATA: join(stack.dir, 'airlock.db'),
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    const toBlock = (report.moves as { to: string; count: number }[])
+      .filter((m) => m.to === 'block')
+      .reduce((n, m) => n + m.count, 0);
+    expect(claimingPayout.length).toBeGreaterThan(0);
+    expect(toBlock).toBe(claimingPayout.filter((a) => JSON.parse(a.decision).outcome !== 'block').length);
   });
 });
