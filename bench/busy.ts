@@ -99,7 +99,12 @@ async function main(): Promise<void> {
   await (await openSqliteStore(data)).close(); // the real migrations
   const upstream = await startInstantUpstream();
   servers.push(upstream);
-  const opts: AirlockOptions = { data, upstream: upstream.url, policy: join(ROOT, 'bench', 'policy.yaml') };
+  const opts: AirlockOptions = {
+    data,
+    upstream: upstream.url,
+    policy: join(ROOT, 'bench', 'policy.yaml'),
+    profileDir: process.env['AIRLOCK_PROFILE_DIR'],
+  };
   const busyKey = await createAgentKey(opts, 'busy');
   // One agent per fresh run, so every fresh run's agent has sent nothing before it.
   const freshKeys = new Map<string, string>();

@@ -394,11 +394,13 @@ async function main(): Promise<void> {
       upstream: upstream.url,
       policy: POLICY,
       databaseUrl: dbUrl,
+      profileDir: process.env['AIRLOCK_PROFILE_DIR'],
     };
     const sqliteOpts: AirlockOptions = {
       data: join(dir, 'airlock.db'),
       upstream: upstream.url,
       policy: POLICY,
+      profileDir: process.env['AIRLOCK_PROFILE_DIR'],
     };
     // The first CLI call migrates the fresh database; the keys are shared by every PostgreSQL group.
     const pgKeys: string[] = [];
