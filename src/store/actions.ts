@@ -1,7 +1,15 @@
 import type { Selectable } from 'kysely';
-import { type Connection, shaped } from './connection.ts';
+import { type Connection, shaped, shapeText, written } from './connection.ts';
 import type { ActionsTable } from './schema.ts';
 import type { Status } from './status.ts';
+import {
+  BUCKET_COLUMNS,
+  BucketChanges,
+  type BucketFacts,
+  isBucketed,
+  patched,
+  touchesBuckets,
+} from './velocity-buckets.ts';
 
 export type ActionRow = Selectable<ActionsTable>;
 
@@ -61,16 +69,88 @@ function patchOnly<P extends object>(patch: P): P {
 export class ActionsRepository {
   constructor(readonly c: Connection) {}
 
+  /** PostgreSQL keeps velocity windows in per-minute buckets (velocity-buckets.ts), updated with the rows. */
+  get #buckets(): boolean {
+    return this.c.dialect === 'postgres';
+  }
+
   async insert(row: ActionRow): Promise<void> {
     // Kysely leaves undefined values out of the statement; so does the shape.
     const columns = (Object.keys(row) as (keyof ActionRow)[]).filter((c) => row[c] !== undefined);
-    await shaped(
-      this.c,
-      `insert actions ${columns.join(',')}`,
-      () => this.c.db.insertInto('actions').values(row),
-      columns.map((c) => row[c]),
-    );
+    const shape = `insert actions ${columns.join(',')}`;
+    const build = () => this.c.db.insertInto('actions').values(row);
+    const parameters = columns.map((c) => row[c]);
+    if (this.#buckets && isBucketed(row.status)) {
+      const changes = new BucketChanges();
+      changes.add(row, 1);
+      await this.#applyBuckets(changes, {
+        shape,
+        text: shapeText(this.c, shape, build, parameters),
+        parameters,
+      });
+    } else {
+      await shaped(this.c, shape, build, parameters);
+    }
     this.c.velocity?.inserted(row, this.c.journal ?? null);
+  }
+
+  /** Whether an update that changes buckets (`rebuckets`) is about to run in more than one transaction. */
+  #outsideTransaction(rebuckets: boolean): boolean {
+    return this.#buckets && rebuckets && !this.c.db.isTransaction;
+  }
+
+  /** Runs fn in a transaction of its own, so that an action's row and its buckets change together or not at all. */
+  #inTransaction<T>(fn: (actions: ActionsRepository) => Promise<T>): Promise<T> {
+    return this.c.db.transaction().execute((trx) => fn(new ActionsRepository({ ...this.c, db: trx })));
+  }
+
+  /**
+   * Before an update that changes what a counted action adds to its buckets (its amount, time or keys): those facts,
+   * with the row locked until commit. null when the update leaves its buckets as they are, or it is not counted.
+   */
+  async #factsBefore(id: string, status: Status, patch: ActionPatch): Promise<BucketFacts | null> {
+    if (!isBucketed(status) || !touchesBuckets(patch)) return null;
+    const rows = await written<BucketFacts>(
+      this.c,
+      'action bucket facts for update',
+      () => `select ${BUCKET_COLUMNS.join(', ')} from actions where id = $1 and status = $2 for update`,
+      [id, status],
+    );
+    return rows[0] ?? null;
+  }
+
+  /**
+   * Keeps the buckets exact after a guarded update moved an action from `from` to `to`: takes away what it added
+   * before (`before`, or `after` when the update left its facts alone) and adds what it adds now.
+   */
+  async #rebucket(before: BucketFacts | null, from: Status, to: Status, after: BucketFacts): Promise<void> {
+    const changes = new BucketChanges();
+    if (isBucketed(from)) changes.add(before ?? after, -1);
+    if (isBucketed(to)) changes.add(after, 1);
+    await this.#applyBuckets(changes);
+  }
+
+  /**
+   * Applies bucket changes in one statement; with `before` (an insert of the action), chained to it in the same
+   * statement, so an action and its buckets cost one round trip.
+   */
+  async #applyBuckets(
+    changes: BucketChanges,
+    before?: { shape: string; text: string; parameters: unknown[] },
+  ): Promise<void> {
+    const parameters = before ? [...before.parameters] : [];
+    if (changes.size === 0) {
+      if (before) await written(this.c, before.shape, () => before.text, parameters);
+      return;
+    }
+    const offset = parameters.length;
+    parameters.push(...changes.parameters());
+    await written(
+      this.c,
+      `${before?.shape ?? 'update'} and ${changes.size} buckets`,
+      () => (before ? `with a as (${before.text}) ` : '') + changes.sql(offset),
+      parameters,
+    );
   }
 
   async get(id: string): Promise<ActionRow | undefined> {
@@ -110,6 +190,10 @@ export class ActionsRepository {
 
   /** A guarded update that keeps the status: it changes nothing unless the row is still in `status`. */
   async updateIn(id: string, status: Status, patch: ActionPatch): Promise<boolean> {
+    if (this.#outsideTransaction(isBucketed(status) && touchesBuckets(patch))) {
+      return this.#inTransaction((actions) => actions.updateIn(id, status, patch));
+    }
+    const before = this.#buckets ? await this.#factsBefore(id, status, patch) : null;
     const res = await this.c.db
       .updateTable('actions')
       .set(patchOnly(patch))
@@ -117,6 +201,7 @@ export class ActionsRepository {
       .where('status', '=', status)
       .executeTakeFirst();
     const updated = Number(res.numUpdatedRows) === 1;
+    if (updated && before) await this.#rebucket(before, status, status, patched(before, patch));
     if (updated && patch.amount_usd !== undefined) {
       this.c.velocity?.revalued(id, patch.amount_usd, this.c.journal ?? null);
     }
@@ -128,8 +213,14 @@ export class ActionsRepository {
    * moved on. Returns the changed row instead of a second read; undefined if it had moved.
    */
   async transition(id: string, from: Status, to: Status, patch: ActionPatch): Promise<ActionRow | undefined> {
+    const counted = isBucketed(from) || isBucketed(to);
+    const rebuckets = isBucketed(from) !== isBucketed(to) || (counted && touchesBuckets(patch));
+    if (this.#outsideTransaction(rebuckets)) {
+      return this.#inTransaction((actions) => actions.transition(id, from, to, patch));
+    }
     const set = { ...patchOnly(patch), status: to };
     const columns = (Object.keys(set) as (keyof typeof set)[]).filter((c) => set[c] !== undefined);
+    const before = this.#buckets ? await this.#factsBefore(id, from, patch) : null;
     const rows = await shaped(
       this.c,
       `transition action ${columns.join(',')}`,
@@ -142,6 +233,7 @@ export class ActionsRepository {
           .returningAll(),
       [...columns.map((c) => set[c]), id, from],
     );
+    if (rows[0] && this.#buckets) await this.#rebucket(before, from, to, rows[0]);
     if (rows[0] && this.c.velocity) {
       const journal = this.c.journal ?? null;
       if (patch.amount_usd !== undefined) this.c.velocity.revalued(id, patch.amount_usd, journal);
@@ -169,6 +261,9 @@ export class ActionsRepository {
   }
 
   async releaseLease(id: string, owner: string, patch: ActionPatch): Promise<boolean> {
+    // Neither the velocity buckets nor the in-memory aggregates follow a change made here.
+    if (touchesBuckets(patch))
+      throw new Error('a lease release cannot change what an action counts in its windows');
     const res = await this.c.db
       .updateTable('actions')
       .set({ ...patchOnly(patch), lease_owner: null, lease_until: null })

@@ -30,6 +30,19 @@ export async function shaped<R>(
   build: () => Compilable<R>,
   parameters: unknown[],
 ): Promise<R[]> {
+  const result = await c.db.executeQuery<R>(
+    CompiledQuery.raw(shapeText(c, shape, build, parameters), parameters),
+  );
+  return result.rows;
+}
+
+/** The SQL of a query shape, compiled on first use (see `shaped`). */
+export function shapeText(
+  c: Connection,
+  shape: string,
+  build: () => Compilable<unknown>,
+  parameters: unknown[],
+): string {
   const key = `${c.dialect}:${shape}`;
   let text = shapes.get(key);
   if (text === undefined) {
@@ -38,6 +51,22 @@ export async function shaped<R>(
       throw new Error(`query shape ${shape} binds its parameters in another order`);
     }
     text = compiled.sql;
+    shapes.set(key, text);
+  }
+  return text;
+}
+
+/** Runs SQL written for one dialect, cached by shape: `write` is called once per shape. */
+export async function written<R>(
+  c: Connection,
+  shape: string,
+  write: () => string,
+  parameters: unknown[],
+): Promise<R[]> {
+  const key = `${c.dialect}:${shape}`;
+  let text = shapes.get(key);
+  if (text === undefined) {
+    text = write();
     shapes.set(key, text);
   }
   const result = await c.db.executeQuery<R>(CompiledQuery.raw(text, parameters));

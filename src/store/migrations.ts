@@ -1,4 +1,5 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import { rebuildBuckets } from './velocity-buckets.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -595,6 +596,38 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .on('stripe_alerts')
           .columns(['delivered_at', 'next_attempt_at'])
           .execute();
+      },
+    },
+    '0019_velocity_minutes': {
+      async up(db: Kysely<unknown>) {
+        // Velocity windows per minute, kept by the actions repository on PostgreSQL (src/store/velocity-buckets.ts);
+        // SQLite keeps them in memory and leaves this table empty. `account` is '' for the platform, `subject` '' for
+        // the account scope, and `shard` the agent for the customer and account scopes ('' for the agent's own), so
+        // that decisions of different agents never update one row. The key leads with what a window fixes, then its
+        // minute range.
+        await db.schema
+          .createTable('velocity_minutes')
+          .addColumn('scope', 'text', (c) => c.notNull())
+          .addColumn('subject', 'text', (c) => c.notNull())
+          .addColumn('account', 'text', (c) => c.notNull())
+          .addColumn('minute', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('read', 'integer', (c) => c.notNull())
+          .addColumn('shard', 'text', (c) => c.notNull())
+          .addColumn('n', 'bigint', (c) => c.notNull())
+          .addColumn('usd_cents', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('velocity_minutes_pk', [
+            'scope',
+            'subject',
+            'account',
+            'minute',
+            'kind',
+            'read',
+            'shard',
+          ])
+          .execute();
+        // Exact at once on an upgraded database: the actions already stored, summed.
+        if (dialect === 'postgres') await rebuildBuckets(db);
       },
     },
   };

@@ -292,6 +292,24 @@ export interface Database {
   reminders: RemindersTable;
   stripe_events: StripeEventsTable;
   stripe_alerts: StripeAlertsTable;
+  velocity_minutes: VelocityMinutesTable;
+}
+
+/** Velocity windows per minute, PostgreSQL only (migration 0019_velocity_minutes, src/store/velocity-buckets.ts). */
+export interface VelocityMinutesTable {
+  scope: 'agent' | 'customer' | 'account';
+  /** The agent or customer; '' for the account scope. */
+  subject: string;
+  /** The account the actions ran on, '' for the platform; '' for the agent scope. */
+  account: string;
+  /** created_at's first 16 characters: YYYY-MM-DDTHH:MM. */
+  minute: string;
+  kind: string;
+  read: number;
+  /** The agent, for the customer and account scopes ('' for none); '' for the agent scope. */
+  shard: string;
+  n: number;
+  usd_cents: number;
 }
 
 /** Stripe Events received (migration 0018_stripe_events). */

@@ -1,6 +1,7 @@
 import type { ApprovalsRepository } from './approvals.ts';
-import { type Connection, shaped } from './connection.ts';
+import { type Connection, shaped, written } from './connection.ts';
 import type { Status } from './status.ts';
+import { BUCKETED_STATUSES, bucketsAnswer, CENTS_SQL, minuteOf } from './velocity-buckets.ts';
 import { currentMemory, type OutsideRow, type VelocityRow, type VoteRow } from './velocity-memory.ts';
 
 /** One sliding-window total: which actions, over which time range. Times are ISO 8601 UTC strings. */
@@ -36,8 +37,9 @@ export class VelocityReads {
 
   /**
    * Count and USD sum of what counts towards a window (actions in `q.statuses`, and for customer and account
-   * windows the money Stripe reported moving outside Airlock): from the in-memory aggregates when they are current,
-   * in O(log n) of the subject's history; else from the database.
+   * windows the money Stripe reported moving outside Airlock): from the in-memory aggregates when they are current
+   * (SQLite), in O(log n) of the subject's history; on PostgreSQL from per-minute buckets and the window's two
+   * partial edge minutes; else one index range scan.
    */
   async total(q: VelocityQuery): Promise<VelocityTotal> {
     const memory = await currentMemory(this.c);
@@ -54,7 +56,8 @@ export class VelocityReads {
         excludeId: q.excludeId ?? null,
       });
     }
-    const own = await this.#scan(q);
+    // PostgreSQL: per-minute buckets kept in the database, with the partial minutes at the window's edges scanned.
+    const own = (!memory && (await this.bucketTotal(q))) || (await this.#scan(q));
     // Money moved outside Airlock has no agent, so it counts in the customer and account windows only.
     if (q.scope === 'agent') return own;
     const outside = await this.#outside(q);
@@ -102,6 +105,19 @@ export class VelocityReads {
       .where('charge', 'is not', null)
       .execute();
     return rows.map((r) => r.charge!);
+  }
+
+  /**
+   * A window's total from the per-minute buckets of its whole minutes (PostgreSQL) plus a scan of its two partial
+   * edge minutes, in one statement, so one snapshot; null when the buckets cannot answer it exactly.
+   */
+  bucketTotal(q: VelocityQuery): Promise<VelocityTotal | null> {
+    return bucketTotal(this.c, q);
+  }
+
+  /** The window counted from the action rows alone, whatever the store keeps besides: what the tests compare to. */
+  scanTotal(q: VelocityQuery): Promise<VelocityTotal> {
+    return this.#scan(q);
   }
 
   /** Every action created since `since`, with what the aggregates need: their rebuild. */
@@ -211,4 +227,97 @@ export function reviewVotes(
   since: string,
 ): Promise<{ rejected: number; decided: number }> {
   return store.approvals.votesOnAgent(agentId, since);
+}
+
+// --- windows from the per-minute buckets (PostgreSQL; src/store/velocity-buckets.ts) ----------------------------
+// Exact across instances: a decision holds its agent's advisory lock (Store.lockAgent), and every change to an
+// action's rows updates its buckets in the same transaction, so the one statement below sees buckets and edge rows
+// of the same snapshot: the total a scan of that snapshot gives.
+
+const MINUTE = 60_000;
+
+async function bucketTotal(c: Connection, q: VelocityQuery): Promise<VelocityTotal | null> {
+  if (c.dialect !== 'postgres' || !bucketsAnswer(q.statuses)) return null;
+  const account = q.account ?? null;
+  if (q.scope !== 'agent' && account === '') return null;
+  if (q.scope !== 'account' && q.subject === null) return null;
+  if (q.kinds !== 'writes' && q.kinds.length === 0) return null;
+  const since = Date.parse(q.since);
+  const until = Date.parse(q.until);
+  // The scan compares strings: only toISOString's form makes that the same as comparing times.
+  if (!isIsoTime(q.since, since) || !isIsoTime(q.until, until)) return null;
+  // Whole minutes: [from, to). created_at has millisecond precision, so minute M is inside iff M + 59.999 s <= until.
+  const from = Math.ceil(since / MINUTE) * MINUTE;
+  const to = Math.floor((until + 1) / MINUTE) * MINUTE;
+  if (to <= from) return null;
+  const fromIso = new Date(from).toISOString();
+  const toIso = new Date(to).toISOString();
+  const platform = q.scope !== 'agent' && account === null;
+  const exclude = Boolean(q.excludeId);
+  const parameters: unknown[] = [q.since, q.until, fromIso, toIso, minuteOf(fromIso), minuteOf(toIso)];
+  if (q.scope !== 'account') parameters.push(q.subject);
+  if (q.scope !== 'agent' && account !== null) parameters.push(account);
+  if (q.kinds !== 'writes') parameters.push(...q.kinds);
+  if (exclude) parameters.push(q.excludeId);
+  const kinds = q.kinds === 'writes' ? 'writes' : q.kinds.length;
+  const [row] = await written<{ n: unknown; c: unknown }>(
+    c,
+    `velocity buckets ${q.scope} ${platform ? 'platform' : 'connected'} ${kinds} ${exclude ? 'excluding' : 'all'}`,
+    () => windowSql(q.scope, platform, kinds, exclude),
+    parameters,
+  );
+  // sum(bigint) is numeric: a string.
+  return { count: Number(row?.n ?? 0), usd: Number(row?.c ?? 0) / 100 };
+}
+
+function isIsoTime(text: string, ms: number): boolean {
+  return Number.isFinite(ms) && new Date(ms).toISOString() === text;
+}
+
+/** Parameters: since, until, the whole minutes' start and end times and minutes, subject, account, kinds, excluded. */
+function windowSql(
+  scope: VelocityQuery['scope'],
+  platform: boolean,
+  kinds: number | 'writes',
+  exclude: boolean,
+): string {
+  let n = 6;
+  const subject = scope === 'account' ? '' : `$${++n}`;
+  const account = scope === 'agent' || platform ? '' : `$${++n}`;
+  const kindList = kinds === 'writes' ? '' : Array.from({ length: kinds }, () => `$${++n}`).join(', ');
+  const excluded = exclude ? `$${++n}` : '';
+  const byKind = kinds === 'writes' ? 'read = 0' : `kind in (${kindList})`;
+  let buckets: string;
+  let actions = `status in (${BUCKETED_STATUSES.map((s) => `'${s}'`).join(', ')}) and ${byKind}`;
+  const onAccount = platform ? 'on_account is null' : `on_account = ${account}`;
+  switch (scope) {
+    case 'agent':
+      buckets = `scope = 'agent' and subject = ${subject} and account = ''`;
+      actions += ` and agent_id = ${subject}`;
+      break;
+    case 'customer':
+      buckets = `scope = 'customer' and subject = ${subject} and account = ${platform ? "''" : account}`;
+      actions += ` and customer = ${subject} and ${onAccount}`;
+      break;
+    case 'account':
+      buckets = `scope = 'account' and subject = '' and account = ${platform ? "''" : account}`;
+      actions += ` and ${onAccount}`;
+      break;
+    default: {
+      const never: never = scope;
+      throw new Error(`velocity buckets: unknown scope ${String(never)}`);
+    }
+  }
+  const notExcluded = exclude ? ` and id <> ${excluded}` : '';
+  // The excluded action is left out of the edge scans by id; in a whole minute it is in a bucket, so taken back.
+  const takeBack = exclude
+    ? `union all select -1, -${CENTS_SQL} from actions
+        where id = ${excluded} and ${actions} and created_at >= $3 and created_at < $4`
+    : '';
+  return `select coalesce(sum(n), 0) as n, coalesce(sum(c), 0) as c from (
+      select n, usd_cents as c from velocity_minutes where ${buckets} and ${byKind} and minute >= $5 and minute < $6
+      union all select 1, ${CENTS_SQL} from actions where ${actions} and created_at >= $1 and created_at < $3${notExcluded}
+      union all select 1, ${CENTS_SQL} from actions where ${actions} and created_at >= $4 and created_at <= $2${notExcluded}
+      ${takeBack}
+    ) as t`;
 }
