@@ -246,24 +246,36 @@ async function bucketTotal(c: Connection, q: VelocityQuery): Promise<VelocityTot
   const until = Date.parse(q.until);
   // The scan compares strings: only toISOString's form makes that the same as comparing times.
   if (!isIsoTime(q.since, since) || !isIsoTime(q.until, until)) return null;
-  // Whole minutes: [from, to). created_at has millisecond precision, so minute M is inside iff M + 59.999 s <= until.
-  const from = Math.ceil(since / MINUTE) * MINUTE;
-  const to = Math.floor((until + 1) / MINUTE) * MINUTE;
-  if (to <= from) return null;
-  const fromIso = new Date(from).toISOString();
-  const toIso = new Date(to).toISOString();
+  if (since > until) return null;
+  // Buckets from the minute of `since` (or the next, when `since` is in its second half) to the minute of `until`;
+  // what they hold outside the window is taken back by reading those rows, and a low edge read directly is added.
+  const lowMinute = Math.floor(since / MINUTE) * MINUTE;
+  const highMinute = Math.floor(until / MINUTE) * MINUTE;
+  const lowTakenBack = since - lowMinute < MINUTE / 2;
+  const firstBucket = lowTakenBack ? lowMinute : lowMinute + MINUTE;
+  const lowCut = new Date(lowTakenBack ? lowMinute : lowMinute + MINUTE).toISOString();
+  const highCut = new Date(highMinute + MINUTE).toISOString();
   const platform = q.scope !== 'agent' && account === null;
   const exclude = Boolean(q.excludeId);
-  const parameters: unknown[] = [q.since, q.until, fromIso, toIso, minuteOf(fromIso), minuteOf(toIso)];
+  const parameters: unknown[] = [
+    q.since,
+    q.until,
+    minuteOf(new Date(firstBucket).toISOString()),
+    minuteOf(new Date(highMinute).toISOString()),
+    lowCut,
+    highCut,
+  ];
   if (q.scope !== 'account') parameters.push(q.subject);
   if (q.scope !== 'agent' && account !== null) parameters.push(account);
-  if (q.kinds !== 'writes') parameters.push(...q.kinds);
+  // A kind listed twice counts once, as in `kind in (…)`; each kind has an edge scan of its own.
+  const kindList = q.kinds === 'writes' ? [] : [...new Set(q.kinds)];
+  parameters.push(...kindList);
   if (exclude) parameters.push(q.excludeId);
-  const kinds = q.kinds === 'writes' ? 'writes' : q.kinds.length;
+  const kinds = q.kinds === 'writes' ? 'writes' : kindList.length;
   const [row] = await written<{ n: unknown; c: unknown }>(
     c,
-    `velocity buckets ${q.scope} ${platform ? 'platform' : 'connected'} ${kinds} ${exclude ? 'excluding' : 'all'}`,
-    () => windowSql(q.scope, platform, kinds, exclude),
+    `velocity buckets ${q.scope} ${platform ? 'platform' : 'connected'} ${kinds} ${exclude ? 'excluding' : 'all'} ${lowTakenBack ? 'low-back' : 'low-read'}`,
+    () => windowSql(q.scope, platform, kinds, exclude, lowTakenBack),
     parameters,
   );
   // sum(bigint) is numeric: a string.
@@ -274,12 +286,24 @@ function isIsoTime(text: string, ms: number): boolean {
   return Number.isFinite(ms) && new Date(ms).toISOString() === text;
 }
 
-/** Parameters: since, until, the whole minutes' start and end times and minutes, subject, account, kinds, excluded. */
+/**
+ * Parameters: since, until, the first and last bucket minutes (inclusive), the low cut (the first bucket minute's
+ * start, or the end of since's minute when the low edge is read instead), the high cut (the end of until's
+ * minute), subject, account, kinds (without repeats), excluded.
+ *
+ * A window is its buckets, less the rows they hold outside it (from the low cut up to `since`, when since is early in
+ * its minute; after `until` to the high cut, nearly always none, since until is the decision's now), plus the rows
+ * from since to the low cut when since is late in its minute: at most half a minute of rows is read, not two minutes.
+ * Every edge is bounded by time whatever index the planner takes. That matters for the one next to now, newer than
+ * the table's statistics: the planner thinks any index on its time range nearly free, and took (kind, created_at) for
+ * one customer's window, reading every agent's rows of the minute; rows after now are none in any index.
+ */
 function windowSql(
   scope: VelocityQuery['scope'],
   platform: boolean,
   kinds: number | 'writes',
   exclude: boolean,
+  lowTakenBack: boolean,
 ): string {
   let n = 6;
   const subject = scope === 'account' ? '' : `$${++n}`;
@@ -287,37 +311,43 @@ function windowSql(
   const kindList = kinds === 'writes' ? '' : Array.from({ length: kinds }, () => `$${++n}`).join(', ');
   const excluded = exclude ? `$${++n}` : '';
   const byKind = kinds === 'writes' ? 'read = 0' : `kind in (${kindList})`;
-  let buckets: string;
-  let actions = `status in (${BUCKETED_STATUSES.map((s) => `'${s}'`).join(', ')}) and ${byKind}`;
+  const counted = `status in (${BUCKETED_STATUSES.map((s) => `'${s}'`).join(', ')})`;
   const onAccount = platform ? 'on_account is null' : `on_account = ${account}`;
+  let buckets: string;
+  let filter: string;
   switch (scope) {
     case 'agent':
       buckets = `scope = 'agent' and subject = ${subject} and account = ''`;
-      actions += ` and agent_id = ${subject}`;
+      filter = `agent_id = ${subject}`;
       break;
     case 'customer':
       buckets = `scope = 'customer' and subject = ${subject} and account = ${platform ? "''" : account}`;
-      actions += ` and customer = ${subject} and ${onAccount}`;
+      filter = `customer = ${subject} and ${onAccount}`;
       break;
     case 'account':
       buckets = `scope = 'account' and subject = '' and account = ${platform ? "''" : account}`;
-      actions += ` and ${onAccount}`;
+      filter = onAccount;
       break;
     default: {
       const never: never = scope;
       throw new Error(`velocity buckets: unknown scope ${String(never)}`);
     }
   }
-  const notExcluded = exclude ? ` and id <> ${excluded}` : '';
-  // The excluded action is left out of the edge scans by id; in a whole minute it is in a bucket, so taken back.
+  const rowsOf = `${counted} and ${byKind} and ${filter}`;
+  /** The counted rows with created_at in a range, each as `sign` (1 or -1) and its cents. */
+  const edge = (sign: 1 | -1, lo: string, loOp: '>=' | '>', hi: string, hiOp: '<' | '<='): string =>
+    `select ${sign}, ${sign === 1 ? '' : '-'}${CENTS_SQL} from actions
+        where created_at ${loOp} ${lo} and created_at ${hiOp} ${hi} and ${rowsOf}`;
+  const low = lowTakenBack ? edge(-1, '$5', '>=', '$1', '<') : edge(1, '$1', '>=', '$5', '<');
+  // The excluded action counts nowhere: taken back when it is in the window.
   const takeBack = exclude
     ? `union all select -1, -${CENTS_SQL} from actions
-        where id = ${excluded} and ${actions} and created_at >= $3 and created_at < $4`
+        where id = ${excluded} and ${rowsOf} and created_at >= $1 and created_at <= $2`
     : '';
   return `select coalesce(sum(n), 0) as n, coalesce(sum(c), 0) as c from (
-      select n, usd_cents as c from velocity_minutes where ${buckets} and ${byKind} and minute >= $5 and minute < $6
-      union all select 1, ${CENTS_SQL} from actions where ${actions} and created_at >= $1 and created_at < $3${notExcluded}
-      union all select 1, ${CENTS_SQL} from actions where ${actions} and created_at >= $4 and created_at <= $2${notExcluded}
+      select n, usd_cents as c from velocity_minutes where ${buckets} and ${byKind} and minute >= $3 and minute <= $4
+      union all ${low}
+      union all ${edge(-1, '$2', '>', '$6', '<')}
       ${takeBack}
     ) as t`;
 }
