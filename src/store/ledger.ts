@@ -209,20 +209,37 @@ export class LedgerRepository {
           );
           if (!rows[0]?.ok) return null;
         }
-        let head = await trx
+        const row = await trx
           .selectFrom('ledger_head')
-          .select(['seq', 'hash'])
+          .select(['seq', 'hash', sql<string | null>`unsealed_from::text`.as('unsealed_from')])
           .where('id', '=', 1)
           .forUpdate()
           .executeTakeFirstOrThrow();
+        let head = { seq: row.seq, hash: row.hash };
+        // The oldest transaction still running now. Any event this round cannot see is from a transaction running at
+        // its snapshot or begun later, so its id is at least this (the snapshot below is later, and xmin only grows).
+        const { rows: now } = await sql<{
+          xmin: string;
+        }>`select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`.execute(trx);
+        const xmin = now[0]!.xmin;
         // Every committed event still unsealed: committed rows are visible to this statement's snapshot, and one
         // that commits after it stays unsealed for the next round (docs/architecture.md, "The ledger"). Whole
         // transactions in xid order, each one's events in the order written, so a transaction's events stay adjacent.
+        // Ordered by the column, not the text alias: in the partial index's order, so a sealer reads the queue's head
+        // instead of every row left in the index by earlier seals (32 ms after 20,000 refunds, against 1 ms).
+        // From the floor the last complete round left: every event still unsealed has an id at least that.
+        const from = row.unsealed_from === null ? sql`` : sql`and xid >= ${row.unsealed_from}::xid8`;
         const { rows } = await sql<LedgerEntry & { xid: string }>`
         select pos, xid::text as xid, action_id, type, from_status, to_status, actor, data, at from ledger
-        where seq is null order by xid, pos limit ${SEAL_BATCH}`.execute(trx);
+        where seq is null ${from} order by ledger.xid, pos limit ${SEAL_BATCH}`.execute(trx);
         const pending = wholeTransactions(rows);
-        if (pending.length === 0) return { sealed: 0, more: false };
+        const more = rows.length === SEAL_BATCH;
+        if (pending.length === 0) {
+          // Nothing visible was left, so nothing unsealed is older than xmin: raise the floor.
+          if (!more)
+            await trx.updateTable('ledger_head').set({ unsealed_from: xmin }).where('id', '=', 1).execute();
+          return { sealed: 0, more: false };
+        }
         const pos: number[] = [];
         const seqs: number[] = [];
         const prevs: string[] = [];
@@ -246,8 +263,14 @@ export class LedgerRepository {
         if (Number(result.numAffectedRows ?? 0n) !== pending.length) {
           throw new Error(`sealed ${result.numAffectedRows} of ${pending.length} ledger events; rolled back`);
         }
-        await trx.updateTable('ledger_head').set(head).where('id', '=', 1).execute();
-        return { sealed: pending.length, more: rows.length === SEAL_BATCH };
+        // A round that sealed every event it could see leaves xmin as the floor; one cut short by the batch limit
+        // leaves the floor as it was.
+        await trx
+          .updateTable('ledger_head')
+          .set(more ? head : { ...head, unsealed_from: xmin })
+          .where('id', '=', 1)
+          .execute();
+        return { sealed: pending.length, more };
       });
   }
 

@@ -630,6 +630,16 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         if (dialect === 'postgres') await rebuildBuckets(db);
       },
     },
+    '0020_ledger_unsealed_from': {
+      async up(db: Kysely<unknown>) {
+        // The sealer's floor (PostgreSQL): every unsealed event's transaction id is at least this, so a sealer reads
+        // the queue from there, past the entries earlier seals left in its index until vacuum. Null: no floor yet.
+        // SQLite chains inline and leaves it null.
+        await sql`alter table ledger_head add column unsealed_from ${sql.raw(dialect === 'postgres' ? 'xid8' : 'text')}`.execute(
+          db,
+        );
+      },
+    },
   };
 }
 

@@ -1,4 +1,4 @@
-import type { Generated } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 import type { Status } from './status.ts';
 
 // Times are ISO 8601 UTC strings in both dialects, so ordering and JSON output need no conversion.
@@ -183,6 +183,8 @@ export interface LedgerHeadTable {
   id: number;
   seq: number;
   hash: string;
+  /** PostgreSQL: the least transaction id an unsealed event can have (migration 0020); read as text. */
+  unsealed_from: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** Signed digests of the ledger head (src/audit/digest.ts); the key that signs them is never stored. */

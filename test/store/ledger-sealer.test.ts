@@ -83,11 +83,16 @@ describe.skipIf(unavailable('postgres'))('ledger sealer on postgres', () => {
     const forB = await db.all<StoredEvent>(
       "select pos, seq, actor, data from ledger where actor in ('held', 'quick')",
     );
+    // The floor the next sealer reads from stays at or below the open transaction's id, or its event would be lost.
+    const [floor] = await db.all<{ f: string }>('select unsealed_from::text as f from ledger_head');
     release();
     await aDone;
     await bDone;
     expect(outcome).toBe('committed');
     expect(sealedWhileOpen).toBe(1);
+    expect(floor?.f).toMatch(/^\d+$/);
+    const [heldEvent] = await db.all<{ x: string }>("select xid::text as x from ledger where actor = 'held'");
+    expect(BigInt(floor!.f) <= BigInt(heldEvent!.x)).toBe(true);
     expect(forB.map((e) => [e.actor, e.seq === null])).toEqual([['quick', false]]);
 
     // A inserted first (lower pos) and committed last: the chain takes it after B's. Chain order is seal order.
@@ -98,6 +103,11 @@ describe.skipIf(unavailable('postgres'))('ledger sealer on postgres', () => {
     expect(rows.map((e) => e.actor)).toEqual(['quick', 'held']);
     expect(Number(rows[1]!.pos)).toBeLessThan(Number(rows[0]!.pos));
     expect((await verifyLedger(a)).problems).toEqual([]);
+    // With nothing running, a complete round raises the floor past every event written so far.
+    const [raised] = await db.all<{ above: boolean }>(
+      'select (select unsealed_from from ledger_head) > (select max(xid) from ledger) as above',
+    );
+    expect(raised?.above).toBe(true);
   });
 
   it('seals every committed event exactly once and no rolled-back one, under concurrent instances and sealers', async () => {
