@@ -186,7 +186,7 @@ export interface OutsideRow {
 }
 
 /** Whether an event counts in the customer and account windows: money Airlock did not move, of a known kind. */
-export function countsOutside(e: { origin: string; kind: string | null }): boolean {
+function countsOutside(e: { origin: string; kind: string | null }): boolean {
   return (e.origin === 'automation' || e.origin === 'outside') && e.kind !== null;
 }
 
@@ -229,8 +229,7 @@ function indexed(a: VelocityRow, counted: ReadonlySet<Status>): IndexedAction {
   return {
     id: a.id,
     at: Date.parse(a.created_at),
-    usdCents:
-      a.amount_usd === null || a.amount_usd === undefined ? null : Math.round(Number(a.amount_usd) * 100),
+    usdCents: centsOrNull(a.amount_usd),
     kind: a.kind,
     read: Number(a.read) === 1,
     agentId: a.agent_id,
@@ -245,8 +244,7 @@ function outsideEntry(e: OutsideRow): IndexedAction {
   return {
     id: e.id,
     at: Number(e.created) * 1000,
-    usdCents:
-      e.amount_usd === null || e.amount_usd === undefined ? null : Math.round(Number(e.amount_usd) * 100),
+    usdCents: centsOrNull(e.amount_usd),
     kind: e.kind ?? '',
     read: false,
     agentId: null,
@@ -254,6 +252,10 @@ function outsideEntry(e: OutsideRow): IndexedAction {
     onAccount: e.account,
     counted: true,
   };
+}
+
+function centsOrNull(usd: number | null | undefined): number | null {
+  return usd === null || usd === undefined ? null : Math.round(Number(usd) * 100);
 }
 
 function vote(v: VoteRow): { id: string; agentId: string; at: number; rejected: boolean } {

@@ -38,8 +38,8 @@ export class VelocityReads {
   /**
    * Count and USD sum of what counts towards a window (actions in `q.statuses`, and for customer and account
    * windows the money Stripe reported moving outside Airlock): from the in-memory aggregates when they are current
-   * (SQLite), in O(log n) of the subject's history; on PostgreSQL from per-minute buckets and the window's two
-   * partial edge minutes; else one index range scan.
+   * (SQLite), in O(log n) of the subject's history; on PostgreSQL from per-minute buckets trimmed to the window;
+   * else one index range scan.
    */
   async total(q: VelocityQuery): Promise<VelocityTotal> {
     const memory = await currentMemory(this.c);
@@ -56,7 +56,7 @@ export class VelocityReads {
         excludeId: q.excludeId ?? null,
       });
     }
-    // PostgreSQL: per-minute buckets kept in the database, with the partial minutes at the window's edges scanned.
+    // PostgreSQL: per-minute buckets kept in the database (bucketTotal), else a scan of the rows.
     const own = (!memory && (await this.bucketTotal(q))) || (await this.#scan(q));
     // Money moved outside Airlock has no agent, so it counts in the customer and account windows only.
     if (q.scope === 'agent') return own;
@@ -108,8 +108,8 @@ export class VelocityReads {
   }
 
   /**
-   * A window's total from the per-minute buckets of its whole minutes (PostgreSQL) plus a scan of its two partial
-   * edge minutes, in one statement, so one snapshot; null when the buckets cannot answer it exactly.
+   * A window's total from the per-minute buckets (PostgreSQL), with the rows of at most half a minute read to
+   * trim them to the window, in one statement, so one snapshot; null when the buckets cannot answer it exactly.
    */
   bucketTotal(q: VelocityQuery): Promise<VelocityTotal | null> {
     return bucketTotal(this.c, q);
@@ -252,7 +252,7 @@ async function bucketTotal(c: Connection, q: VelocityQuery): Promise<VelocityTot
   const lowMinute = Math.floor(since / MINUTE) * MINUTE;
   const highMinute = Math.floor(until / MINUTE) * MINUTE;
   const lowTakenBack = since - lowMinute < MINUTE / 2;
-  const firstBucket = lowTakenBack ? lowMinute : lowMinute + MINUTE;
+  // The first bucket's start: where the rows taken back begin, or where the low edge read ends.
   const lowCut = new Date(lowTakenBack ? lowMinute : lowMinute + MINUTE).toISOString();
   const highCut = new Date(highMinute + MINUTE).toISOString();
   const platform = q.scope !== 'agent' && account === null;
@@ -260,14 +260,14 @@ async function bucketTotal(c: Connection, q: VelocityQuery): Promise<VelocityTot
   const parameters: unknown[] = [
     q.since,
     q.until,
-    minuteOf(new Date(firstBucket).toISOString()),
+    minuteOf(lowCut),
     minuteOf(new Date(highMinute).toISOString()),
     lowCut,
     highCut,
   ];
   if (q.scope !== 'account') parameters.push(q.subject);
   if (q.scope !== 'agent' && account !== null) parameters.push(account);
-  // A kind listed twice counts once, as in `kind in (…)`; each kind has an edge scan of its own.
+  // A kind listed twice counts once, as in `kind in (…)`.
   const kindList = q.kinds === 'writes' ? [] : [...new Set(q.kinds)];
   parameters.push(...kindList);
   if (exclude) parameters.push(q.excludeId);
